@@ -1,0 +1,364 @@
+"""Configuration: one pydantic tree loaded from YAML, every field defaulted and bounded.
+
+Unknown keys are rejected, ``${VAR}`` / ``${VAR:-default}`` in string values are taken
+from the environment, and errors name the key path and the value, e.g.
+``cameras.0.source: must not be empty (got '')``.
+
+Sections listed in :data:`CAMERA_OVERRIDABLE` may be repeated under a camera; the
+camera's keys are merged over the global section, so a camera can change one setting
+and inherit the rest.
+
+Example::
+
+    cameras:
+      - name: gate-1
+        source: recordings/demo.mp4
+        tracker: {lost_timeout_s: 2.0}
+    events_log: recordings/events.jsonl
+    dues:
+      database: recordings/dues.sqlite
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+#: Global sections that a camera may override key by key.
+CAMERA_OVERRIDABLE = ("detection", "tracker", "reader", "plates", "dedup")
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; ``str()`` gives one ``key.path: reason (got value)`` per line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Section):
+    """The plate detector shared by every camera."""
+
+    weights: Path | None = Field(
+        None,
+        description="YOLO weights (.pt) trained for plates. Empty: the default fastanpr "
+        "YOLOv8n plate model fetched at set-up. Bring weights trained for your region.",
+    )
+    backend: Literal["auto", "openvino", "torch"] = Field(
+        "auto",
+        description="'auto' uses an OpenVINO export of the weights on CPU (about 3.5x faster, "
+        "made once and cached next to them) and falls back to torch if it cannot be made.",
+    )
+    image_size: int = Field(
+        640,
+        ge=160,
+        le=1920,
+        multiple_of=32,
+        description="Inference size in pixels. Larger finds smaller, farther plates but "
+        "costs time roughly with its square.",
+    )
+
+
+class DetectionConfig(_Section):
+    """Gates applied to each detector box before tracking."""
+
+    confidence: float = Field(
+        0.25,
+        ge=0.01,
+        le=1.0,
+        description="Minimum detector confidence. Lower keeps faint plates alive in the "
+        "tracker (ByteTrack uses low-score boxes) at the price of more noise.",
+    )
+    min_area: int = Field(
+        150,
+        ge=0,
+        le=1_000_000,
+        description="Minimum box area in pixels; smaller plates are too small to read.",
+    )
+
+
+class TrackerConfig(_Section):
+    """ByteTrack settings and how a track ends."""
+
+    lost_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="A track ends (and its plate is read) once it has not been seen for "
+        "this long in media time. Longer survives occlusion; shorter emits sooner.",
+    )
+    activation_threshold: float = Field(
+        0.35,
+        ge=0.0,
+        le=1.0,
+        description="Detector confidence needed to start a new track.",
+    )
+    high_confidence: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Boxes at or above this are matched first; lower ones only extend tracks.",
+    )
+    minimum_iou: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Overlap needed to match a box to a track. Plates move fast relative to "
+        "their size, so keep this low.",
+    )
+    min_frames: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Tracks seen in fewer frames are treated as noise and give no event.",
+    )
+    best_crops: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="How many of a track's best crops (by size, sharpness, confidence and "
+        "distance from the frame edge) are kept for reading.",
+    )
+
+
+class ReaderConfig(_Section):
+    """OCR of a finished track's best crops."""
+
+    engine: Literal["tesseract"] = Field("tesseract", description="OCR engine.")
+    crops: int = Field(
+        3,
+        ge=1,
+        le=50,
+        description="How many of the best crops are read; the reads vote on the plate text.",
+    )
+    tessdata: Path | None = Field(
+        None, description="Tesseract language data folder. Empty: found automatically."
+    )
+    min_confidence: float = Field(
+        0.3,
+        ge=0.0,
+        le=1.0,
+        description="Reads whose OCR confidence (0..1) is below this are discarded.",
+    )
+
+
+class PlatesConfig(_Section):
+    """What counts as a plate number."""
+
+    formats: list[str] = Field(
+        default_factory=lambda: ["in_rto"],
+        description="Plate formats: preset names (see streamer.plates.PRESETS) or regular "
+        "expressions on the normalised text. A read matching one has format_valid: true.",
+    )
+    require_valid_format: bool = Field(
+        False, description="Drop reads that match no configured format instead of flagging them."
+    )
+    min_length: int = Field(4, ge=1, le=20, description="Shortest plate text accepted.")
+    max_length: int = Field(10, ge=1, le=20, description="Longest plate text accepted.")
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: list[str]) -> list[str]:
+        from streamer.plates import compile_format
+
+        for entry in formats:
+            compile_format(entry)
+        return formats
+
+
+class DedupConfig(_Section):
+    """Merging repeats of one plate on one camera."""
+
+    window_s: float = Field(
+        60.0,
+        ge=0.0,
+        le=86_400,
+        description="A plate seen again on the same camera within this many seconds of its "
+        "last sighting is merged into the first event instead of giving a new one.",
+    )
+
+
+class DuesConfig(_Section):
+    """The dues database."""
+
+    database: Path = Field(
+        Path("recordings/dues.sqlite"),
+        description="SQLite file; created empty when missing. Manage it with `streamer dues`.",
+    )
+
+
+class RecordingsConfig(_Section):
+    """Evidence images written for each event."""
+
+    directory: Path = Field(Path("recordings/evidence"), description="Evidence folder.")
+    save_crops: bool = Field(True, description="Write the best plate crop as JPEG.")
+    save_snapshots: bool = Field(
+        True, description="Write the annotated frame of the best crop as JPEG."
+    )
+    jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of evidence images.")
+
+
+class CameraConfig(_Section):
+    """One source of frames and its per-camera settings."""
+
+    name: str = Field(
+        ...,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Unique name; used in events and evidence paths (letters, digits, _ . -).",
+    )
+    source: str = Field(
+        ...,
+        min_length=1,
+        description="A video file path, an rtsp:// or http:// URL, or a webcam index.",
+    )
+    enabled: bool = Field(True, description="Disabled cameras are not opened.")
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    reader: ReaderConfig = Field(default_factory=ReaderConfig)
+    plates: PlatesConfig = Field(default_factory=PlatesConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+
+    @field_validator("source")
+    @classmethod
+    def _not_blank(cls, source: str) -> str:
+        if not source.strip():
+            raise ValueError("must not be empty")
+        return source
+
+
+def _default_cameras() -> list[CameraConfig]:
+    return [CameraConfig(name="gate-1", source="recordings/demo.mp4")]
+
+
+class Config(_Section):
+    """The whole configuration of the daemon."""
+
+    cameras: list[CameraConfig] = Field(default_factory=_default_cameras, min_length=1)
+    events_log: Path = Field(
+        Path("recordings/events.jsonl"), description="JSON-lines log of every event."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    reader: ReaderConfig = Field(default_factory=ReaderConfig)
+    plates: PlatesConfig = Field(default_factory=PlatesConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    dues: DuesConfig = Field(default_factory=DuesConfig)
+    recordings: RecordingsConfig = Field(default_factory=RecordingsConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_camera_overrides(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("cameras"), list):
+            return data
+        cameras = []
+        for camera in data["cameras"]:
+            if isinstance(camera, dict):
+                camera = dict(camera)
+                for section in CAMERA_OVERRIDABLE:
+                    base = data.get(section) or {}
+                    own = camera.get(section) or {}
+                    if isinstance(base, dict) and isinstance(own, dict):
+                        camera[section] = {**base, **own}
+            cameras.append(camera)
+        return {**data, "cameras": cameras}
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        names = [camera.name for camera in self.cameras]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"camera names must be unique: {', '.join(duplicates)}")
+        return self
+
+
+def substitute_env(value: Any, path: str = "") -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree.
+
+    Raises:
+        ConfigError: when a variable without a default is not set.
+    """
+    if isinstance(value, dict):
+        return {
+            key: substitute_env(item, f"{path}.{key}" if path else str(key))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            substitute_env(item, f"{path}.{index}" if path else str(index))
+            for index, item in enumerate(value)
+        ]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path or '<root>'}: environment variable {name} is not set")
+
+    return _ENV_PATTERN.sub(replace, value)
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One ``key.path: message (got value)`` line per problem."""
+    lines = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "<root>"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key"
+        got = problem.get("input")
+        suffix = "" if problem["type"] in {"missing", "extra_forbidden"} else f" (got {got!r})"
+        if isinstance(got, dict | list):
+            suffix = ""
+        lines.append(f"{location}: {message}{suffix}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any) -> Config:
+    """Validate a parsed YAML tree (after ``${VAR}`` substitution) into a :class:`Config`.
+
+    Raises:
+        ConfigError: naming each bad key path and value.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"<root>: expected a mapping of settings (got {type(data).__name__})")
+    try:
+        return Config.model_validate(substitute_env(data))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+
+
+def load_config(path: Path | None) -> Config:
+    """Load and validate the YAML file at ``path``; ``None`` gives the embedded defaults.
+
+    Raises:
+        ConfigError: when the file cannot be read or parsed, or a value is invalid.
+    """
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        reason = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: {reason}") from None
+    return parse_config(data)

@@ -1,0 +1,173 @@
+"""Dues: outstanding fines or fees per plate, looked up for every event.
+
+The embedded backend is an SQLite file. Lookups answer in the seed service's shape
+``{"found", "dues_pending", "amount", "message"}``; a plate with no row gives
+``found: false``. Every call opens its own short connection, so lookups are safe from
+any thread and see changes made by ``streamer dues`` while the daemon runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from streamer.plates import normalise
+
+
+@dataclass(frozen=True)
+class DuesResult:
+    """The answer for one plate, in the seed's ``/check_dues`` shape."""
+
+    found: bool
+    dues_pending: bool
+    amount: float
+    message: str
+
+    def to_json(self) -> dict[str, object]:
+        """The seed's JSON object: ``found``, ``dues_pending``, ``amount``, ``message``."""
+        return asdict(self)
+
+
+NOT_FOUND = DuesResult(found=False, dues_pending=False, amount=0.0, message="No record found")
+
+
+@dataclass(frozen=True)
+class DuesRecord:
+    """One row of the dues database."""
+
+    plate: str
+    amount: float
+    message: str
+    updated_at: str
+
+
+class Dues(Protocol):
+    """Anything that answers whether a plate has dues outstanding."""
+
+    def lookup(self, plate: str) -> DuesResult:
+        """Dues for normalised ``plate``; ``found: false`` when unknown."""
+        ...
+
+
+class DuesError(RuntimeError):
+    """The dues database cannot be opened or a change to it is invalid."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dues (
+    plate TEXT PRIMARY KEY,
+    amount REAL NOT NULL CHECK (amount >= 0),
+    message TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL
+)
+"""
+
+
+class SqliteDues:
+    """Dues kept in an SQLite file, created on first use.
+
+    Example:
+        >>> dues = SqliteDues(Path("/tmp/dues.sqlite"))
+        >>> dues.set("KA01AB1234", 500.0, "Parking fine")
+        >>> dues.lookup("ka-01-ab-1234").dues_pending
+        True
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as connection:
+                connection.execute(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise DuesError(f"dues.database: cannot open {path}: {error}") from None
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=10)) as connection, connection:
+            yield connection
+
+    def lookup(self, plate: str) -> DuesResult:
+        """Dues for ``plate`` (normalised before the lookup)."""
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT amount, message FROM dues WHERE plate = ?", (normalise(plate),)
+            ).fetchone()
+        if row is None:
+            return NOT_FOUND
+        amount, message = float(row[0]), str(row[1])
+        if amount > 0:
+            return DuesResult(True, True, amount, message or "Dues pending")
+        return DuesResult(True, False, 0.0, message or "No dues pending")
+
+    def set(self, plate: str, amount: float, message: str = "") -> None:
+        """Create or replace the dues of ``plate``.
+
+        Raises:
+            DuesError: for an empty plate or a negative amount.
+        """
+        key = normalise(plate)
+        if not key:
+            raise DuesError(f"plate {plate!r} has no letters or digits")
+        if amount < 0:
+            raise DuesError(f"amount must not be negative (got {amount})")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT INTO dues (plate, amount, message, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(plate) DO UPDATE SET amount = excluded.amount, "
+                "message = excluded.message, updated_at = excluded.updated_at",
+                (key, float(amount), message, now),
+            )
+
+    def clear(self, plate: str) -> bool:
+        """Remove ``plate``'s row; ``False`` when there was none."""
+        with self._connect() as connection:
+            cursor = connection.execute("DELETE FROM dues WHERE plate = ?", (normalise(plate),))
+        return cursor.rowcount > 0
+
+    def records(self) -> list[DuesRecord]:
+        """Every row, ordered by plate."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT plate, amount, message, updated_at FROM dues ORDER BY plate"
+            ).fetchall()
+        return [DuesRecord(str(p), float(a), str(m), str(u)) for p, a, m, u in rows]
+
+    def import_csv(self, path: Path) -> int:
+        """Upsert rows from a CSV with a header ``plate,amount[,message]``; returns the count.
+
+        The whole file is checked before anything is written, so a bad row changes nothing.
+
+        Raises:
+            DuesError: naming the file, line and problem.
+        """
+        rows: list[tuple[str, float, str]] = []
+        try:
+            with path.open(newline="", encoding="utf-8") as stream:
+                reader = csv.DictReader(stream)
+                fields = {name.strip().lower() for name in reader.fieldnames or []}
+                if not {"plate", "amount"} <= fields:
+                    raise DuesError(f"{path}: header must name plate and amount columns")
+                for line, row in enumerate(reader, start=2):
+                    row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+                    try:
+                        amount = float(row["amount"])
+                    except ValueError:
+                        raise DuesError(
+                            f"{path}:{line}: amount {row['amount']!r} is not a number"
+                        ) from None
+                    if not normalise(row["plate"]) or amount < 0:
+                        raise DuesError(f"{path}:{line}: bad plate or negative amount")
+                    rows.append((row["plate"], amount, row.get("message", "")))
+        except OSError as error:
+            raise DuesError(f"{path}: cannot read ({error.strerror})") from None
+        for plate, amount, message in rows:
+            self.set(plate, amount, message)
+        return len(rows)

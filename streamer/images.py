@@ -1,0 +1,120 @@
+"""Single images, in the seed services' JSON shapes (``/detect``, ``/ocr``, ``/process``).
+
+The CLI's ``process`` command uses these; so does the HTTP API. They run the same stages
+as the video pipeline, on one image and without tracking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from streamer.config import CameraConfig
+from streamer.detect import Detector, gate
+from streamer.dues import Dues
+from streamer.plates import matches_format
+from streamer.read import OcrEngine, PlateReader
+from streamer.track import cut_crop
+
+
+class ImageError(ValueError):
+    """The bytes given are not a decodable image."""
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode JPEG/PNG/… bytes to a BGR image.
+
+    Raises:
+        ImageError: when the bytes are empty or not an image OpenCV can decode.
+    """
+    if not data:
+        raise ImageError("empty file")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError("not an image (expected JPEG, PNG, BMP, WebP or TIFF)")
+    return image
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The most confident plate in an image."""
+
+    confidence: float
+    bbox: tuple[int, int, int, int]
+    crop: np.ndarray
+
+
+class ImageProcessor:
+    """Detect, read and check plates in single images, with one camera's settings."""
+
+    def __init__(
+        self, detector: Detector, engine: OcrEngine, dues: Dues, camera: CameraConfig
+    ) -> None:
+        self.detector = detector
+        self.dues = dues
+        self.camera = camera
+        self.reader = PlateReader(engine, camera.reader, camera.plates)
+
+    def best_plate(self, image: np.ndarray) -> Detection | None:
+        """The most confident plate box that passes the detection gates, if any."""
+        detections = gate(self.detector.detect(image), self.camera.detection)
+        if len(detections) == 0 or detections.confidence is None:
+            return None
+        best = int(np.argmax(detections.confidence))
+        x1, y1, x2, y2 = (round(v) for v in detections.xyxy[best])
+        bbox = (x1, y1, x2, y2)
+        return Detection(float(detections.confidence[best]), bbox, cut_crop(image, bbox))
+
+    def detect(self, image: np.ndarray) -> dict[str, Any]:
+        """The seed's ``/detect`` shape: found, confidence, box_xyxy, plate_jpg_hex."""
+        found = self.best_plate(image)
+        if found is None:
+            return {"found": False, "confidence": 0.0, "box_xyxy": None, "plate_jpg_hex": None}
+        ok, jpeg = cv2.imencode(".jpg", found.crop)
+        return {
+            "found": True,
+            "confidence": round(found.confidence, 4),
+            "box_xyxy": list(found.bbox),
+            "plate_jpg_hex": jpeg.tobytes().hex() if ok else None,
+        }
+
+    def ocr(self, crop: np.ndarray) -> dict[str, Any]:
+        """The seed's ``/ocr`` shape for a plate crop: success, text."""
+        read = self.reader.read_crop(crop)
+        return {"success": bool(read.text), "text": read.text}
+
+    def process(self, image: np.ndarray) -> dict[str, Any]:
+        """The seed's ``/process`` shape: success, plate_number, detector_confidence, bbox,
+        dues_result; plus ``format_valid`` and ``confidence`` (OCR)."""
+        found = self.best_plate(image)
+        if found is None:
+            return {
+                "success": False,
+                "plate_number": None,
+                "detector_confidence": 0.0,
+                "bbox": None,
+                "dues_result": None,
+                "error": "no plate detected",
+            }
+        read = self.reader.read_crop(found.crop)
+        if not read.text:
+            return {
+                "success": False,
+                "plate_number": None,
+                "detector_confidence": round(found.confidence, 4),
+                "bbox": list(found.bbox),
+                "dues_result": None,
+                "error": "plate detected but not readable",
+            }
+        return {
+            "success": True,
+            "plate_number": read.text,
+            "confidence": round(read.confidence, 3),
+            "format_valid": matches_format(read.text, self.camera.plates.formats),
+            "detector_confidence": round(found.confidence, 4),
+            "bbox": list(found.bbox),
+            "dues_result": self.dues.lookup(read.text).to_json(),
+        }

@@ -1,0 +1,155 @@
+"""One camera's pipeline: frames → detect → track → read → dues → event → sinks.
+
+Frames are read in the source's thread and detected in a worker thread; finished tracks
+go to a separate reading task, so detection never waits for OCR. The tracker and the
+deduplicator belong to this camera alone, so they need no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import supervision as sv
+
+from streamer.config import CameraConfig
+from streamer.detect import Detector, gate
+from streamer.dues import Dues
+from streamer.events import Deduplicator, PlateEvent
+from streamer.read import OcrEngine, PlateReader
+from streamer.recordings import EvidenceWriter
+from streamer.sinks import Sink
+from streamer.sources import Frame, Source, SourceError, open_source, read_in_thread
+from streamer.track import FinishedTrack, PlateTracker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The components every camera shares: one detector, one OCR engine, one dues store."""
+
+    detector: Detector
+    engine: OcrEngine
+    dues: Dues
+    sinks: Sequence[Sink]
+    evidence: EvidenceWriter | None
+
+
+@dataclass
+class CameraStats:
+    """Counters of one camera's run."""
+
+    frames: int = 0
+    tracks: int = 0
+    events: int = 0
+    merged: int = 0
+    unread: int = 0
+    error: str | None = None
+    events_list: list[PlateEvent] = field(default_factory=list, repr=False)
+
+
+FrameCallback = Callable[[Frame], None]
+
+
+class CameraPipeline:
+    """Runs one camera from its source to the sinks."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        stages: Stages,
+        source: Source | None = None,
+        on_frame: FrameCallback | None = None,
+    ) -> None:
+        self.camera = camera
+        self.stages = stages
+        self.source = source
+        self.on_frame = on_frame
+        self.tracker = PlateTracker(camera.name, camera.tracker)
+        self.reader = PlateReader(stages.engine, camera.reader, camera.plates)
+        self.dedup = Deduplicator(camera.dedup)
+        self.stats = CameraStats()
+        self.stop = asyncio.Event()
+
+    def _detect(self, frame: Frame) -> sv.Detections:
+        return gate(self.stages.detector.detect(frame.image), self.camera.detection)
+
+    async def run(self) -> CameraStats:
+        """Process the source to its end (or until :attr:`stop` is set); returns counters."""
+        finished: asyncio.Queue[FinishedTrack | None] = asyncio.Queue()
+        reading = asyncio.create_task(self._read_loop(finished), name=f"read-{self.camera.name}")
+        try:
+            source = self.source or open_source(self.camera.name, self.camera.source)
+            async for frame in read_in_thread(source):
+                detections = await asyncio.to_thread(self._detect, frame)
+                for track in self.tracker.update(frame, detections):
+                    finished.put_nowait(track)
+                self.stats.frames += 1
+                if self.on_frame is not None:
+                    self.on_frame(frame)
+                if self.stop.is_set():
+                    break
+        except SourceError as error:
+            self.stats.error = str(error)
+            logger.error("camera %s: %s", self.camera.name, error)
+        finally:
+            for track in self.tracker.finish_all():
+                finished.put_nowait(track)
+            finished.put_nowait(None)
+            await reading
+        return self.stats
+
+    async def _read_loop(self, finished: asyncio.Queue[FinishedTrack | None]) -> None:
+        while (track := await finished.get()) is not None:
+            self.stats.tracks += 1
+            try:
+                event = await asyncio.to_thread(self.process_track, track)
+            except Exception:
+                logger.exception("camera %s: track %d failed", self.camera.name, track.track_id)
+                continue
+            if event is not None:
+                self.stats.events += 1
+                self.stats.events_list.append(event)
+
+    def process_track(self, track: FinishedTrack) -> PlateEvent | None:
+        """Read, check and deliver one finished track (blocking; runs in a worker thread).
+
+        Returns the event, or ``None`` when the plate was unreadable or merged.
+        """
+        read = self.reader.read(track.crops)
+        if read is None:
+            self.stats.unread += 1
+            logger.debug("camera %s: track %d unreadable", self.camera.name, track.track_id)
+            return None
+        if not self.dedup.admit(read.text, track.first_seen, track.last_seen):
+            self.stats.merged += 1
+            logger.info("camera %s: %s seen again, merged", self.camera.name, read.text)
+            return None
+        event = PlateEvent(
+            camera=self.camera.name,
+            plate_number=read.text,
+            confidence=read.confidence,
+            detector_confidence=read.crop.confidence,
+            bbox=read.crop.bbox,
+            first_seen=track.first_seen,
+            last_seen=track.last_seen,
+            media_time_s=read.crop.frame.media_time_s,
+            frames=track.frames,
+            format_valid=read.format_valid,
+            dues_result=self.stages.dues.lookup(read.text),
+        )
+        if self.stages.evidence is not None:
+            try:
+                event = event.with_evidence(*self.stages.evidence.save(event, read.crop))
+            except OSError as error:
+                logger.error("camera %s: evidence not saved: %s", self.camera.name, error)
+        for sink in self.stages.sinks:
+            try:
+                sink.send(event)
+            except Exception:
+                logger.exception("camera %s: sink %s failed", self.camera.name, type(sink).__name__)
+        logger.info("camera %s: %s (votes %s)", self.camera.name, read.text, ",".join(read.votes))
+        return event

@@ -1,0 +1,128 @@
+"""The daemon: start-up checks, one pipeline per camera, shutdown.
+
+``startup`` fails fast with one line when something is missing (model, Tesseract, an
+unwritable folder, the dues database). ``run`` drives every enabled camera on one event
+loop; a camera that fails is reported and the others go on. The first SIGINT/SIGTERM
+stops intake and lets open tracks finish as events; a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamer.config import Config
+from streamer.detect import Detector, YoloDetector
+from streamer.dues import DuesError, SqliteDues
+from streamer.models import ModelError
+from streamer.pipeline import CameraPipeline, CameraStats, FrameCallback, Stages
+from streamer.read import OcrEngine, OcrError, TesseractEngine
+from streamer.recordings import EvidenceWriter
+from streamer.sinks import JsonLinesSink, Sink
+
+logger = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """Something the daemon needs is missing; the message is one line saying what."""
+
+
+def build_engine(config: Config) -> OcrEngine:
+    """The OCR engine named by the config.
+
+    Raises:
+        StartupError: when the engine cannot start.
+    """
+    try:
+        return TesseractEngine(config.reader.tessdata)
+    except OcrError as error:
+        raise StartupError(str(error)) from None
+
+
+def build_detector(config: Config) -> Detector:
+    """The plate detector of the config.
+
+    Raises:
+        StartupError: when the weights are missing or cannot be loaded.
+    """
+    try:
+        return YoloDetector(config.model)
+    except ModelError as error:
+        raise StartupError(str(error)) from None
+
+
+@dataclass
+class Service:
+    """Runs the configured cameras until their sources end or a signal stops them.
+
+    Args:
+        config: the validated configuration.
+        events_log: where to write events instead of ``config.events_log``.
+        extra_sinks: more sinks (the CLI adds a console printer).
+        install_signal_handlers: off for tests that run the service in-process.
+    """
+
+    config: Config
+    events_log: Path | None = None
+    extra_sinks: Sequence[Sink] = ()
+    install_signal_handlers: bool = True
+    on_frame: FrameCallback | None = None
+    detector: Detector | None = None
+    engine: OcrEngine | None = None
+    pipelines: list[CameraPipeline] = field(default_factory=list)
+    _log: JsonLinesSink | None = None
+
+    def startup(self) -> Stages:
+        """Build the shared stages, failing fast with one line on what is missing.
+
+        Raises:
+            StartupError: for a missing model, Tesseract, database or unwritable folder.
+        """
+        engine = self.engine or build_engine(self.config)
+        try:
+            dues = SqliteDues(self.config.dues.database)
+            self._log = JsonLinesSink(self.events_log or self.config.events_log)
+            evidence = EvidenceWriter(self.config.recordings)
+        except (DuesError, OSError) as error:
+            raise StartupError(str(error)) from None
+        detector = self.detector or build_detector(self.config)
+        return Stages(detector, engine, dues, [self._log, *self.extra_sinks], evidence)
+
+    async def run(self) -> dict[str, CameraStats]:
+        """Run every enabled camera to completion; returns each camera's counters."""
+        stages = self.startup()
+        cameras = [camera for camera in self.config.cameras if camera.enabled]
+        self.pipelines = [
+            CameraPipeline(camera, stages, on_frame=self.on_frame) for camera in cameras
+        ]
+        loop = asyncio.get_running_loop()
+        if self.install_signal_handlers:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self.request_stop, signum)
+        try:
+            results = await asyncio.gather(*(pipeline.run() for pipeline in self.pipelines))
+        finally:
+            if self.install_signal_handlers:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+            if self._log is not None:
+                self._log.close()
+        stats = {camera.name: result for camera, result in zip(cameras, results, strict=True)}
+        logger.info(
+            "finished: %s",
+            ", ".join(f"{name} {s.frames} frames {s.events} events" for name, s in stats.items()),
+        )
+        return stats
+
+    def request_stop(self, signum: int | None = None) -> None:
+        """Stop reading; open tracks still become events. A second request exits now."""
+        if any(pipeline.stop.is_set() for pipeline in self.pipelines):
+            logger.warning("second stop request: exiting now")
+            raise SystemExit(1)
+        logger.info("stopping (signal %s): finishing open tracks", signum)
+        for pipeline in self.pipelines:
+            pipeline.stop.set()

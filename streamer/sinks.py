@@ -1,0 +1,78 @@
+"""Where events go: the JSON-lines log (webhooks join in a later module)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+from streamer.events import PlateEvent
+
+logger = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Receives every event; ``send`` may block briefly and runs in a thread."""
+
+    def send(self, event: PlateEvent) -> None:
+        """Deliver one event."""
+        ...
+
+
+class JsonLinesSink:
+    """Appends each event as one JSON line and flushes, so a crash loses no written event."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._stream = path.open("a", encoding="utf-8")
+        except OSError as error:
+            raise OSError(f"events_log: cannot write {path} ({error.strerror})") from None
+        self._lock = threading.Lock()
+
+    def send(self, event: PlateEvent) -> None:
+        """Append ``event`` as one line."""
+        self.write(event.to_json())
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append any JSON record (status lines use this too)."""
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._stream.close()
+
+
+class ConsoleSink:
+    """One readable line per event on a terminal stream (the CLI's ``run`` and ``demo``)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self._lock = threading.Lock()
+
+    def send(self, event: PlateEvent) -> None:
+        """Print ``event`` as one line: time, camera, plate, confidence, dues."""
+        dues = event.dues_result
+        if dues.dues_pending:
+            status = f"DUES PENDING {dues.amount:.2f} ({dues.message})"
+        elif dues.found:
+            status = "no dues"
+        else:
+            status = "not in dues database"
+        where = f"t={event.media_time_s:7.2f}s" if event.media_time_s is not None else ""
+        valid = "" if event.format_valid else " [format?]"
+        with self._lock:
+            print(
+                f"{event.camera:<10} {where} {event.plate_number:<12}{valid} "
+                f"conf={event.confidence:.2f} {status}",
+                file=self.stream,
+                flush=True,
+            )

@@ -1,0 +1,192 @@
+"""Plate tracking: ByteTrack (from ``trackers``) plus the start and end of each track.
+
+``trackers.ByteTrackTracker`` assigns ids; this module keeps, per id, how long it has been
+seen and its best crops, and says when a track has ended: when it has not been seen for
+``lost_timeout_s`` on the source's clock, or when the source ends (:meth:`finish_all`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import cv2
+import numpy as np
+import supervision as sv
+from trackers import ByteTrackTracker
+
+from streamer.config import TrackerConfig
+from streamer.sources import Frame
+
+#: Crops are cut with this fraction of the box added on each side, so a slightly tight
+#: box does not clip characters; the reader finds the plate inside.
+CROP_MARGIN = 0.08
+
+
+@dataclass(frozen=True, eq=False)
+class PlateCrop:
+    """One sighting of a tracked plate.
+
+    Attributes:
+        image: BGR pixels of the plate with a small margin.
+        bbox: the detector's box ``(x1, y1, x2, y2)`` in frame pixels.
+        confidence: detector confidence.
+        quality: how promising the crop is for reading, 0..1 (see :func:`crop_quality`).
+        frame: the frame it was cut from (kept for the best crop's snapshot).
+    """
+
+    image: np.ndarray = field(repr=False)
+    bbox: tuple[int, int, int, int]
+    confidence: float
+    quality: float
+    frame: Frame = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FinishedTrack:
+    """A track that has ended, with its best crops (best first)."""
+
+    camera: str
+    track_id: int
+    first_seen: datetime
+    last_seen: datetime
+    frames: int
+    crops: tuple[PlateCrop, ...]
+
+    @property
+    def best(self) -> PlateCrop:
+        """The highest-quality crop."""
+        return self.crops[0]
+
+
+def sharpness(grey: np.ndarray) -> float:
+    """Variance of the Laplacian: higher is sharper."""
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def crop_quality(
+    crop: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    confidence: float,
+    frame_size: tuple[int, int],
+) -> float:
+    """Score a crop for reading, 0..1: the product of four factors, each 0..1.
+
+    - size: box height relative to 40 px, where characters become reliably readable;
+    - sharpness: Laplacian variance squashed to 0..1 (blur from motion or focus);
+    - confidence: the detector's;
+    - edge: boxes touching the frame border are likely cut off.
+    """
+    x1, y1, x2, y2 = bbox
+    width, height = frame_size
+    size = min(1.0, (y2 - y1) / 40.0)
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    sharp = sharpness(grey)
+    sharp_factor = sharp / (sharp + 150.0)
+    margin = min(x1, y1, width - x2, height - y2)
+    edge = 1.0 if margin >= 4 else 0.3
+    return float(size * (0.3 + 0.7 * sharp_factor) * confidence * edge)
+
+
+def cut_crop(image: np.ndarray, bbox: tuple[int, int, int, int]) -> np.ndarray:
+    """The box with :data:`CROP_MARGIN` added on each side, clipped to the image."""
+    x1, y1, x2, y2 = bbox
+    dx = round((x2 - x1) * CROP_MARGIN)
+    dy = round((y2 - y1) * CROP_MARGIN)
+    height, width = image.shape[:2]
+    return image[max(0, y1 - dy) : min(height, y2 + dy), max(0, x1 - dx) : min(width, x2 + dx)]
+
+
+@dataclass
+class _LiveTrack:
+    track_id: int
+    first_seen: datetime
+    last_seen: datetime
+    last_clock: float
+    frames: int = 0
+    # min-heap of (quality, tiebreak, crop): the worst kept crop is at the top
+    crops: list[tuple[float, int, PlateCrop]] = field(default_factory=list)
+
+
+class PlateTracker:
+    """One camera's tracks. Owned by that camera's task: not thread-safe by design."""
+
+    def __init__(self, camera: str, config: TrackerConfig, frame_rate: float = 25.0) -> None:
+        self.camera = camera
+        self.config = config
+        self._tracker = ByteTrackTracker(
+            lost_track_buffer=max(1, round(config.lost_timeout_s * 30)),
+            frame_rate=frame_rate,
+            track_activation_threshold=config.activation_threshold,
+            minimum_consecutive_frames=1,
+            minimum_iou_threshold=config.minimum_iou,
+            high_conf_det_threshold=config.high_confidence,
+        )
+        self._live: dict[int, _LiveTrack] = {}
+        self._tiebreak = itertools.count()
+
+    @property
+    def active(self) -> int:
+        """How many tracks are open."""
+        return len(self._live)
+
+    def update(self, frame: Frame, detections: sv.Detections) -> list[FinishedTrack]:
+        """Feed one frame's (gated) detections; returns the tracks that ended by now."""
+        tracked = self._tracker.update(detections, timestamp=frame.clock_s)
+        height, width = frame.image.shape[:2]
+        confidences = tracked.confidence if tracked.confidence is not None else None
+        for index, tracker_id in enumerate(
+            tracked.tracker_id if tracked.tracker_id is not None else []
+        ):
+            if tracker_id < 0:
+                continue
+            x1, y1, x2, y2 = (round(v) for v in tracked.xyxy[index])
+            x1, y1 = max(0, x1), max(0, y1)
+            x2, y2 = min(width, x2), min(height, y2)
+            if x2 - x1 < 2 or y2 - y1 < 2:
+                continue
+            bbox = (x1, y1, x2, y2)
+            confidence = float(confidences[index]) if confidences is not None else 1.0
+            image = cut_crop(frame.image, bbox)
+            quality = crop_quality(image, bbox, confidence, (width, height))
+            track = self._live.get(int(tracker_id))
+            if track is None:
+                track = _LiveTrack(
+                    int(tracker_id), frame.captured_at, frame.captured_at, frame.clock_s
+                )
+                self._live[int(tracker_id)] = track
+            track.frames += 1
+            track.last_seen = frame.captured_at
+            track.last_clock = frame.clock_s
+            crop = PlateCrop(image.copy(), bbox, confidence, quality, frame)
+            entry = (quality, next(self._tiebreak), crop)
+            if len(track.crops) < self.config.best_crops:
+                heapq.heappush(track.crops, entry)
+            elif quality > track.crops[0][0]:
+                heapq.heapreplace(track.crops, entry)
+        ended = [
+            track_id
+            for track_id, track in self._live.items()
+            if frame.clock_s - track.last_clock > self.config.lost_timeout_s
+        ]
+        return self._finish(ended)
+
+    def finish_all(self) -> list[FinishedTrack]:
+        """End every open track (the source has ended)."""
+        return self._finish(list(self._live))
+
+    def _finish(self, track_ids: list[int]) -> list[FinishedTrack]:
+        finished = []
+        for track_id in track_ids:
+            track = self._live.pop(track_id)
+            if track.frames < self.config.min_frames or not track.crops:
+                continue
+            crops = tuple(crop for _, _, crop in sorted(track.crops, key=lambda e: -e[0]))
+            finished.append(
+                FinishedTrack(
+                    self.camera, track_id, track.first_seen, track.last_seen, track.frames, crops
+                )
+            )
+        return finished
