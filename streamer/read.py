@@ -193,17 +193,27 @@ def _character_boxes(binary: np.ndarray) -> list[tuple[int, int, int, int]]:
     return boxes
 
 
-def _text_white(grey: np.ndarray) -> np.ndarray:
-    """Otsu-binarise so that characters are white (the minority in the middle band)."""
+def _dark_text(grey: np.ndarray) -> bool:
+    """Whether the characters are darker than the plate (the background is the majority)."""
     _, binary = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    band = binary[binary.shape[0] // 4 : 3 * binary.shape[0] // 4]
-    if np.count_nonzero(band) > band.size / 2:
-        binary = cv2.bitwise_not(binary)
-    return binary
+    return bool(np.count_nonzero(binary) > binary.size / 2)
+
+
+def _text_white(grey: np.ndarray, dark_text: bool) -> np.ndarray:
+    """Otsu-binarise so that the characters are white."""
+    mode = cv2.THRESH_BINARY_INV if dark_text else cv2.THRESH_BINARY
+    return cv2.threshold(grey, 0, 255, mode + cv2.THRESH_OTSU)[1]
 
 
 def _clear_border(binary: np.ndarray) -> np.ndarray:
-    """Remove white blobs that touch the image border (plate frame, surroundings)."""
+    """Remove the plate frame and white blobs that touch the image border.
+
+    Long horizontal runs (the frame's top and bottom edges) are removed first, so that
+    a character touching the frame is not taken away with it.
+    """
+    length = max(3, binary.shape[1] // 2)
+    lines = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    binary = cv2.subtract(binary, lines)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     height, width = binary.shape[:2]
     touching = [
@@ -214,9 +224,8 @@ def _clear_border(binary: np.ndarray) -> np.ndarray:
         or stats[label, 0] + stats[label, 2] >= width
         or stats[label, 1] + stats[label, 3] >= height
     ]
-    cleared = binary.copy()
-    cleared[np.isin(labels, touching)] = 0
-    return cleared
+    binary[np.isin(labels, touching)] = 0
+    return binary
 
 
 def _plate_region(grey: np.ndarray) -> np.ndarray:
@@ -256,8 +265,9 @@ def prepare(crop: np.ndarray) -> np.ndarray:
     scale = 2 * TARGET_HEIGHT / max(1, grey.shape[0])
     grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     grey = _plate_region(cv2.GaussianBlur(grey, (3, 3), 0))
+    dark_text = _dark_text(grey)
 
-    boxes = _character_boxes(_text_white(grey))
+    boxes = _character_boxes(_text_white(grey, dark_text))
     if len(boxes) >= 3:
         centres = np.array([(x + w / 2, y + h / 2) for x, y, w, h in boxes])
         slope = float(np.polyfit(centres[:, 0], centres[:, 1], 1)[0])
@@ -272,7 +282,7 @@ def prepare(crop: np.ndarray) -> np.ndarray:
                 flags=cv2.INTER_CUBIC,
                 borderMode=cv2.BORDER_REPLICATE,
             )
-            boxes = _character_boxes(_text_white(grey))
+            boxes = _character_boxes(_text_white(grey, dark_text))
     if len(boxes) >= 3:
         # Keep the band of the character row (the plate's other lines and frame go).
         median = float(np.median([h for _, _, _, h in boxes]))
@@ -284,7 +294,7 @@ def prepare(crop: np.ndarray) -> np.ndarray:
 
     scale = TARGET_HEIGHT / max(1, grey.shape[0])
     grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    black_on_white = cv2.bitwise_not(_clear_border(_text_white(grey)))
+    black_on_white = cv2.bitwise_not(_clear_border(_text_white(grey, dark_text)))
     border = TARGET_HEIGHT // 4
     return cv2.copyMakeBorder(
         black_on_white, border, border, border, border, cv2.BORDER_CONSTANT, value=255

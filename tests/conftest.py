@@ -1,0 +1,80 @@
+"""Shared fixtures: the real detector and OCR engine, generated video, shared data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamer.config import Config, parse_config
+from streamer.demo import DemoManifest, DemoVehicle, render_video
+from streamer.detect import YoloDetector
+from streamer.read import TesseractEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def detector() -> YoloDetector:
+    """The real plate model (OpenVINO export when available)."""
+    return YoloDetector(Config().model)
+
+
+@pytest.fixture(scope="session")
+def engine() -> TesseractEngine:
+    """Real Tesseract, in-process."""
+    return TesseractEngine()
+
+
+@pytest.fixture(scope="session")
+def demo_video(tmp_path_factory: pytest.TempPathFactory) -> DemoManifest:
+    """The project's demo recording, rendered once per test session."""
+    return render_video(tmp_path_factory.mktemp("demo") / "demo.mp4")
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> DemoManifest:
+    """A two-vehicle clip, for tests that need a video but not the whole demo."""
+    vehicles = (DemoVehicle("MH12DE1433", 0.0, ""), DemoVehicle("TN09BC5678", 250.0, "Toll"))
+    return render_video(
+        tmp_path_factory.mktemp("clip") / "clip.mp4",
+        vehicles,
+        seconds_per_vehicle=2.5,
+        gap_seconds=0.8,
+        seed=7,
+    )
+
+
+def frame_at(video: Path, seconds: float) -> np.ndarray:
+    """The frame of ``video`` at ``seconds``."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    capture.set(cv2.CAP_PROP_POS_MSEC, seconds * 1000)
+    ok, image = capture.read()
+    capture.release()
+    assert ok, f"no frame at {seconds}s in {video}"
+    return image
+
+
+def make_config(tmp_path: Path, **overrides: object) -> Config:
+    """A config whose files all live in ``tmp_path``."""
+    data: dict[str, object] = {
+        "cameras": [{"name": "cam", "source": str(tmp_path / "missing.mp4")}],
+        "events_log": str(tmp_path / "events.jsonl"),
+        "dues": {"database": str(tmp_path / "dues.sqlite")},
+        "recordings": {"directory": str(tmp_path / "evidence")},
+    }
+    data.update(overrides)
+    return parse_config(data)
+
+
+@pytest.fixture
+def shared_data() -> Iterator[Path]:
+    """``../shared/data``; the test is skipped when it is absent (a user's clone)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    yield SHARED_DATA

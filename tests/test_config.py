@@ -1,0 +1,119 @@
+"""Config loading: defaults, overrides, ${VAR} substitution and error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamer.config import Config, ConfigError, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_example_config_is_the_embedded_defaults() -> None:
+    """config/streamer.yaml documents the defaults; it must not drift from them."""
+    assert load_config(ROOT / "config" / "streamer.yaml") == Config()
+
+
+def test_defaults_process_the_demo_recording() -> None:
+    config = Config()
+    assert [(c.name, c.source) for c in config.cameras] == [("gate-1", "recordings/demo.mp4")]
+    assert config.dues.database == Path("recordings/dues.sqlite")
+    assert config.events_log == Path("recordings/events.jsonl")
+
+
+def test_camera_overrides_merge_over_global_sections() -> None:
+    config = parse_config(
+        {
+            "tracker": {"lost_timeout_s": 2.0, "min_frames": 4},
+            "cameras": [
+                {"name": "a", "source": "a.mp4", "tracker": {"min_frames": 9}},
+                {"name": "b", "source": "b.mp4"},
+            ],
+        }
+    )
+    a, b = config.cameras
+    assert (a.tracker.lost_timeout_s, a.tracker.min_frames) == (2.0, 9)
+    assert (b.tracker.lost_timeout_s, b.tracker.min_frames) == (2.0, 4)
+
+
+def test_environment_variables_are_substituted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATE_URL", "recordings/gate.mp4")
+    config = parse_config(
+        {
+            "cameras": [{"name": "g", "source": "${GATE_URL}"}],
+            "events_log": "${LOG_DIR:-logs}/events.jsonl",
+        }
+    )
+    assert config.cameras[0].source == "recordings/gate.mp4"
+    assert config.events_log == Path("logs/events.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"cameras": [{"name": "g", "source": ""}]},
+            "cameras.0.source: String should have at least 1 character (got '')",
+        ),
+        (
+            {"cameras": [{"name": "g", "source": "  "}]},
+            "cameras.0.source: must not be empty (got '  ')",
+        ),
+        (
+            {"cameras": [{"name": "g", "source": "x.mp4", "colour": "red"}]},
+            "cameras.0.colour: unknown key",
+        ),
+        ({"camera": []}, "camera: unknown key"),
+        (
+            {"cameras": [{"name": "bad name!", "source": "x.mp4"}]},
+            "cameras.0.name: String should match pattern",
+        ),
+        (
+            {"tracker": {"lost_timeout_s": -1}},
+            "tracker.lost_timeout_s: Input should be greater than 0 (got -1)",
+        ),
+        (
+            {"detection": {"confidence": "high"}},
+            "detection.confidence: Input should be a valid number",
+        ),
+        (
+            {"plates": {"formats": ["in_rto", "[unclosed"]}},
+            "plates.formats: '[unclosed' is neither a preset",
+        ),
+        (
+            {"cameras": [{"name": "g", "source": "a"}, {"name": "g", "source": "b"}]},
+            "camera names must be unique: g",
+        ),
+        (
+            {"cameras": [{"name": "g", "source": "${NOT_SET_ANYWHERE}"}]},
+            "cameras.0.source: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        ({"cameras": []}, "cameras: List should have at least 1 item"),
+        ([1, 2], "<root>: expected a mapping of settings"),
+    ],
+)
+def test_errors_name_the_key_path_and_value(data: object, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(data)
+    assert message in str(error.value)
+
+
+def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.yaml: cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("cameras: [\n  - name: a\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: line \d+"):
+        load_config(broken)
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        yaml.safe_dump({"cameras": [{"name": "x", "source": "x.mp4"}], "dedup": {"window_s": 5}})
+    )
+    config = load_config(path)
+    assert config.cameras[0].dedup.window_s == 5

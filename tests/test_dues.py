@@ -1,0 +1,84 @@
+"""The SQLite dues database: the seed's lookup shape, changes, CSV import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamer.dues import DuesError, SqliteDues
+
+
+@pytest.fixture
+def dues(tmp_path: Path) -> SqliteDues:
+    return SqliteDues(tmp_path / "sub" / "dues.sqlite")
+
+
+def test_unknown_plate_is_not_found(dues: SqliteDues) -> None:
+    assert dues.lookup("KA01AB1234").to_json() == {
+        "found": False,
+        "dues_pending": False,
+        "amount": 0.0,
+        "message": "No record found",
+    }
+
+
+@pytest.mark.parametrize(
+    ("amount", "message", "expected"),
+    [
+        (
+            500.0,
+            "Parking fine",
+            {"found": True, "dues_pending": True, "amount": 500.0, "message": "Parking fine"},
+        ),
+        (
+            0.0,
+            "",
+            {"found": True, "dues_pending": False, "amount": 0.0, "message": "No dues pending"},
+        ),
+    ],
+)
+def test_lookup_shape(
+    dues: SqliteDues, amount: float, message: str, expected: dict[str, object]
+) -> None:
+    dues.set("ka 01 ab 1234", amount, message)
+    assert dues.lookup("KA01AB1234").to_json() == expected
+
+
+def test_set_clear_and_records(dues: SqliteDues) -> None:
+    dues.set("TN09BC5678", 100)
+    dues.set("TN09BC5678", 250, "Toll")
+    assert [(r.plate, r.amount, r.message) for r in dues.records()] == [
+        ("TN09BC5678", 250.0, "Toll")
+    ]
+    assert dues.clear("tn-09-bc-5678")
+    assert not dues.clear("TN09BC5678")
+    assert not dues.lookup("TN09BC5678").found
+
+
+@pytest.mark.parametrize(("plate", "amount"), [("--", 10.0), ("KA01AB1234", -1.0)])
+def test_rejects_bad_changes(dues: SqliteDues, plate: str, amount: float) -> None:
+    with pytest.raises(DuesError):
+        dues.set(plate, amount)
+
+
+def test_import_csv(dues: SqliteDues, tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("plate,amount,message\nKA01AB1234,500,Fine\nMH12DE1433,0,\n")
+    assert dues.import_csv(good) == 2
+    assert dues.lookup("KA01AB1234").dues_pending
+    assert dues.lookup("MH12DE1433").found
+
+
+def test_import_csv_bad_row_changes_nothing(dues: SqliteDues, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("plate,amount\nKA01AB1234,500\nMH12DE1433,lots\n")
+    with pytest.raises(DuesError, match=r"bad\.csv:3: amount 'lots' is not a number"):
+        dues.import_csv(bad)
+    assert dues.records() == []
+
+
+def test_unopenable_database_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "dir.sqlite").mkdir()
+    with pytest.raises(DuesError, match="dues.database: cannot open"):
+        SqliteDues(tmp_path / "dir.sqlite")

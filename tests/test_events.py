@@ -1,0 +1,63 @@
+"""Events: the JSON shape and merging repeats of a plate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from streamer.config import DedupConfig
+from streamer.dues import NOT_FOUND
+from streamer.events import Deduplicator, PlateEvent
+
+T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+def test_event_json_has_the_documented_keys() -> None:
+    event = PlateEvent(
+        "gate-1",
+        "KA01AB1234",
+        0.91,
+        0.8,
+        (1, 2, 3, 4),
+        T0,
+        T0 + timedelta(seconds=2),
+        12.5,
+        40,
+        True,
+        NOT_FOUND,
+    )
+    data = event.to_json()
+    assert set(data) >= {
+        "event_id",
+        "camera",
+        "plate_number",
+        "confidence",
+        "detector_confidence",
+        "bbox",
+        "first_seen",
+        "last_seen",
+        "media_time_s",
+        "frames",
+        "format_valid",
+        "dues_result",
+        "crop_path",
+        "snapshot_path",
+    }
+    assert data["first_seen"] == "2026-01-01T12:00:00.000Z"
+    assert data["bbox"] == [1, 2, 3, 4]
+    assert data["dues_result"] == {
+        "found": False,
+        "dues_pending": False,
+        "amount": 0.0,
+        "message": "No record found",
+    }
+
+
+@pytest.mark.parametrize(("gap_s", "new_event"), [(5, False), (59, False), (61, True)])
+def test_repeat_within_window_is_merged(gap_s: float, new_event: bool) -> None:
+    dedup = Deduplicator(DedupConfig(window_s=60))
+    assert dedup.admit("KA01AB1234", T0, T0 + timedelta(seconds=3))
+    again = T0 + timedelta(seconds=3 + gap_s)
+    assert dedup.admit("KA01AB1234", again, again + timedelta(seconds=1)) is new_event
+    assert dedup.admit("MH12DE1433", again, again)  # another plate is unaffected

@@ -1,0 +1,47 @@
+"""Plate normalisation and regional formats."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamer.plates import PRESETS, compile_format, matches_format, normalise
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("ka-01 ab 1234", "KA01AB1234"), ("34A-368.37", "34A36837"), (" \n", ""), ("ÄB 12", "B12")],
+)
+def test_normalise(raw: str, expected: str) -> None:
+    assert normalise(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("plate", "preset", "valid"),
+    [
+        ("KA01AB1234", "in_rto", True),
+        ("DL3CAB1234", "in_rto", True),
+        ("MH12DE1433", "in_rto", True),
+        ("22BH1234AA", "in_rto", True),
+        ("KA01AB12345", "in_rto", False),
+        ("K01AB1234", "in_rto", False),
+        ("AA1234BB", "ua", True),
+        ("AA12345B", "ua", False),
+        ("ABC1D23", "br", True),
+        ("ABC1234", "br", True),
+        ("34A36837", "vn", True),
+        ("89C20339", "vn", True),
+        ("XX999X", "nl", True),
+        ("7ABC123", "us", True),
+        ("ABCDEFG", "us", False),
+    ],
+)
+def test_presets(plate: str, preset: str, valid: bool) -> None:
+    assert matches_format(plate, [preset]) is valid
+
+
+def test_custom_regex_and_unknown_entries() -> None:
+    assert matches_format("AB123", [r"[A-Z]{2}[0-9]{3}"])
+    assert not matches_format("AB1234", [r"[A-Z]{2}[0-9]{3}"])
+    with pytest.raises(ValueError, match="neither a preset"):
+        compile_format("(")
+    assert set(PRESETS) >= {"in_rto", "eu", "us", "nl", "br"}

@@ -1,0 +1,115 @@
+"""Tracking: one track per moving plate, track ends, crop quality."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import cv2
+import numpy as np
+import pytest
+import supervision as sv
+
+from streamer.config import TrackerConfig
+from streamer.sources import Frame
+from streamer.track import PlateTracker, crop_quality
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_frame(index: int, fps: float = 25.0) -> Frame:
+    image = np.full((360, 640, 3), 90, np.uint8)
+    cv2.putText(image, "AB12", (100 + index, 200), cv2.FONT_HERSHEY_SIMPLEX, 1, (0, 0, 0), 2)
+    t = index / fps
+    return Frame("cam", index, image, START + timedelta(seconds=t), t)
+
+
+def make_detections(
+    *boxes: tuple[float, float, float, float], confidence: float = 0.8
+) -> sv.Detections:
+    if not boxes:
+        return sv.Detections.empty()
+    return sv.Detections(
+        xyxy=np.array(boxes, dtype=float),
+        confidence=np.full(len(boxes), confidence),
+        class_id=np.zeros(len(boxes), dtype=int),
+    )
+
+
+def run(tracker: PlateTracker, frames: int, boxes_at: object) -> list[object]:
+    finished = []
+    for index in range(frames):
+        boxes = boxes_at(index)  # type: ignore[operator]
+        finished += tracker.update(make_frame(index), make_detections(*boxes))
+    return finished
+
+
+def test_one_track_per_moving_plate_ends_after_timeout() -> None:
+    tracker = PlateTracker("cam", TrackerConfig(lost_timeout_s=0.4, min_frames=3))
+    # A plate moves right for 20 frames, then nothing for 20 frames (0.8 s).
+    finished = run(tracker, 40, lambda i: [(100 + 4 * i, 180, 180 + 4 * i, 210)] if i < 20 else [])
+    assert len(finished) == 1
+    track = finished[0]
+    assert track.frames in (19, 20)  # ByteTrack confirms a track on its second frame
+    assert 1 <= len(track.crops) <= 5
+    assert tracker.active == 0
+
+
+def test_two_plates_at_once_give_two_tracks() -> None:
+    tracker = PlateTracker("cam", TrackerConfig(min_frames=3))
+    run(tracker, 10, lambda i: [(50 + i, 50, 130 + i, 80), (400 - i, 250, 480 - i, 280)])
+    assert tracker.active == 2
+    assert len(tracker.finish_all()) == 2
+
+
+def test_short_tracks_are_noise() -> None:
+    tracker = PlateTracker("cam", TrackerConfig(min_frames=5))
+    run(tracker, 3, lambda i: [(50, 50, 130, 80)])
+    assert tracker.finish_all() == []
+
+
+def test_best_crops_are_sorted_best_first() -> None:
+    tracker = PlateTracker("cam", TrackerConfig(min_frames=1, best_crops=3))
+    run(tracker, 12, lambda i: [(100, 100, 160 + 8 * i, 120 + 4 * i)])  # growing plate
+    (track,) = tracker.finish_all()
+    qualities = [crop.quality for crop in track.crops]
+    assert qualities == sorted(qualities, reverse=True)
+    assert len(qualities) == 3
+    assert track.best.bbox[3] - track.best.bbox[1] >= 40  # readable-size crops were kept
+
+
+def plate_image(height: int = 40, blur: int = 0) -> np.ndarray:
+    image = np.full((height, height * 4, 3), 235, np.uint8)
+    cv2.putText(
+        image,
+        "KA01",
+        (4, int(height * 0.8)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        height / 32,
+        (0, 0, 0),
+        max(1, height // 16),
+    )
+    return cv2.GaussianBlur(image, (blur, blur), 0) if blur else image
+
+
+@pytest.mark.parametrize(
+    ("better", "worse"),
+    [
+        (
+            (plate_image(40), (100, 100, 260, 140), 0.8),
+            (plate_image(40, blur=9), (100, 100, 260, 140), 0.8),
+        ),
+        (
+            (plate_image(40), (100, 100, 260, 140), 0.8),
+            (plate_image(16), (100, 100, 164, 116), 0.8),
+        ),
+        (
+            (plate_image(40), (100, 100, 260, 140), 0.8),
+            (plate_image(40), (100, 100, 260, 140), 0.3),
+        ),
+        ((plate_image(40), (100, 100, 260, 140), 0.8), (plate_image(40), (0, 100, 160, 140), 0.8)),
+    ],
+    ids=["sharp", "large", "confident", "off-edge"],
+)
+def test_crop_quality_prefers(better: tuple, worse: tuple) -> None:  # type: ignore[type-arg]
+    size = (640, 360)
+    assert crop_quality(*better, size) > crop_quality(*worse, size)
