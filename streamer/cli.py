@@ -80,13 +80,12 @@ def _run_service(
     config: Config, events_out: Path | None = None, progress: Progress | None = None
 ) -> tuple[dict[str, CameraStats], float]:
     service = Service(config, events_log=events_out, extra_sinks=[ConsoleSink()], on_frame=progress)
-    started = time.monotonic()
     try:
         stats = asyncio.run(service.run())
     finally:
         if progress is not None:
             progress.close()
-    return stats, time.monotonic() - started
+    return stats, service.processing_seconds
 
 
 def cmd_run(args: argparse.Namespace) -> int:

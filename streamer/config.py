@@ -233,8 +233,12 @@ class CameraConfig(_Section):
         return source
 
 
+#: The camera of the embedded defaults: the demo recording.
+DEFAULT_CAMERA = {"name": "gate-1", "source": "recordings/demo.mp4"}
+
+
 def _default_cameras() -> list[CameraConfig]:
-    return [CameraConfig(name="gate-1", source="recordings/demo.mp4")]
+    return [CameraConfig.model_validate(DEFAULT_CAMERA)]
 
 
 class Config(_Section):
@@ -257,7 +261,11 @@ class Config(_Section):
     @model_validator(mode="before")
     @classmethod
     def _merge_camera_overrides(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not isinstance(data.get("cameras"), list):
+        if not isinstance(data, dict):
+            return data
+        if "cameras" not in data:
+            data = {**data, "cameras": [DEFAULT_CAMERA]}
+        if not isinstance(data["cameras"], list):
             return data
         cameras = []
         for camera in data["cameras"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ def build_detector(config: Config) -> Detector:
 class Service:
     """Runs the configured cameras until their sources end or a signal stops them.
 
+    ``processing_seconds`` is the time from the end of start-up (model loaded) to the end.
+
     Args:
         config: the validated configuration.
         events_log: where to write events instead of ``config.events_log``.
@@ -74,6 +77,7 @@ class Service:
     detector: Detector | None = None
     engine: OcrEngine | None = None
     pipelines: list[CameraPipeline] = field(default_factory=list)
+    processing_seconds: float = 0.0
     _log: JsonLinesSink | None = None
 
     def startup(self) -> Stages:
@@ -103,9 +107,11 @@ class Service:
         if self.install_signal_handlers:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self.request_stop, signum)
+        started = time.monotonic()
         try:
             results = await asyncio.gather(*(pipeline.run() for pipeline in self.pipelines))
         finally:
+            self.processing_seconds = time.monotonic() - started
             if self.install_signal_handlers:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)

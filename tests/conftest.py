@@ -77,4 +77,4 @@ def shared_data() -> Iterator[Path]:
     """``../shared/data``; the test is skipped when it is absent (a user's clone)."""
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
-    yield SHARED_DATA
+    return SHARED_DATA

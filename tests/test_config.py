@@ -39,6 +39,11 @@ def test_camera_overrides_merge_over_global_sections() -> None:
     assert (b.tracker.lost_timeout_s, b.tracker.min_frames) == (2.0, 4)
 
 
+def test_global_sections_reach_the_default_camera() -> None:
+    config = parse_config({"reader": {"crops": 5}})
+    assert config.cameras[0].reader.crops == 5
+
+
 def test_environment_variables_are_substituted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATE_URL", "recordings/gate.mp4")
     config = parse_config(

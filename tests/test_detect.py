@@ -5,19 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import supervision as sv
-from conftest import frame_at
 
 from streamer.config import DetectionConfig
 from streamer.demo import DemoManifest
 from streamer.detect import YoloDetector, gate
 
+from conftest import frame_at
+
 
 def test_finds_the_demo_plate(detector: YoloDetector, demo_video: DemoManifest) -> None:
-    first, last = demo_video.appearances[0]
+    _first, last = demo_video.appearances[0]
     image = frame_at(demo_video.path, last - 0.3)  # the vehicle is close to the camera
     detections = gate(detector.detect(image), DetectionConfig())
     assert len(detections) == 1
-    assert detections.confidence is not None and detections.confidence[0] > 0.4
+    assert detections.confidence is not None
+    assert detections.confidence[0] > 0.4
 
 
 def test_empty_road_has_no_plate(detector: YoloDetector, demo_video: DemoManifest) -> None:

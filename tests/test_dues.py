@@ -80,5 +80,5 @@ def test_import_csv_bad_row_changes_nothing(dues: SqliteDues, tmp_path: Path) ->
 
 def test_unopenable_database_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite").mkdir()
-    with pytest.raises(DuesError, match="dues.database: cannot open"):
+    with pytest.raises(DuesError, match=r"dues\.database: cannot open"):
         SqliteDues(tmp_path / "dir.sqlite")

@@ -105,7 +105,8 @@ def test_vote(reads: list[tuple[str, float]], expected: str | None) -> None:
 def test_disagreement_lowers_confidence() -> None:
     agreed = vote([TextRead("KA01AB1234", 0.9)] * 3, ["in_rto"])
     split = vote([TextRead("KA01AB1234", 0.9), TextRead("KA01AB1284", 0.9)] * 1, ["in_rto"])
-    assert agreed is not None and split is not None
+    assert agreed is not None
+    assert split is not None
     assert agreed[1] > split[1]
 
 
