@@ -14,13 +14,13 @@ test: setup lint  ## the whole test suite, with real weights, Tesseract, SQLite 
 	$(PY) -m pytest
 
 lint:
-	$(VENV)/bin/ruff check streamer tests bench
-	$(VENV)/bin/ruff format --check streamer tests bench
+	$(VENV)/bin/ruff check streamer tests
+	$(VENV)/bin/ruff format --check streamer tests
 	$(VENV)/bin/mypy
 
 format:
-	$(VENV)/bin/ruff format streamer tests bench
-	$(VENV)/bin/ruff check --fix streamer tests bench
+	$(VENV)/bin/ruff format streamer tests
+	$(VENV)/bin/ruff check --fix streamer tests
 
 clean:
 	rm -rf recordings/demo.mp4 recordings/events.jsonl recordings/dues.sqlite recordings/evidence

@@ -47,6 +47,17 @@ def gate(detections: sv.Detections, config: DetectionConfig) -> sv.Detections:
     return gated
 
 
+def _exported_size(exported: Path) -> int | None:
+    """The square input size an OpenVINO export was made for, or ``None`` if there is none."""
+    import yaml
+
+    try:
+        metadata = yaml.safe_load((exported / "metadata.yaml").read_text())
+        return int(metadata["imgsz"][0])
+    except (OSError, KeyError, TypeError, ValueError, IndexError, yaml.YAMLError):
+        return None
+
+
 class YoloDetector:
     """A YOLO plate model, on OpenVINO when it can be, else torch.
 
@@ -70,7 +81,7 @@ class YoloDetector:
         if backend in {"auto", "openvino"}:
             try:
                 exported = openvino_dir(weights)
-                if not (exported / "metadata.yaml").exists():
+                if _exported_size(exported) != self.config.image_size:
                     logger.info("exporting %s to OpenVINO (once, cached in %s)", weights, exported)
                     YOLO(str(weights), task="detect").export(
                         format="openvino", imgsz=self.config.image_size, half=False

@@ -151,5 +151,5 @@ class CameraPipeline:
                 sink.send(event)
             except Exception:
                 logger.exception("camera %s: sink %s failed", self.camera.name, type(sink).__name__)
-        logger.info("camera %s: %s (votes %s)", self.camera.name, read.text, ",".join(read.votes))
+        logger.debug("camera %s: %s (votes %s)", self.camera.name, read.text, ",".join(read.votes))
         return event
