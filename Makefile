@@ -2,15 +2,18 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup setup-test demo test lint format clean
 
 setup:  ## virtualenv, Tesseract, pinned dependencies, model weights
 	@bash scripts/bootstrap.sh
 
+setup-test:  ## setup, plus the GStreamer RTSP server the live-camera tests use
+	@bash scripts/bootstrap.sh --test
+
 demo: setup  ## make the demo recording and process it with the default config
 	$(PY) -m streamer demo
 
-test: setup lint  ## the whole test suite, with real weights, Tesseract, SQLite and video
+test: setup-test lint  ## the whole test suite, with real weights, Tesseract, SQLite and video
 	$(PY) -m pytest
 
 lint:

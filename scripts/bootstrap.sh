@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Set-up for a fresh Debian machine that has only Python: system packages, the virtualenv
 # with the pinned dependencies, and the plate detector's weights. Safe to run again: each
-# step is skipped when already done.
+# step is skipped when already done. With --test, also what the test suite needs: Debian's
+# GStreamer RTSP server (run by Debian's own python3) for the live-camera tests.
 set -euo pipefail
+with_test=false
+[ "${1:-}" = "--test" ] && with_test=true
 cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
@@ -14,6 +17,12 @@ command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)
 ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need_apt+=(tesseract-ocr-eng)
 ldconfig -p 2>/dev/null | grep -q 'libGL.so.1' || need_apt+=(libgl1)
 ldconfig -p 2>/dev/null | grep -q 'libgthread-2.0.so.0' || need_apt+=(libglib2.0-0)
+if $with_test && ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0'); \
+        from gi.repository import GstRtspServer" >/dev/null 2>&1; then
+    need_apt+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
+               gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+               gstreamer1.0-libav)
+fi
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "bootstrap: installing ${need_apt[*]} from Debian"

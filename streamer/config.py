@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 #: Global sections that a camera may override key by key.
-CAMERA_OVERRIDABLE = ("detection", "tracker", "reader", "plates", "dedup")
+CAMERA_OVERRIDABLE = ("detection", "tracker", "reader", "plates", "dedup", "live")
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -185,6 +185,38 @@ class DedupConfig(_Section):
     )
 
 
+class LiveConfig(_Section):
+    """Live sources (RTSP, HTTP, webcams): timeouts and reconnection."""
+
+    transport: Literal["tcp", "udp"] = Field(
+        "tcp",
+        description="RTSP transport. TCP survives lossy networks and NAT; UDP has less "
+        "latency but loses frames when packets drop.",
+    )
+    open_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Give up opening a stream after this long."
+    )
+    watchdog_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A stream that delivers no frame for this long is offline and is reconnected.",
+    )
+    reconnect_initial_s: float = Field(
+        1.0, gt=0, le=300, description="First wait before reconnecting; doubles per failure."
+    )
+    reconnect_max_s: float = Field(
+        30.0, gt=0, le=3600, description="Longest wait between reconnection attempts."
+    )
+    reconnect_jitter: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Each wait is randomised by up to this fraction, so cameras that "
+        "dropped together do not all reconnect at the same instant.",
+    )
+
+
 class DuesConfig(_Section):
     """The dues database."""
 
@@ -216,9 +248,17 @@ class CameraConfig(_Section):
     source: str = Field(
         ...,
         min_length=1,
-        description="A video file path, an rtsp:// or http:// URL, or a webcam index.",
+        description="A video file path, an rtsp://, http:// or https:// URL, a webcam "
+        "index (0) or a V4L2 device path (/dev/video0).",
     )
     enabled: bool = Field(True, description="Disabled cameras are not opened.")
+    realtime: bool = Field(
+        False,
+        description="Pace a video file at its own frame rate and drop frames the pipeline "
+        "cannot keep up with, as a live camera would (demos, tests). Files otherwise keep "
+        "every frame.",
+    )
+    live: LiveConfig = Field(default_factory=LiveConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
@@ -255,6 +295,14 @@ class Config(_Section):
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
     plates: PlatesConfig = Field(default_factory=PlatesConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
+    shutdown_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="On SIGTERM/SIGINT, open tracks are read and written as events; the "
+        "daemon exits after at most this long even if that is not finished.",
+    )
     dues: DuesConfig = Field(default_factory=DuesConfig)
     recordings: RecordingsConfig = Field(default_factory=RecordingsConfig)
 

@@ -67,6 +67,31 @@ class PlateEvent:
         }
 
 
+@dataclass(frozen=True)
+class CameraStatus:
+    """A camera went online, offline (with the reason) or is reconnecting."""
+
+    camera: str
+    status: str
+    reason: str | None
+    at: datetime
+    type: str = "camera_status"
+
+    def to_json(self) -> dict[str, Any]:
+        """The status as a JSON-ready dict (one line of the events log)."""
+        return {
+            "type": self.type,
+            "camera": self.camera,
+            "status": self.status,
+            "reason": self.reason,
+            "at": iso(self.at),
+        }
+
+
+#: Everything the sinks receive.
+Event = PlateEvent | CameraStatus
+
+
 class Deduplicator:
     """Merges repeats of one plate on one camera within ``window_s`` of its last sighting."""
 

@@ -11,17 +11,18 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import supervision as sv
 
 from streamer.config import CameraConfig
 from streamer.detect import Detector, gate
 from streamer.dues import Dues
-from streamer.events import Deduplicator, PlateEvent
+from streamer.events import CameraStatus, Deduplicator, Event, PlateEvent
 from streamer.read import OcrEngine, PlateReader
 from streamer.recordings import EvidenceWriter
 from streamer.sinks import Sink
-from streamer.sources import Frame, Source, SourceError, open_source, read_in_thread
+from streamer.sources import Frame, Source, SourceError, mask_url, open_source, read_in_thread
 from streamer.track import FinishedTrack, PlateTracker
 
 logger = logging.getLogger(__name__)
@@ -43,11 +44,14 @@ class CameraStats:
     """Counters of one camera's run."""
 
     frames: int = 0
+    skipped: int = 0
     tracks: int = 0
     events: int = 0
     merged: int = 0
     unread: int = 0
     error: str | None = None
+    status: str | None = None
+    last_frame_at: datetime | None = None
     events_list: list[PlateEvent] = field(default_factory=list, repr=False)
 
 
@@ -78,32 +82,61 @@ class CameraPipeline:
         return gate(self.stages.detector.detect(frame.image), self.camera.detection)
 
     async def run(self) -> CameraStats:
-        """Process the source to its end (or until :attr:`stop` is set); returns counters."""
-        finished: asyncio.Queue[FinishedTrack | None] = asyncio.Queue()
-        reading = asyncio.create_task(self._read_loop(finished), name=f"read-{self.camera.name}")
+        """Process the source to its end (or until :attr:`stop` is set); returns counters.
+
+        Finished tracks and camera status changes share one queue to the reading task, so
+        the sinks see them in order and detection never waits for OCR or delivery.
+        """
+        loop = asyncio.get_running_loop()
+        work: asyncio.Queue[FinishedTrack | CameraStatus | None] = asyncio.Queue()
+        reading = asyncio.create_task(self._read_loop(work), name=f"read-{self.camera.name}")
+
+        def on_status(state: str, reason: str | None) -> None:  # from the source's thread
+            status = CameraStatus(self.camera.name, state, reason, datetime.now(UTC))
+            loop.call_soon_threadsafe(self._status_changed, status, work)
+
+        def on_drop() -> None:
+            self.stats.skipped += 1
+
         try:
-            source = self.source or open_source(self.camera.name, self.camera.source)
-            async for frame in read_in_thread(source):
+            source = self.source or open_source(self.camera, on_status)
+            async for frame in read_in_thread(source, self.stop, on_drop=on_drop):
                 detections = await asyncio.to_thread(self._detect, frame)
                 for track in self.tracker.update(frame, detections):
-                    finished.put_nowait(track)
+                    work.put_nowait(track)
                 self.stats.frames += 1
+                self.stats.last_frame_at = frame.captured_at
                 if self.on_frame is not None:
                     self.on_frame(frame)
-                if self.stop.is_set():
-                    break
         except SourceError as error:
-            self.stats.error = str(error)
-            logger.error("camera %s: %s", self.camera.name, error)
+            self.stats.error = mask_url(str(error))
+            logger.error("camera %s: %s", self.camera.name, self.stats.error)
         finally:
             for track in self.tracker.finish_all():
-                finished.put_nowait(track)
-            finished.put_nowait(None)
+                work.put_nowait(track)
+            work.put_nowait(None)
             await reading
         return self.stats
 
-    async def _read_loop(self, finished: asyncio.Queue[FinishedTrack | None]) -> None:
-        while (track := await finished.get()) is not None:
+    def _status_changed(
+        self, status: CameraStatus, work: asyncio.Queue[FinishedTrack | CameraStatus | None]
+    ) -> None:
+        self.stats.status = status.status
+        work.put_nowait(status)
+
+    def deliver(self, event: Event) -> None:
+        """Hand ``event`` to every sink; one failing sink does not stop the others."""
+        for sink in self.stages.sinks:
+            try:
+                sink.send(event)
+            except Exception:
+                logger.exception("camera %s: sink %s failed", self.camera.name, type(sink).__name__)
+
+    async def _read_loop(self, work: asyncio.Queue[FinishedTrack | CameraStatus | None]) -> None:
+        while (track := await work.get()) is not None:
+            if isinstance(track, CameraStatus):
+                await asyncio.to_thread(self.deliver, track)
+                continue
             self.stats.tracks += 1
             try:
                 event = await asyncio.to_thread(self.process_track, track)

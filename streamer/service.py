@@ -78,6 +78,7 @@ class Service:
     engine: OcrEngine | None = None
     pipelines: list[CameraPipeline] = field(default_factory=list)
     processing_seconds: float = 0.0
+    stopping: bool = False
     _log: JsonLinesSink | None = None
 
     def startup(self) -> Stages:
@@ -125,10 +126,29 @@ class Service:
         return stats
 
     def request_stop(self, signum: int | None = None) -> None:
-        """Stop reading; open tracks still become events. A second request exits now."""
-        if any(pipeline.stop.is_set() for pipeline in self.pipelines):
-            logger.warning("second stop request: exiting now")
+        """Stop reading; open tracks still become events, within ``shutdown_timeout_s``.
+
+        A second request, or the timeout, exits at once (status 1).
+        """
+        if self.stopping:
+            logger.warning("second stop request: exiting now, open tracks are lost")
             raise SystemExit(1)
-        logger.info("stopping (signal %s): finishing open tracks", signum)
+        self.stopping = True
+        name = signal.Signals(signum).name if signum else "request"
+        logger.info(
+            "stopping (%s): finishing open tracks, at most %.0f s",
+            name,
+            self.config.shutdown_timeout_s,
+        )
         for pipeline in self.pipelines:
             pipeline.stop.set()
+        asyncio.get_running_loop().call_later(self.config.shutdown_timeout_s, self._too_slow)
+
+    def _too_slow(self) -> None:
+        open_tracks = sum(pipeline.tracker.active for pipeline in self.pipelines)
+        logger.error(
+            "shutdown took longer than %.0f s (%d tracks open): exiting now",
+            self.config.shutdown_timeout_s,
+            open_tracks,
+        )
+        raise SystemExit(1)

@@ -7,9 +7,9 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
-from streamer.events import PlateEvent
+from streamer.events import CameraStatus, Event
 
 logger = logging.getLogger(__name__)
 
@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 class Sink(Protocol):
     """Receives every event; ``send`` may block briefly and runs in a thread."""
 
-    def send(self, event: PlateEvent) -> None:
-        """Deliver one event."""
+    def send(self, event: Event) -> None:
+        """Deliver one plate event or camera status."""
         ...
 
 
@@ -34,13 +34,9 @@ class JsonLinesSink:
             raise OSError(f"events_log: cannot write {path} ({error.strerror})") from None
         self._lock = threading.Lock()
 
-    def send(self, event: PlateEvent) -> None:
+    def send(self, event: Event) -> None:
         """Append ``event`` as one line."""
-        self.write(event.to_json())
-
-    def write(self, record: dict[str, Any]) -> None:
-        """Append any JSON record (status lines use this too)."""
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
@@ -58,8 +54,17 @@ class ConsoleSink:
         self.stream = stream or sys.stdout
         self._lock = threading.Lock()
 
-    def send(self, event: PlateEvent) -> None:
-        """Print ``event`` as one line: time, camera, plate, confidence, dues."""
+    def send(self, event: Event) -> None:
+        """Print ``event`` as one line: time, camera, plate, confidence, dues; or a status."""
+        if isinstance(event, CameraStatus):
+            reason = f" ({event.reason})" if event.reason else ""
+            with self._lock:
+                print(
+                    f"{event.camera:<10} camera {event.status}{reason}",
+                    file=self.stream,
+                    flush=True,
+                )
+            return
         dues = event.dues_result
         if dues.dues_pending:
             status = f"DUES PENDING {dues.amount:.2f} ({dues.message})"
@@ -67,7 +72,11 @@ class ConsoleSink:
             status = "no dues"
         else:
             status = "not in dues database"
-        where = f"t={event.media_time_s:7.2f}s" if event.media_time_s is not None else ""
+        where = (
+            f"t={event.media_time_s:7.2f}s"
+            if event.media_time_s is not None
+            else event.last_seen.strftime("%H:%M:%S")
+        )
         valid = "" if event.format_valid else " [format?]"
         with self._lock:
             print(

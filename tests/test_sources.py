@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import random
+import time
 from pathlib import Path
 
 import pytest
 
+from streamer.config import CameraConfig, LiveConfig
 from streamer.demo import DemoManifest
-from streamer.sources import FileSource, SourceError, open_source, read_in_thread
+from streamer.sources import (
+    CaptureSource,
+    FileSource,
+    SourceError,
+    backoff_delays,
+    mask_url,
+    open_source,
+    read_in_thread,
+)
 
 
 def test_every_frame_with_media_time(short_clip: DemoManifest) -> None:
@@ -40,9 +52,77 @@ def test_bad_files_name_the_file(tmp_path: Path, content: bytes | None, message:
         list(FileSource("cam", path).frames())
 
 
-def test_live_sources_are_refused_clearly() -> None:
-    with pytest.raises(SourceError, match="live sources are not supported yet"):
-        open_source("cam", "rtsp://127.0.0.1:8554/gate")
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("rtsp://admin:s3cret@10.0.0.7:554/stream1", "rtsp://admin:***@10.0.0.7:554/stream1"),
+        (
+            "cannot open http://u:p%40ss@cam.local/mjpg and rtsp://x:y@h/z",
+            "cannot open http://u:***@cam.local/mjpg and rtsp://x:***@h/z",
+        ),
+        ("rtsp://10.0.0.7/stream1", "rtsp://10.0.0.7/stream1"),
+        ("recordings/demo.mp4", "recordings/demo.mp4"),
+    ],
+)
+def test_mask_url(text: str, masked: str) -> None:
+    assert mask_url(text) == masked
+
+
+def test_backoff_doubles_to_the_cap_with_jitter() -> None:
+    config = LiveConfig(reconnect_initial_s=1, reconnect_max_s=8, reconnect_jitter=0.2)
+    delays = list(itertools.islice(backoff_delays(config, random.Random(1)), 7))
+    for delay, base in zip(delays, [1, 2, 4, 8, 8, 8, 8], strict=True):
+        assert 0.8 * base <= delay <= 1.2 * base
+    assert len(set(delays)) == len(delays)  # jittered, not identical
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ("recordings/demo.mp4", FileSource),
+        ("rtsp://u:p@127.0.0.1:8554/gate", CaptureSource),
+        ("http://127.0.0.1/video.mjpg", CaptureSource),
+        ("0", CaptureSource),
+        ("/dev/video3", CaptureSource),
+    ],
+)
+def test_open_source_by_kind(source: str, kind: type) -> None:
+    assert isinstance(open_source(CameraConfig(name="c", source=source)), kind)
+
+
+def test_unsupported_scheme_is_one_masked_line() -> None:
+    with pytest.raises(SourceError) as error:
+        open_source(CameraConfig(name="c", source="ftp://user:pw@host/x.mp4"))
+    assert str(error.value) == (
+        "ftp://user:***@host/x.mp4: unsupported scheme 'ftp' "
+        "(use rtsp://, http://, https://, rtmp://, a file or a webcam)"
+    )
+
+
+def test_realtime_file_is_paced_and_drops_what_the_consumer_misses(
+    short_clip: DemoManifest,
+) -> None:
+    async def slow_consumer() -> tuple[int, int, float]:
+        dropped = 0
+
+        def on_drop() -> None:
+            nonlocal dropped
+            dropped += 1
+
+        started = time.monotonic()
+        seen = 0
+        async for _ in read_in_thread(
+            FileSource("cam", short_clip.path, realtime=True), on_drop=on_drop
+        ):
+            seen += 1
+            await asyncio.sleep(0.1)  # a consumer at 10 frames/s behind a 25 frames/s camera
+        return seen, dropped, time.monotonic() - started
+
+    seen, dropped, seconds = asyncio.run(slow_consumer())
+    duration = short_clip.frame_count / short_clip.fps
+    assert seconds == pytest.approx(duration, abs=1.0)  # paced, not as fast as possible
+    assert seen + dropped == short_clip.frame_count
+    assert seen < short_clip.frame_count / 2
 
 
 def test_thread_reader_delivers_all_frames_and_errors(
