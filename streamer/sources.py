@@ -170,11 +170,13 @@ _CAPTURE_LOCK = threading.Lock()
 
 def _open_capture(target: str | int, config: LiveConfig) -> cv2.VideoCapture:
     """Open a stream or webcam with the configured timeouts (may block up to the timeout)."""
+    # FFmpeg gives up a stalled read only after its interrupt fires three times in a row,
+    # so a third of the watchdog makes a silent stream count as offline after watchdog_s.
     params = [
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
         int(config.open_timeout_s * 1000),
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-        int(config.watchdog_s * 1000),
+        int(config.watchdog_s * 1000 / 3),
     ]
     if isinstance(target, int) or target.startswith("/dev/"):
         return cv2.VideoCapture(target, cv2.CAP_V4L2)

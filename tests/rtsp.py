@@ -7,6 +7,7 @@ simulate a camera crash or a dropped network, and start it again on the same URL
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import select
@@ -117,7 +118,8 @@ class RtspServer:
             if select.select([process.stdout], [], [], min(left, 0.5))[0]:
                 chunk = os.read(process.stdout.fileno(), 4096)
                 if not chunk:  # stdout closed: the process is exiting
-                    process.wait(timeout=5)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.wait(timeout=5)
                     break
                 output += chunk
         if not output.startswith(b"READY "):
@@ -125,6 +127,11 @@ class RtspServer:
             stderr = self._read_stderr()
             self.kill()
             raise RuntimeError(f"RTSP server for {self.url} {reason}: {stderr}")
+
+    def pause(self, paused: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) the server: the connection stays open but goes silent."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP if paused else signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL the server (a camera crash or a dropped network) and wait for it."""

@@ -1,14 +1,11 @@
-"""A real RTSP server for the tests: serves one video file on 127.0.0.1 (GStreamer).
+"""A real RTSP server for the tests: serves one video file on 127.0.0.1 with GStreamer.
 
-Run it with Debian's interpreter, which has ``gi`` (the project's virtualenv does not)::
-
-    /usr/bin/python3 tests/rtsp_server.py --port 8554 --mount /gate --file clip.mp4 [--loop]
-
-Every client connection gets its own pipeline that plays the file from its start, paced at
-the file's frame rate like a live camera. MPEG-4 Part 2 ("mp4v", what OpenCV writes) and
-H.264 in MP4 are sent as they are; anything else is transcoded to H.264. With ``--loop``
-the file repeats forever (non-flushing segment seeks, so RTP timestamps keep rising);
-without it the stream ends at the end of the file and the server keeps running.
+Run by Debian's Python, which has ``gi`` (the virtualenv does not): ``/usr/bin/python3
+tests/rtsp_server.py --port 8554 --mount /gate --file clip.mp4 [--loop]``.
+Each client connection gets its own pipeline playing the file from its start at its frame
+rate, like a live camera. MPEG-4 Part 2 in MP4 (OpenCV's "mp4v") is sent as it is; anything
+else is transcoded to H.264. ``--loop`` repeats the file forever (non-flushing segment seeks:
+RTP timestamps keep rising); without it the stream ends with the file, the server stays up.
 Prints ``READY rtsp://127.0.0.1:PORT/MOUNT`` once listening; exits on SIGTERM or SIGINT.
 """
 
@@ -27,11 +24,7 @@ from gi.repository import GLib, Gst, GstPbutils, GstRtspServer  # noqa: E402
 Gst.init(None)  # before the subclass below: its signals need Gst's types registered
 
 PASS_MPEG4 = "qtdemux ! mpeg4videoparse ! rtpmp4vpay"
-PASS_H264 = "qtdemux ! h264parse ! rtph264pay config-interval=-1"
-TRANSCODE = (
-    "decodebin ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25"
-    " ! rtph264pay config-interval=-1"
-)
+TO_H264 = "decodebin ! videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast ! rtph264pay"
 
 
 class LoopingMedia(GstRtspServer.RTSPMedia):
@@ -39,20 +32,20 @@ class LoopingMedia(GstRtspServer.RTSPMedia):
 
     def arm(self) -> None:
         """Hold the first buffer at the payloader until the initial segment seek is done."""
-        self.held = False
-        pad = self.get_element().get_by_name("pay0").get_static_pad("sink")
-        pad.add_probe(Gst.PadProbeType.BLOCK | Gst.PadProbeType.BUFFER, self._hold)
+        self.held, self.passes = 0, 0
+        self.pad = self.get_element().get_by_name("pay0").get_static_pad("sink")
+        self.pad.add_probe(Gst.PadProbeType.BLOCK | Gst.PadProbeType.BUFFER, self._hold)
+        self.pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._shift)
 
     def _hold(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
-        if not self.held:  # seeking after it passed would send the first frame twice
-            self.held = True
-            GLib.idle_add(self._start, pad, info.id)
+        if not self.held:  # seeking once it has passed would send the first frame twice
+            self.held = GLib.idle_add(self._start, info.id)
         return Gst.PadProbeReturn.OK
 
-    def _start(self, pad: Gst.Pad, probe_id: int) -> bool:
+    def _start(self, probe_id: int) -> bool:
         self._rewind(Gst.SeekFlags.SEGMENT | Gst.SeekFlags.FLUSH)  # drops the held buffer
-        pad.remove_probe(probe_id)
-        return False
+        self.pad.remove_probe(probe_id)
+        return GLib.SOURCE_REMOVE
 
     def do_handle_message(self, message: Gst.Message) -> bool:
         """At the end of the file, go back to its start without a flush."""
@@ -61,30 +54,31 @@ class LoopingMedia(GstRtspServer.RTSPMedia):
         return GstRtspServer.RTSPMedia.do_handle_message(self, message)
 
     def _rewind(self, flags: Gst.SeekFlags) -> bool:
-        pipeline = self.get_element().get_parent()
-        return pipeline.seek(
-            1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1
-        )
+        seek = Gst.Event.new_seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0, 0, -1)
+        return self.pad.push_event(seek)  # upstream, from the payloader's sink pad
+
+    def _shift(self, pad: Gst.Pad, info: Gst.PadProbeInfo) -> Gst.PadProbeReturn:
+        # qtdemux may start a pass at the last frame's time, not the file's end: fix that.
+        event = info.get_event()
+        if event.type == Gst.EventType.SEGMENT and (base := event.parse_segment().base):
+            self.passes += 1
+            pad.set_offset(self.passes * pad.peer_query_duration(Gst.Format.TIME)[1] - base)
+        return Gst.PadProbeReturn.OK
 
 
 def choose_chain(video: Path) -> str:
-    """The demux-to-payloader chain for ``video``: pass-through when the codec allows."""
+    """The demuxer-to-payloader chain for ``video``: MPEG-4 passes through unchanged."""
     info = GstPbutils.Discoverer.new(10 * Gst.SECOND).discover_uri(Gst.filename_to_uri(str(video)))
-    streams = info.get_video_streams()
-    if not streams:
-        raise ValueError(f"{video}: no video stream")
+    if not (streams := info.get_video_streams()):
+        raise ValueError("no video stream")
     container = info.get_stream_info().get_caps().get_structure(0).get_name()
     codec = streams[0].get_caps().get_structure(0)
-    if container == "video/quicktime":
-        if codec.get_name() == "video/mpeg" and codec.get_value("mpegversion") == 4:
-            return PASS_MPEG4
-        if codec.get_name() == "video/x-h264":
-            return PASS_H264
-    return TRANSCODE
+    mpeg4 = codec.get_name() == "video/mpeg" and codec.get_value("mpegversion") == 4
+    return PASS_MPEG4 if mpeg4 and container == "video/quicktime" else TO_H264
 
 
 def main() -> int:
-    """Parse the arguments, serve until a signal arrives."""
+    """Serve the file until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mount", default="/gate")
@@ -93,34 +87,27 @@ def main() -> int:
     args = parser.parse_args()
     video = args.file.resolve()
     try:
-        if not video.is_file():
-            raise ValueError(f"{video}: no such file")
         chain = choose_chain(video)
-    except (ValueError, GLib.Error) as error:
+    except (ValueError, GLib.Error) as error:  # GLib.Error: missing or unreadable file
         print(f"rtsp_server: cannot serve {video}: {error}", file=sys.stderr)
         return 2
-
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(f"( filesrc name=src ! {chain} name=pay0 pt=96 )")
-    factory.set_shared(False)  # each client starts at the beginning of the file
     if args.loop:
         factory.set_media_gtype(LoopingMedia)
 
-    def configure(_factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
+    def configure(_factory: object, media: GstRtspServer.RTSPMedia) -> None:
         media.get_element().get_by_name("src").set_property("location", str(video))
         if isinstance(media, LoopingMedia):
             media.arm()
 
     factory.connect("media-configure", configure)
-    server = GstRtspServer.RTSPServer()
-    server.set_address("127.0.0.1")
-    server.set_service(str(args.port))
+    server = GstRtspServer.RTSPServer(address="127.0.0.1", service=str(args.port))
     server.get_mount_points().add_factory(args.mount, factory)
-    if not server.attach(None):  # binds (SO_REUSEADDR) and listens, or fails
+    if not server.attach(None):  # binds (with SO_REUSEADDR) and listens, or fails
         print(f"rtsp_server: cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
         return 1
     print(f"READY rtsp://127.0.0.1:{args.port}{args.mount}", flush=True)
-
     loop = GLib.MainLoop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signum, loop.quit)

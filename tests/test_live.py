@@ -181,6 +181,34 @@ def test_server_restart_reconnects_and_later_plates_arrive(
     asyncio.run(scenario())
 
 
+def test_watchdog_notices_a_stream_that_goes_silent(
+    tmp_path: Path,
+    short_clip: DemoManifest,
+    server_factory: Callable[..., RtspServer],
+    detector: YoloDetector,
+    engine: TesseractEngine,
+) -> None:
+    server = server_factory(short_clip.path, loop=True)
+    config = make_config(tmp_path, cameras=[live_camera("gate", server.url)])
+
+    async def scenario() -> None:
+        async with Daemon(config, detector, engine) as daemon:
+            await daemon.until(lambda: daemon.statuses("gate") == [("online", None)], 30, "online")
+            server.pause()  # connection open, no more frames
+            paused = time.monotonic()
+            try:
+                await daemon.until(lambda: len(daemon.statuses("gate")) >= 2, 20, "offline")
+            finally:
+                server.pause(False)
+            silent_for = time.monotonic() - paused
+            status, reason = daemon.statuses("gate")[1]
+            assert status == "offline"
+            assert "no frame from" in str(reason)
+            assert FAST_LIVE["watchdog_s"] - 0.5 <= silent_for <= FAST_LIVE["watchdog_s"] + 3
+
+    asyncio.run(scenario())
+
+
 def test_dead_url_backs_off_while_another_camera_runs(
     tmp_path: Path,
     short_clip: DemoManifest,
