@@ -16,6 +16,7 @@ from streamer import __version__
 from streamer.config import Config, ConfigError, load_config
 from streamer.dues import DuesError, SqliteDues
 from streamer.models import ModelError, fetch_default_weights
+from streamer.outbox import OutboxError
 from streamer.pipeline import CameraStats
 from streamer.service import Service, StartupError
 from streamer.sinks import ConsoleSink
@@ -178,6 +179,31 @@ def cmd_dues(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from streamer.outbox import DEAD, Outbox
+
+    config = _config(args)
+    outbox = Outbox(config.outbox, config.webhooks)
+    if args.outbox_command == "list":
+        for d in outbox.list(args.state, args.limit):
+            when = datetime.fromtimestamp(d.created_at, UTC).isoformat(timespec="seconds")
+            plate = d.payload.get("plate_number") or d.payload.get("status") or ""
+            print(
+                f"{d.id:>7} {d.state:<9} {d.target:<16} {d.attempts:>3} {when} "
+                f"{d.event_id} {plate}  {d.last_error or ''}".rstrip()
+            )
+    elif args.outbox_command == "retry":
+        if args.id is None and not args.all:
+            return _fail("outbox retry: give a delivery ID or --all")
+        count = outbox.retry(None if args.all else args.id)
+        print(f"{count} deliveries pending again; the running daemon sends them")
+    else:
+        print(f"purged {outbox.purge(DEAD)} dead deliveries")
+    return EXIT_OK
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _config(args)
     enabled = [c for c in config.cameras if c.enabled]
@@ -274,6 +300,23 @@ def build_parser() -> argparse.ArgumentParser:
     dues_clear.add_argument("plate")
     dues_sub.add_parser("list", parents=[config_parent], help="list every plate")
 
+    outbox = sub.add_parser("outbox", help="inspect and retry webhook deliveries")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    outbox_list = outbox_sub.add_parser(
+        "list", parents=[config_parent], help="deliveries, newest first"
+    )
+    outbox_list.add_argument("--state", choices=["pending", "delivered", "dead"])
+    outbox_list.add_argument("--limit", type=int, default=50)
+    outbox_retry = outbox_sub.add_parser(
+        "retry", parents=[config_parent], help="send dead deliveries again"
+    )
+    outbox_retry.add_argument("id", type=int, nargs="?")
+    outbox_retry.add_argument("--all", action="store_true", help="every dead delivery")
+    outbox_purge = outbox_sub.add_parser(
+        "purge", parents=[config_parent], help="delete dead deliveries"
+    )
+    outbox_purge.add_argument("--dead", action="store_true", required=True)
+
     sub.add_parser("check-config", parents=[config_parent], help="validate a config and exit")
     model = sub.add_parser(
         "model",
@@ -291,6 +334,7 @@ COMMANDS = {
     "replay": cmd_replay,
     "process": cmd_process,
     "dues": cmd_dues,
+    "outbox": cmd_outbox,
     "check-config": cmd_check_config,
     "model": cmd_model,
     "demo": cmd_demo,
@@ -309,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as error:
         return _fail(f"invalid config:\n{error}", EXIT_CONFIG)
-    except (StartupError, ModelError, DuesError) as error:
+    except (StartupError, ModelError, DuesError, OutboxError) as error:
         return _fail(str(error))
     except KeyboardInterrupt:
         return _fail("interrupted", 130)

@@ -217,6 +217,84 @@ class LiveConfig(_Section):
     )
 
 
+class WebhookConfig(_Section):
+    """One receiver of events over HTTP POST."""
+
+    url: str = Field(
+        ...,
+        pattern=r"^https?://[^\s]+$",
+        description="Where events are POSTed (http:// or https://).",
+    )
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Name in logs, metrics and `streamer outbox`; default: the URL's host.",
+    )
+    secret: str | None = Field(
+        None,
+        description="Signs each request: X-Streamer-Signature is HMAC-SHA256 of "
+        "'<timestamp>.<body>' with this secret. Use ${ENV_VAR} to keep it out of the file.",
+    )
+    only_dues: bool = Field(
+        False, description="Send only plate events whose dues are pending (alerts)."
+    )
+    include_status: bool = Field(
+        False, description="Also send camera_status events (online/offline/reconnecting)."
+    )
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Per-request timeout.")
+    attach_crop: Literal["none", "base64", "multipart"] = Field(
+        "none",
+        description="Attach the plate crop JPEG: as base64 in the JSON ('crop_jpeg_base64'), "
+        "or as a multipart/form-data request with parts 'event' (JSON) and 'crop' (JPEG).",
+    )
+    retry_initial_s: float = Field(
+        1.0, gt=0, le=3600, description="First wait after a failed delivery; doubles."
+    )
+    retry_max_s: float = Field(
+        300.0, gt=0, le=86_400, description="Longest wait between delivery attempts."
+    )
+
+    @property
+    def label(self) -> str:
+        """The webhook's name, or its URL's host and port."""
+        if self.name:
+            return self.name
+        host = self.url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", host)
+
+
+class OutboxConfig(_Section):
+    """The durable queue of webhook deliveries."""
+
+    database: Path = Field(
+        Path("recordings/outbox.sqlite"),
+        description="SQLite (WAL) file; every event is committed here before it counts as "
+        "emitted, and delivery resumes from it after a crash or restart.",
+    )
+    max_pending: int = Field(
+        100_000,
+        ge=1,
+        le=100_000_000,
+        description="Pending deliveries kept per webhook. When a receiver is down so long "
+        "that this fills, the oldest pending delivery is moved to the dead letters (reason "
+        "'outbox full', counted in metrics; `streamer outbox retry` sends it again). The "
+        "events log keeps every event regardless.",
+    )
+    keep_delivered_s: float = Field(
+        86_400.0,
+        ge=0,
+        le=31_536_000,
+        description="Delivered entries are purged after this long.",
+    )
+    drain_timeout_s: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="When the daemon stops, wait this long for pending deliveries; what is "
+        "left is delivered on the next start.",
+    )
+
+
 class DuesConfig(_Section):
     """The dues database."""
 
@@ -235,6 +313,19 @@ class RecordingsConfig(_Section):
         True, description="Write the annotated frame of the best crop as JPEG."
     )
     jpeg_quality: int = Field(90, ge=10, le=100, description="JPEG quality of evidence images.")
+    max_age_days: float = Field(
+        30.0,
+        ge=0,
+        le=36_500,
+        description="Evidence older than this is deleted (0: keep forever).",
+    )
+    max_total_mb: float = Field(
+        10_000.0,
+        ge=0,
+        le=100_000_000,
+        description="When the evidence passes this total size, the oldest files are deleted "
+        "first (0: no limit).",
+    )
 
 
 class CameraConfig(_Section):
@@ -305,6 +396,17 @@ class Config(_Section):
     )
     dues: DuesConfig = Field(default_factory=DuesConfig)
     recordings: RecordingsConfig = Field(default_factory=RecordingsConfig)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    events_log_max_bytes: int = Field(
+        50_000_000,
+        ge=0,
+        le=10**12,
+        description="Rotate the events log when it passes this size (0: never).",
+    )
+    events_log_backups: int = Field(
+        5, ge=0, le=1000, description="Rotated events logs kept (events.jsonl.1, .2, …)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -329,10 +431,13 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
-        names = [camera.name for camera in self.cameras]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"camera names must be unique: {', '.join(duplicates)}")
+        for kind, names in (
+            ("camera", [c.name for c in self.cameras]),
+            ("webhook", [w.label for w in self.webhooks]),
+        ):
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"{kind} names must be unique: {', '.join(duplicates)}")
         return self
 
 

@@ -75,12 +75,14 @@ class CameraStatus:
     status: str
     reason: str | None
     at: datetime
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     type: str = "camera_status"
 
     def to_json(self) -> dict[str, Any]:
         """The status as a JSON-ready dict (one line of the events log)."""
         return {
             "type": self.type,
+            "event_id": self.event_id,
             "camera": self.camera,
             "status": self.status,
             "reason": self.reason,

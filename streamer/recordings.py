@@ -8,6 +8,7 @@ request supplied (such as the plate text) becomes part of a file name.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import cv2
@@ -43,6 +44,37 @@ class EvidenceWriter:
             image = annotate(crop.frame.image, crop.bbox, event.plate_number)
             snapshot_path = self._write(folder / f"{event.event_id}-frame.jpg", image)
         return crop_path, snapshot_path
+
+    def prune(self, now: float | None = None) -> int:
+        """Apply retention: delete evidence older than ``max_age_days``, then the oldest
+        files until the total is under ``max_total_mb``. Returns how many were deleted."""
+        now = time.time() if now is None else now
+        files = []
+        for path in self.config.directory.rglob("*.jpg"):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            files.append((stat.st_mtime, stat.st_size, path))
+        files.sort()
+        deleted = 0
+        total = sum(size for _, size, _ in files)
+        max_age = self.config.max_age_days * 86_400
+        max_total = self.config.max_total_mb * 1_000_000
+        for mtime, size, path in files:
+            too_old = max_age > 0 and now - mtime > max_age
+            too_big = max_total > 0 and total > max_total
+            if not (too_old or too_big):
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            deleted += 1
+        for folder in sorted(self.config.directory.rglob("*"), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        if deleted:
+            logger.info("retention: deleted %d evidence files", deleted)
+        return deleted
 
     def _write(self, path: Path, image: np.ndarray) -> str:
         params = [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality]

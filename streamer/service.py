@@ -16,14 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
+
 from streamer.config import Config
 from streamer.detect import Detector, YoloDetector
 from streamer.dues import DuesError, SqliteDues
 from streamer.models import ModelError
+from streamer.outbox import Outbox, OutboxError, OutboxSink
 from streamer.pipeline import CameraPipeline, CameraStats, FrameCallback, Stages
 from streamer.read import OcrEngine, OcrError, TesseractEngine
 from streamer.recordings import EvidenceWriter
 from streamer.sinks import JsonLinesSink, Sink
+from streamer.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +81,14 @@ class Service:
     detector: Detector | None = None
     engine: OcrEngine | None = None
     pipelines: list[CameraPipeline] = field(default_factory=list)
+    senders: list[WebhookSender] = field(default_factory=list)
+    outbox: Outbox | None = None
     processing_seconds: float = 0.0
     stopping: bool = False
     _log: JsonLinesSink | None = None
+    _evidence: EvidenceWriter | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _deadline: asyncio.TimerHandle | None = None
 
     def startup(self) -> Stages:
         """Build the shared stages, failing fast with one line on what is missing.
@@ -88,14 +97,65 @@ class Service:
             StartupError: for a missing model, Tesseract, database or unwritable folder.
         """
         engine = self.engine or build_engine(self.config)
+        sinks: list[Sink] = []
         try:
             dues = SqliteDues(self.config.dues.database)
-            self._log = JsonLinesSink(self.events_log or self.config.events_log)
-            evidence = EvidenceWriter(self.config.recordings)
-        except (DuesError, OSError) as error:
+            self._log = JsonLinesSink(
+                self.events_log or self.config.events_log,
+                self.config.events_log_max_bytes,
+                self.config.events_log_backups,
+            )
+            self._evidence = EvidenceWriter(self.config.recordings)
+            if self.config.webhooks:
+                # First of the sinks: an event is committed to the outbox before it is
+                # logged or printed, so nothing logged can miss its webhooks after a crash.
+                self.outbox = Outbox(self.config.outbox, self.config.webhooks)
+                sinks.append(OutboxSink(self.outbox, self._wake_senders))
+        except (DuesError, OutboxError, OSError) as error:
             raise StartupError(str(error)) from None
         detector = self.detector or build_detector(self.config)
-        return Stages(detector, engine, dues, [self._log, *self.extra_sinks], evidence)
+        return Stages(
+            detector, engine, dues, [*sinks, self._log, *self.extra_sinks], self._evidence
+        )
+
+    def _wake_senders(self, targets: list[str]) -> None:
+        """From a pipeline thread: new deliveries are waiting for ``targets``."""
+        if self._loop is None:
+            return
+        for sender in self.senders:
+            if sender.label in targets:
+                self._loop.call_soon_threadsafe(sender.wakeup.set)
+
+    async def _housekeeping(self) -> None:
+        """Retention of evidence and delivered outbox entries, at start and every 10 min."""
+        while True:
+            try:
+                if self._evidence is not None:
+                    await asyncio.to_thread(self._evidence.prune)
+                if self.outbox is not None:
+                    await asyncio.to_thread(self.outbox.purge_delivered)
+            except OSError as error:
+                logger.error("housekeeping: %s", error)
+            await asyncio.sleep(600)
+
+    async def _drain(self) -> None:
+        """Give pending webhook deliveries up to ``outbox.drain_timeout_s`` to go out."""
+        if not self.senders:
+            return
+        for sender in self.senders:
+            sender.idle.clear()
+            sender.wakeup.set()
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(s.idle.wait() for s in self.senders)),
+                self.config.outbox.drain_timeout_s,
+            )
+        except TimeoutError:
+            assert self.outbox is not None
+            pending = sum(n for (_, state), n in self.outbox.counts().items() if state == "pending")
+            logger.warning(
+                "%d webhook deliveries still pending; they go out on the next start", pending
+            )
 
     async def run(self) -> dict[str, CameraStats]:
         """Run every enabled camera to completion; returns each camera's counters."""
@@ -104,15 +164,34 @@ class Service:
         self.pipelines = [
             CameraPipeline(camera, stages, on_frame=self.on_frame) for camera in cameras
         ]
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         if self.install_signal_handlers:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self.request_stop, signum)
+        session = aiohttp.ClientSession() if self.outbox is not None else None
+        background = [asyncio.create_task(self._housekeeping(), name="housekeeping")]
+        if self.outbox is not None and session is not None:
+            self.senders = [
+                WebhookSender(webhook, self.outbox, session) for webhook in self.config.webhooks
+            ]
+            background += [
+                asyncio.create_task(sender.run(), name=f"webhook-{sender.label}")
+                for sender in self.senders
+            ]
         started = time.monotonic()
         try:
             results = await asyncio.gather(*(pipeline.run() for pipeline in self.pipelines))
-        finally:
             self.processing_seconds = time.monotonic() - started
+            if self._deadline is not None:  # open tracks are done; the drain has its own limit
+                self._deadline.cancel()
+            await self._drain()
+        finally:
+            self.processing_seconds = self.processing_seconds or time.monotonic() - started
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if session is not None:
+                await session.close()
             if self.install_signal_handlers:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(signum)
@@ -142,7 +221,9 @@ class Service:
         )
         for pipeline in self.pipelines:
             pipeline.stop.set()
-        asyncio.get_running_loop().call_later(self.config.shutdown_timeout_s, self._too_slow)
+        self._deadline = asyncio.get_running_loop().call_later(
+            self.config.shutdown_timeout_s, self._too_slow
+        )
 
     def _too_slow(self) -> None:
         open_tracks = sum(pipeline.tracker.active for pipeline in self.pipelines)

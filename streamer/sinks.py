@@ -23,10 +23,16 @@ class Sink(Protocol):
 
 
 class JsonLinesSink:
-    """Appends each event as one JSON line and flushes, so a crash loses no written event."""
+    """Appends each event as one JSON line and flushes, so a crash loses no written event.
 
-    def __init__(self, path: Path) -> None:
+    When the file would pass ``max_bytes`` it is rotated first: ``events.jsonl`` becomes
+    ``events.jsonl.1``, ``.1`` becomes ``.2`` and so on, keeping ``backups`` old files.
+    """
+
+    def __init__(self, path: Path, max_bytes: int = 0, backups: int = 5) -> None:
         self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._stream = path.open("a", encoding="utf-8")
@@ -36,10 +42,24 @@ class JsonLinesSink:
 
     def send(self, event: Event) -> None:
         """Append ``event`` as one line."""
-        line = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        line = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
         with self._lock:
-            self._stream.write(line + "\n")
+            if self.max_bytes and self._stream.tell() + len(line.encode()) > self.max_bytes:
+                self._rotate()
+            self._stream.write(line)
             self._stream.flush()
+
+    def _rotate(self) -> None:
+        self._stream.close()
+        if self.backups == 0:
+            self.path.unlink(missing_ok=True)
+        else:
+            for index in range(self.backups - 1, 0, -1):
+                older = self.path.with_name(f"{self.path.name}.{index}")
+                if older.exists():
+                    older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        self._stream = self.path.open("a", encoding="utf-8")
 
     def close(self) -> None:
         """Close the file."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from streamer.config import DedupConfig
 from streamer.dues import NOT_FOUND
 from streamer.events import Deduplicator, PlateEvent
+from streamer.sinks import JsonLinesSink
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -61,3 +64,20 @@ def test_repeat_within_window_is_merged(gap_s: float, new_event: bool) -> None:
     again = T0 + timedelta(seconds=3 + gap_s)
     assert dedup.admit("KA01AB1234", again, again + timedelta(seconds=1)) is new_event
     assert dedup.admit("MH12DE1433", again, again)  # another plate is unaffected
+
+
+def test_events_log_rotates_by_size(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    sink = JsonLinesSink(log, max_bytes=2000, backups=2)
+    event = PlateEvent(
+        "gate-1", "KA01AB1234", 0.91, 0.8, (1, 2, 3, 4), T0, T0, 1.0, 4, True, NOT_FOUND
+    )
+    for _ in range(20):
+        sink.send(event)
+    sink.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["events.jsonl", "events.jsonl.1", "events.jsonl.2"]
+    for path in tmp_path.iterdir():
+        assert path.stat().st_size <= 2000
+        for line in path.read_text().splitlines():
+            assert json.loads(line)["plate_number"] == "KA01AB1234"

@@ -1,0 +1,264 @@
+"""The durable outbox: every event bound for a webhook is committed here first.
+
+An SQLite file in WAL mode holds each event once (``events``) and one row per webhook it
+must reach (``deliveries``: pending → delivered, or dead). The pipeline adds an event in
+one transaction before it counts as emitted; the webhook workers take due deliveries in
+order and record the outcome. A crash loses nothing: on the next start the pending rows
+are delivered. Every call opens its own connection, so any thread may use it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from streamer.config import OutboxConfig, WebhookConfig
+from streamer.events import CameraStatus, Event
+
+logger = logging.getLogger(__name__)
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    event INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    last_error TEXT,
+    updated_at REAL NOT NULL,
+    UNIQUE (event, target)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (target, state, id);
+"""
+
+
+class OutboxError(RuntimeError):
+    """The outbox file cannot be opened or written."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event on its way to one webhook."""
+
+    id: int
+    target: str
+    state: str
+    attempts: int
+    next_at: float
+    last_error: str | None
+    event_id: str
+    created_at: float
+    payload: dict[str, Any]
+
+
+def wants(webhook: WebhookConfig, event: Event) -> bool:
+    """Whether ``webhook``'s filter lets ``event`` through."""
+    if isinstance(event, CameraStatus):
+        return webhook.include_status
+    return not webhook.only_dues or event.dues_result.dues_pending
+
+
+class Outbox:
+    """Pending webhook deliveries in SQLite.
+
+    Example:
+        >>> outbox = Outbox(OutboxConfig(database=Path("/tmp/outbox.sqlite")), webhooks)
+        >>> outbox.add(event)            # committed before the event counts as emitted
+        >>> outbox.next_due("receiver")  # the oldest pending delivery for one webhook
+    """
+
+    def __init__(self, config: OutboxConfig, webhooks: Sequence[WebhookConfig]) -> None:
+        self.config = config
+        self.webhooks = list(webhooks)
+        self.dropped_full = 0
+        try:
+            config.database.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise OutboxError(f"outbox.database: cannot open {config.database}: {error}") from None
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.config.database, timeout=30)) as connection:
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            with connection:
+                yield connection
+
+    def add(self, event: Event) -> list[str]:
+        """Commit ``event`` with a pending delivery per webhook that wants it.
+
+        Returns the webhooks it is queued for. When a webhook already has
+        ``max_pending`` pending deliveries, its oldest is moved to the dead letters.
+        """
+        targets = [w.label for w in self.webhooks if wants(w, event)]
+        if not targets:
+            return []
+        now = time.time()
+        payload = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        with self._connect() as connection:
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO events (event_id, type, payload, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (event.event_id, event.type, payload, now),
+            )
+            if cursor.rowcount == 0:  # already queued (a replayed add): nothing new
+                return []
+            for target in targets:
+                self._make_room(connection, target, now)
+                connection.execute(
+                    "INSERT INTO deliveries (event, target, state, next_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (cursor.lastrowid, target, PENDING, now, now),
+                )
+        return targets
+
+    def _make_room(self, connection: sqlite3.Connection, target: str, now: float) -> None:
+        (pending,) = connection.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE target = ? AND state = ?", (target, PENDING)
+        ).fetchone()
+        if pending < self.config.max_pending:
+            return
+        connection.execute(
+            "UPDATE deliveries SET state = ?, last_error = 'outbox full', updated_at = ? "
+            "WHERE id = (SELECT MIN(id) FROM deliveries WHERE target = ? AND state = ?)",
+            (DEAD, now, target, PENDING),
+        )
+        self.dropped_full += 1
+        logger.warning(
+            "outbox full for webhook %s (%d pending): oldest delivery moved to the dead letters",
+            target,
+            pending,
+        )
+
+    def next_due(self, target: str) -> Delivery | None:
+        """The oldest pending delivery of ``target`` (due or not), or ``None``."""
+        rows = self._select("d.target = ? AND d.state = ? ORDER BY d.id LIMIT 1", (target, PENDING))
+        return rows[0] if rows else None
+
+    def _select(self, where: str, args: tuple[object, ...]) -> list[Delivery]:
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT d.id, d.target, d.state, d.attempts, d.next_at, d.last_error, "
+                f"e.event_id, e.created_at, e.payload FROM deliveries d JOIN events e "
+                f"ON e.id = d.event WHERE {where}",
+                args,
+            ).fetchall()
+        return [
+            Delivery(
+                id=int(row[0]),
+                target=str(row[1]),
+                state=str(row[2]),
+                attempts=int(row[3]),
+                next_at=float(row[4]),
+                last_error=row[5],
+                event_id=str(row[6]),
+                created_at=float(row[7]),
+                payload=json.loads(row[8]),
+            )
+            for row in rows
+        ]
+
+    def delivered(self, delivery_id: int) -> None:
+        """Record a successful delivery."""
+        self._update(delivery_id, DELIVERED, None, None)
+
+    def retry_later(self, delivery_id: int, error: str, next_at: float) -> None:
+        """Record a failed attempt to be retried at ``next_at``."""
+        self._update(delivery_id, PENDING, error, next_at)
+
+    def dead(self, delivery_id: int, error: str) -> None:
+        """Move a delivery to the dead letters (the receiver refused it for good)."""
+        self._update(delivery_id, DEAD, error, None)
+
+    def _update(
+        self, delivery_id: int, state: str, error: str | None, next_at: float | None
+    ) -> None:
+        now = time.time()
+        with self._connect() as connection:
+            connection.execute(
+                "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, "
+                "next_at = COALESCE(?, next_at), updated_at = ? WHERE id = ?",
+                (state, error, next_at, now, delivery_id),
+            )
+
+    def list(self, state: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Deliveries, newest first, optionally only those in ``state``."""
+        if state is None:
+            return self._select("1 ORDER BY d.id DESC LIMIT ?", (limit,))
+        return self._select("d.state = ? ORDER BY d.id DESC LIMIT ?", (state, limit))
+
+    def retry(self, delivery_id: int | None = None) -> int:
+        """Make dead deliveries pending again (one, or all); returns how many."""
+        now = time.time()
+        with self._connect() as connection:
+            if delivery_id is None:
+                cursor = connection.execute(
+                    "UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? WHERE state = ?",
+                    (PENDING, now, now, DEAD),
+                )
+            else:
+                cursor = connection.execute(
+                    "UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? "
+                    "WHERE id = ? AND state != ?",
+                    (PENDING, now, now, delivery_id, DELIVERED),
+                )
+        return cursor.rowcount
+
+    def purge(self, state: str) -> int:
+        """Delete deliveries in ``state`` and events no delivery refers to any more."""
+        with self._connect() as connection:
+            count = connection.execute("DELETE FROM deliveries WHERE state = ?", (state,)).rowcount
+            connection.execute("DELETE FROM events WHERE id NOT IN (SELECT event FROM deliveries)")
+        return count
+
+    def purge_delivered(self) -> int:
+        """Delete delivered entries older than ``keep_delivered_s``."""
+        cutoff = time.time() - self.config.keep_delivered_s
+        with self._connect() as connection:
+            count = connection.execute(
+                "DELETE FROM deliveries WHERE state = ? AND updated_at < ?", (DELIVERED, cutoff)
+            ).rowcount
+            connection.execute("DELETE FROM events WHERE id NOT IN (SELECT event FROM deliveries)")
+        return count
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Deliveries per (webhook, state): the outbox depth for metrics."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT target, state, COUNT(*) FROM deliveries GROUP BY target, state"
+            ).fetchall()
+        return {(str(target), str(state)): int(count) for target, state, count in rows}
+
+
+class OutboxSink:
+    """The pipeline's sink for webhooks: commits each event, then wakes the senders."""
+
+    def __init__(self, outbox: Outbox, wake: Any = None) -> None:
+        self.outbox = outbox
+        #: Called (from the committing thread) with the webhooks an event was queued for.
+        self.wake = wake
+
+    def send(self, event: Event) -> None:
+        """Commit ``event`` to the outbox (blocking, in the pipeline's worker thread)."""
+        targets = self.outbox.add(event)
+        if targets and self.wake is not None:
+            self.wake(targets)

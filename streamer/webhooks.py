@@ -1,0 +1,206 @@
+"""Webhook delivery: one sender per webhook, fed by the durable outbox.
+
+A sender POSTs its webhook's pending deliveries oldest first, over the daemon's one
+``aiohttp.ClientSession``. Success is a 2xx answer and nothing else. A 5xx, 408, 429, a
+timeout or a refused connection is retried with exponential backoff and jitter (or after
+the ``Retry-After`` the receiver asked for); the sender holds back the whole webhook
+meanwhile, so a dead receiver is not hammered and order is kept. Any other 4xx is logged
+and moved to the dead letters. Senders are independent: a slow webhook delays nobody else.
+
+Every request carries ``Idempotency-Key: <event_id>``; with a secret, also
+``X-Streamer-Timestamp`` and ``X-Streamer-Signature: sha256=<hex>``, the HMAC-SHA256 of
+``"<timestamp>." + body`` (for multipart requests, the body of the ``event`` part).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import email.utils
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from streamer.config import WebhookConfig
+from streamer.outbox import Delivery, Outbox
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 429}
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Streamer-Signature`` value for ``body`` sent at ``timestamp``."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@dataclass
+class SenderStats:
+    """Counters of one webhook, for metrics and the closing summary."""
+
+    delivered: int = 0
+    failed_attempts: int = 0
+    dead: int = 0
+    latencies_s: list[float] = field(default_factory=list, repr=False)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    ok: bool
+    error: str | None = None
+    retry_after: float | None = None
+    permanent: bool = False
+
+
+class WebhookSender:
+    """Delivers one webhook's outbox entries for as long as the daemon runs."""
+
+    def __init__(
+        self, config: WebhookConfig, outbox: Outbox, session: aiohttp.ClientSession
+    ) -> None:
+        self.config = config
+        self.label = config.label
+        self.outbox = outbox
+        self.session = session
+        self.stats = SenderStats()
+        self.wakeup = asyncio.Event()
+        self.idle = asyncio.Event()
+        self._failures = 0
+        self._rng = random.Random()
+
+    def _backoff(self) -> float:
+        doublings = float(2 ** max(0, self._failures - 1))
+        base = min(self.config.retry_max_s, self.config.retry_initial_s * doublings)
+        return base * self._rng.uniform(0.8, 1.2)
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        while True:
+            delivery = await asyncio.to_thread(self.outbox.next_due, self.label)
+            if delivery is None:
+                self.idle.set()
+                await self._sleep(None)
+                continue
+            self.idle.clear()
+            wait = delivery.next_at - time.time()
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            await self._attempt(delivery)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        self.wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), seconds)
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        outcome = await self.post(delivery)
+        if outcome.ok:
+            self._failures = 0
+            self.stats.delivered += 1
+            self.stats.latencies_s.append(time.time() - delivery.created_at)
+            await asyncio.to_thread(self.outbox.delivered, delivery.id)
+            return
+        error = outcome.error or "failed"
+        if outcome.permanent:
+            self.stats.dead += 1
+            logger.error(
+                "webhook %s: event %s refused for good (%s): moved to dead letters",
+                self.label,
+                delivery.event_id,
+                error,
+            )
+            await asyncio.to_thread(self.outbox.dead, delivery.id, error)
+            return
+        self._failures += 1
+        self.stats.failed_attempts += 1
+        wait = outcome.retry_after if outcome.retry_after is not None else self._backoff()
+        wait = min(wait, self.config.retry_max_s)
+        logger.warning(
+            "webhook %s: event %s not delivered (%s); retry in %.1f s",
+            self.label,
+            delivery.event_id,
+            error,
+            wait,
+        )
+        await asyncio.to_thread(self.outbox.retry_later, delivery.id, error, time.time() + wait)
+
+    def _request(self, delivery: Delivery) -> tuple[bytes, dict[str, str], Any]:
+        """Body bytes to sign, headers, and what aiohttp sends as ``data``."""
+        payload = dict(delivery.payload)
+        crop = self._crop(payload) if self.config.attach_crop != "none" else None
+        if crop is not None and self.config.attach_crop == "base64":
+            payload["crop_jpeg_base64"] = base64.b64encode(crop).decode()
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {
+            "Idempotency-Key": delivery.event_id,
+            "X-Streamer-Event": str(payload.get("type", "plate")),
+            "User-Agent": "streamer-webhook/1",
+        }
+        if self.config.secret:
+            timestamp = str(int(time.time()))
+            headers["X-Streamer-Timestamp"] = timestamp
+            headers["X-Streamer-Signature"] = sign(self.config.secret, timestamp, body)
+        if self.config.attach_crop == "multipart":
+            form = aiohttp.FormData()
+            form.add_field("event", body, content_type="application/json", filename="event.json")
+            if crop is not None:
+                form.add_field("crop", crop, content_type="image/jpeg", filename="crop.jpg")
+            return body, headers, form
+        headers["Content-Type"] = "application/json"
+        return body, headers, body
+
+    @staticmethod
+    def _crop(payload: dict[str, Any]) -> bytes | None:
+        path = payload.get("crop_path")
+        if not path:
+            return None
+        try:
+            return Path(str(path)).read_bytes()
+        except OSError:  # removed by retention: send the event without it
+            return None
+
+    async def post(self, delivery: Delivery) -> _Outcome:
+        """One attempt; classifies the answer as delivered, retry later, or refused."""
+        _, headers, data = self._request(delivery)
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
+        try:
+            async with self.session.post(
+                self.config.url, data=data, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                await response.read()
+                status = response.status
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        except TimeoutError:
+            return _Outcome(False, f"no answer within {self.config.timeout_s:g} s")
+        except aiohttp.ClientError as error:
+            return _Outcome(False, f"{type(error).__name__}: {error}")
+        if 200 <= status < 300:
+            return _Outcome(True)
+        if status >= 500 or status in RETRYABLE_STATUS:
+            return _Outcome(False, f"HTTP {status}", retry_after)
+        return _Outcome(False, f"HTTP {status}", permanent=True)

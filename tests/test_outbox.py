@@ -1,0 +1,115 @@
+"""The SQLite outbox: filters, order, the bound and its policy, retry and purge."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+
+import pytest
+
+from streamer.config import OutboxConfig, WebhookConfig
+from streamer.dues import NOT_FOUND, DuesResult
+from streamer.events import CameraStatus, PlateEvent
+from streamer.outbox import DEAD, DELIVERED, PENDING, Outbox
+from streamer.webhooks import retry_after_seconds, sign
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_event(plate: str = "KA01AB1234", dues: bool = False) -> PlateEvent:
+    result = DuesResult(True, True, 100.0, "Fine") if dues else NOT_FOUND
+    return PlateEvent("gate", plate, 0.9, 0.8, (1, 2, 3, 4), T0, T0, 1.0, 10, True, result)
+
+
+def make_outbox(tmp_path: Path, max_pending: int = 100) -> Outbox:
+    webhooks = [
+        WebhookConfig(url="http://127.0.0.1:1/a", name="all", include_status=True),
+        WebhookConfig(url="http://127.0.0.1:1/b", name="alerts", only_dues=True),
+    ]
+    return Outbox(OutboxConfig(database=tmp_path / "o.sqlite", max_pending=max_pending), webhooks)
+
+
+def test_filters_decide_the_targets(tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path)
+    assert outbox.add(make_event()) == ["all"]
+    assert outbox.add(make_event(dues=True)) == ["all", "alerts"]
+    assert outbox.add(CameraStatus("gate", "offline", "gone", T0)) == ["all"]
+    assert outbox.counts() == {("all", PENDING): 3, ("alerts", PENDING): 1}
+
+
+def test_adding_the_same_event_twice_queues_it_once(tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path)
+    event = make_event()
+    assert outbox.add(event) == ["all"]
+    assert outbox.add(event) == []
+    assert outbox.counts() == {("all", PENDING): 1}
+
+
+def test_oldest_first_and_outcomes(tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path)
+    first, second = make_event("AA11AA1111"), make_event("BB22BB2222")
+    outbox.add(first)
+    outbox.add(second)
+    due = outbox.next_due("all")
+    assert due is not None
+    assert due.event_id == first.event_id
+    assert due.payload["plate_number"] == "AA11AA1111"
+    outbox.retry_later(due.id, "HTTP 500", next_at=due.next_at + 60)
+    again = outbox.next_due("all")
+    assert again is not None
+    assert (again.id, again.attempts, again.last_error) == (due.id, 1, "HTTP 500")
+    outbox.delivered(due.id)
+    after = outbox.next_due("all")
+    assert after is not None
+    assert after.event_id == second.event_id
+    outbox.dead(after.id, "HTTP 404")
+    assert outbox.next_due("all") is None
+    assert outbox.counts() == {("all", DELIVERED): 1, ("all", DEAD): 1}
+
+
+def test_full_outbox_moves_the_oldest_to_dead_letters(tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path, max_pending=3)
+    events = [make_event(f"KA01AB{n:04d}") for n in range(5)]
+    for event in events:
+        outbox.add(event)
+    assert outbox.counts() == {("all", PENDING): 3, ("all", DEAD): 2}
+    assert outbox.dropped_full == 2
+    dead = outbox.list(DEAD)
+    assert {d.event_id for d in dead} == {events[0].event_id, events[1].event_id}
+    assert {d.last_error for d in dead} == {"outbox full"}
+    assert outbox.retry() == 2
+    assert outbox.counts() == {("all", PENDING): 5}
+
+
+def test_retry_one_and_purge_dead(tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path)
+    outbox.add(make_event())
+    due = outbox.next_due("all")
+    assert due is not None
+    outbox.dead(due.id, "HTTP 400")
+    assert outbox.retry(due.id) == 1
+    outbox.dead(due.id, "HTTP 400")
+    assert outbox.purge(DEAD) == 1
+    assert outbox.counts() == {}
+
+
+def test_signature_is_hmac_of_timestamp_and_body() -> None:
+    # printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac secret
+    assert sign("secret", "1700000000", b'{"a":1}') == (
+        "sha256=49f24e537407743fa4a0242bb63b94b9a47ee99cbbe071ccd8a22550ae411686"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("5", 5.0), ("0", 0.0), (None, None), ("soon", None), ("", None)],
+)
+def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
+    assert retry_after_seconds(value) == expected
+
+
+def test_retry_after_http_date() -> None:
+    now = 1_700_000_000.0
+    header = format_datetime(datetime.fromtimestamp(now + 30, UTC), usegmt=True)
+    assert retry_after_seconds(header, now=now) == pytest.approx(30, abs=1)

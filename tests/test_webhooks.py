@@ -1,0 +1,289 @@
+"""Webhook delivery through the durable outbox, against a real aiohttp receiver.
+
+The daemon runs in-process on a two-vehicle clip (the second vehicle has dues), except
+for the SIGKILL case, which kills and restarts the ``streamer`` command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from receiver import Behaviour, Receiver, verify
+from rtsp import free_port
+
+from streamer.config import Config
+from streamer.demo import DemoManifest
+from streamer.detect import YoloDetector
+from streamer.dues import SqliteDues
+from streamer.read import TesseractEngine
+from streamer.service import Service
+
+from conftest import make_config
+
+FAST_RETRY = {"retry_initial_s": 0.2, "retry_max_s": 1.0}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver(free_port()).start()
+    yield server
+    server.stop()
+
+
+def config_for(
+    tmp_path: Path, clip: DemoManifest, webhooks: list[dict[str, object]], **extra: object
+) -> Config:
+    SqliteDues(tmp_path / "dues.sqlite").set(clip.vehicles[1].plate, 250, "Toll")
+    settings: dict[str, object] = {
+        "cameras": [{"name": "gate", "source": str(clip.path)}],
+        "webhooks": webhooks,
+        "outbox": {"database": str(tmp_path / "outbox.sqlite"), "drain_timeout_s": 30},
+        **extra,
+    }
+    return make_config(tmp_path, **settings)
+
+
+def run_daemon(config: Config, detector: YoloDetector, engine: TesseractEngine) -> Service:
+    service = Service(config, install_signal_handlers=False, detector=detector, engine=engine)
+    asyncio.run(service.run())
+    return service
+
+
+def logged_events(config: Config) -> dict[str, dict[str, object]]:
+    lines = config.events_log.read_text().splitlines()
+    return {e["event_id"]: e for e in map(json.loads, lines) if e["type"] == "plate"}
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "webhook"),
+    [
+        (Behaviour(fail_first=3, fail_status=500), {}),
+        (Behaviour(fail_first=2, fail_status=503, retry_after="1"), {}),
+        (Behaviour(fail_first=1, fail_status=429), {}),
+        (Behaviour(delay_s=2.0, slow_first=2), {"timeout_s": 0.5}),
+    ],
+    ids=["500-then-recovers", "503-retry-after", "429", "times-out"],
+)
+def test_every_event_arrives_despite_failures(
+    tmp_path: Path,
+    short_clip: DemoManifest,
+    receiver: Receiver,
+    behaviour: Behaviour,
+    webhook: dict[str, object],
+    detector: YoloDetector,
+    engine: TesseractEngine,
+) -> None:
+    receiver.behaviour = behaviour
+    config = config_for(tmp_path, short_clip, [{"url": receiver.url, **FAST_RETRY, **webhook}])
+    service = run_daemon(config, detector, engine)
+    events = logged_events(config)
+    assert len(events) == 2
+    assert receiver.delivered == events  # exactly once after dedup on Idempotency-Key
+    assert len(receiver.requests) > len(events)  # failures were retried
+    assert service.senders[0].stats.failed_attempts >= 1
+    started = min(r.at for r in receiver.requests)
+    if behaviour.retry_after:  # the receiver asked for 1 s and got it
+        assert receiver.requests[1].at - started >= 0.9
+
+
+def test_refused_connections_until_the_receiver_starts(
+    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: TesseractEngine
+) -> None:
+    late = Receiver(free_port())
+    config = config_for(tmp_path, short_clip, [{"url": late.url, **FAST_RETRY}])
+
+    async def scenario() -> None:
+        service = Service(config, install_signal_handlers=False, detector=detector, engine=engine)
+        task = asyncio.create_task(service.run())
+        await asyncio.sleep(3)  # connections are refused meanwhile
+        assert not task.done()
+        late.start()
+        await asyncio.wait_for(task, 60)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        late.stop()
+    assert late.delivered == logged_events(config)
+
+
+def test_signature_verifies_and_dues_filter_applies(
+    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: TesseractEngine
+) -> None:
+    everything, alerts = Receiver(free_port()).start(), Receiver(free_port()).start()
+    try:
+        config = config_for(
+            tmp_path,
+            short_clip,
+            [
+                {"url": everything.url, "secret": "s3cret", "name": "all"},
+                {"url": alerts.url, "secret": "other", "only_dues": True, "name": "alerts"},
+            ],
+        )
+        run_daemon(config, detector, engine)
+    finally:
+        everything.stop()
+        alerts.stop()
+    events = logged_events(config)
+    assert everything.delivered == events
+    assert [e["plate_number"] for e in alerts.delivered.values()] == [short_clip.vehicles[1].plate]
+    for request in everything.requests:
+        assert verify("s3cret", request.headers, request.body)
+        assert not verify("wrong", request.headers, request.body)
+        assert not verify("s3cret", request.headers, request.body + b" ")
+        assert request.headers["Idempotency-Key"] == request.event["event_id"]
+    for request in alerts.requests:
+        assert verify("other", request.headers, request.body)
+
+
+@pytest.mark.parametrize("mode", ["base64", "multipart"])
+def test_crop_attachment(
+    tmp_path: Path,
+    short_clip: DemoManifest,
+    receiver: Receiver,
+    mode: str,
+    detector: YoloDetector,
+    engine: TesseractEngine,
+) -> None:
+    config = config_for(
+        tmp_path, short_clip, [{"url": receiver.url, "attach_crop": mode, "secret": "k"}]
+    )
+    run_daemon(config, detector, engine)
+    assert len(receiver.requests) == 2
+    for request in receiver.requests:
+        jpeg = (
+            base64.b64decode(request.event["crop_jpeg_base64"])
+            if mode == "base64"
+            else request.crop
+        )
+        assert jpeg is not None
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None
+        assert image.shape[1] > image.shape[0]  # a plate: wider than tall
+        assert verify("k", request.headers, request.body)
+
+
+def test_refused_for_good_goes_to_dead_letters_and_can_be_retried(
+    tmp_path: Path,
+    short_clip: DemoManifest,
+    receiver: Receiver,
+    detector: YoloDetector,
+    engine: TesseractEngine,
+) -> None:
+    receiver.behaviour = Behaviour(status=422)
+    config = config_for(tmp_path, short_clip, [{"url": receiver.url, "name": "crm"}])
+    service = run_daemon(config, detector, engine)
+    assert len(receiver.requests) == 2  # no retries of a 4xx
+    assert service.senders[0].stats.dead == 2
+    config_file = tmp_path / "streamer.yaml"
+    config_file.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    cli = [sys.executable, "-m", "streamer", "outbox"]
+    listing = subprocess.run(
+        [*cli, "list", "--state", "dead", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert listing.count("dead") == 2
+    assert "HTTP 422" in listing
+    retried = subprocess.run(
+        [*cli, "retry", "--all", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert retried.startswith("2 deliveries pending again")
+    receiver.behaviour = Behaviour(status=200)
+    no_cameras = config.model_copy(
+        update={"cameras": [config.cameras[0].model_copy(update={"enabled": False})]}
+    )
+    run_daemon(no_cameras, detector, engine)  # a restart delivers what is pending
+    assert receiver.delivered == logged_events(config)
+    purged = subprocess.run(
+        [*cli, "purge", "--dead", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert purged.strip() == "purged 0 dead deliveries"
+
+
+def test_dead_receiver_does_not_slow_the_events_log(
+    tmp_path: Path,
+    short_clip: DemoManifest,
+    receiver: Receiver,
+    detector: YoloDetector,
+    engine: TesseractEngine,
+) -> None:
+    receiver.behaviour = Behaviour(delay_s=30)  # accepts, then hangs
+    config = config_for(
+        tmp_path,
+        short_clip,
+        [{"url": receiver.url, "timeout_s": 60}],
+        outbox={"database": str(tmp_path / "outbox.sqlite"), "drain_timeout_s": 0},
+    )
+    started = time.monotonic()
+    service = run_daemon(config, detector, engine)
+    assert len(logged_events(config)) == 2
+    assert receiver.delivered == {}
+    assert time.monotonic() - started < 25  # did not wait for the hanging receiver
+    assert service.outbox is not None
+    assert service.outbox.counts()[(service.senders[0].label, "pending")] >= 1
+
+
+def test_sigkill_during_delivery_loses_nothing(
+    tmp_path: Path, short_clip: DemoManifest, receiver: Receiver
+) -> None:
+    receiver.behaviour = Behaviour(delay_s=1.5)  # each delivery takes a while
+    config = config_for(tmp_path, short_clip, [{"url": receiver.url, **FAST_RETRY}])
+    path = tmp_path / "streamer.yaml"
+    path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "run", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not receiver.requests:  # the first delivery is in flight
+            assert daemon.poll() is None, daemon.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(10)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert len(receiver.delivered) < 2  # killed before everything went out
+    receiver.behaviour = Behaviour()
+    restart = config.model_copy(
+        update={"cameras": [config.cameras[0].model_copy(update={"enabled": False})]}
+    )
+    path.write_text(yaml.safe_dump(json.loads(restart.model_dump_json())))
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    events = logged_events(config)
+    # Every event that was logged before the kill reached the receiver at least once;
+    # deduplicated on Idempotency-Key, exactly once.
+    assert events
+    assert set(receiver.delivered) >= set(events)
+    assert receiver.unique().keys() == events.keys()
