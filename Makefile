@@ -17,13 +17,13 @@ test: setup-test lint  ## the whole test suite, with real weights, Tesseract, SQ
 	$(PY) -m pytest
 
 lint:
-	$(VENV)/bin/ruff check streamer tests
-	$(VENV)/bin/ruff format --check streamer tests
+	$(VENV)/bin/ruff check streamer tests bench
+	$(VENV)/bin/ruff format --check streamer tests bench
 	$(VENV)/bin/mypy
 
 format:
-	$(VENV)/bin/ruff format streamer tests
-	$(VENV)/bin/ruff check --fix streamer tests
+	$(VENV)/bin/ruff format streamer tests bench
+	$(VENV)/bin/ruff check --fix streamer tests bench
 
 clean:
 	rm -rf recordings/demo.mp4 recordings/events.jsonl recordings/dues.sqlite recordings/evidence

@@ -2,7 +2,8 @@
 # Set-up for a fresh Debian machine that has only Python: system packages, the virtualenv
 # with the pinned dependencies, and the plate detector's weights. Safe to run again: each
 # step is skipped when already done. With --test, also what the test suite needs: Debian's
-# GStreamer RTSP server (run by Debian's own python3) for the live-camera tests.
+# GStreamer RTSP server (run by Debian's own python3) for the live-camera tests, and
+# Debian's Chromium and its driver for the dashboard tests.
 set -euo pipefail
 with_test=false
 [ "${1:-}" = "--test" ] && with_test=true
@@ -22,6 +23,9 @@ if $with_test && ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspSe
     need_apt+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
                gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
                gstreamer1.0-libav)
+fi
+if $with_test && ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+    need_apt+=(chromium chromium-driver)  # the dashboard's browser tests use Debian's
 fi
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then

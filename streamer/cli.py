@@ -89,6 +89,13 @@ def _run_service(
     return stats, service.processing_seconds
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _config(args)
+    service = Service(config, serve_only=True)
+    asyncio.run(service.run())
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     stats, seconds = _run_service(config)
@@ -115,7 +122,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         template.model_copy(update={"name": name, "source": str(path), "enabled": True})
         for name, path in zip(camera_names(args.files), args.files, strict=True)
     ]
-    config = config.model_copy(update={"cameras": cameras})
+    # A batch job: no HTTP server.
+    http = config.http.model_copy(update={"enabled": False})
+    config = config.model_copy(update={"cameras": cameras, "http": http})
     stats, seconds = _run_service(config, args.events_out, Progress())
     print(_summary(stats, seconds))
     failed = [name for name, s in stats.items() if s.error]
@@ -229,6 +238,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from streamer.demo import DEMO_VEHICLES, render_video
 
     config = Config()
+    config = config.model_copy(update={"http": config.http.model_copy(update={"enabled": False})})
     video = Path(config.cameras[0].source)
     if not video.exists():
         print(f"rendering the demo recording {video} ...", file=sys.stderr)
@@ -269,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("run", parents=[config_parent], help="run the daemon on the configured cameras")
+    sub.add_parser(
+        "serve",
+        parents=[config_parent],
+        help="serve the HTTP API and dashboard only, without cameras",
+    )
     replay = sub.add_parser(
         "replay",
         parents=[config_parent],
@@ -331,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "run": cmd_run,
+    "serve": cmd_serve,
     "replay": cmd_replay,
     "process": cmd_process,
     "dues": cmd_dues,

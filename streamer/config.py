@@ -295,6 +295,33 @@ class OutboxConfig(_Section):
     )
 
 
+class HttpConfig(_Section):
+    """The HTTP API and dashboard served by the daemon (and by `streamer serve`)."""
+
+    enabled: bool = Field(True, description="Serve the API and dashboard while running.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on. The default keeps the API on this machine; set "
+        "0.0.0.0 (with a token) to reach it from the network.",
+    )
+    port: int = Field(8003, ge=0, le=65535, description="TCP port (0: any free port).")
+    token: str | None = Field(
+        None,
+        description="When set, every request but /health needs 'Authorization: Bearer "
+        "<token>' (or ?token=<token>, for the dashboard's live stream and images).",
+    )
+    max_upload_mb: float = Field(
+        10.0, gt=0, le=1000, description="Larger uploads are refused with 413."
+    )
+    recent_events: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Events kept in memory for /api/events and the dashboard (the events "
+        "log has them all).",
+    )
+
+
 class DuesConfig(_Section):
     """The dues database."""
 
@@ -397,6 +424,7 @@ class Config(_Section):
     dues: DuesConfig = Field(default_factory=DuesConfig)
     recordings: RecordingsConfig = Field(default_factory=RecordingsConfig)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     events_log_max_bytes: int = Field(
         50_000_000,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,10 +21,19 @@ from streamer.config import CameraConfig
 from streamer.detect import Detector, gate
 from streamer.dues import Dues
 from streamer.events import CameraStatus, Deduplicator, Event, PlateEvent
+from streamer.metrics import Metrics
 from streamer.read import OcrEngine, PlateReader
 from streamer.recordings import EvidenceWriter
 from streamer.sinks import Sink
-from streamer.sources import Frame, Source, SourceError, mask_url, open_source, read_in_thread
+from streamer.sources import (
+    ONLINE,
+    Frame,
+    Source,
+    SourceError,
+    mask_url,
+    open_source,
+    read_in_thread,
+)
 from streamer.track import FinishedTrack, PlateTracker
 
 logger = logging.getLogger(__name__)
@@ -37,6 +48,7 @@ class Stages:
     dues: Dues
     sinks: Sequence[Sink]
     evidence: EvidenceWriter | None
+    metrics: Metrics | None = None
 
 
 @dataclass
@@ -53,6 +65,20 @@ class CameraStats:
     status: str | None = None
     last_frame_at: datetime | None = None
     events_list: list[PlateEvent] = field(default_factory=list, repr=False)
+    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=50), repr=False)
+
+    def count_frame(self, frame: Frame) -> None:
+        """Count one processed frame."""
+        self.frames += 1
+        self.last_frame_at = frame.captured_at
+        self._recent.append(time.monotonic())
+
+    @property
+    def fps(self) -> float:
+        """Frames processed per second over the last 50 frames (0 when idle for 5 s)."""
+        if len(self._recent) < 2 or time.monotonic() - self._recent[-1] > 5:
+            return 0.0
+        return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-6)
 
 
 FrameCallback = Callable[[Frame], None]
@@ -77,9 +103,23 @@ class CameraPipeline:
         self.dedup = Deduplicator(camera.dedup)
         self.stats = CameraStats()
         self.stop = asyncio.Event()
+        self.running = False
+
+    @property
+    def is_up(self) -> bool:
+        """Whether frames are flowing: a live camera online, or a file being read."""
+        if self.stats.status is not None:
+            return self.stats.status == ONLINE
+        return self.running and self.stats.error is None
 
     def _detect(self, frame: Frame) -> sv.Detections:
-        return gate(self.stages.detector.detect(frame.image), self.camera.detection)
+        started = time.perf_counter()
+        detections = gate(self.stages.detector.detect(frame.image), self.camera.detection)
+        if self.stages.metrics is not None:
+            self.stages.metrics.detect_seconds.labels(self.camera.name).observe(
+                time.perf_counter() - started
+            )
+        return detections
 
     async def run(self) -> CameraStats:
         """Process the source to its end (or until :attr:`stop` is set); returns counters.
@@ -98,14 +138,14 @@ class CameraPipeline:
         def on_drop() -> None:
             self.stats.skipped += 1
 
+        self.running = True
         try:
             source = self.source or open_source(self.camera, on_status)
             async for frame in read_in_thread(source, self.stop, on_drop=on_drop):
                 detections = await asyncio.to_thread(self._detect, frame)
                 for track in self.tracker.update(frame, detections):
                     work.put_nowait(track)
-                self.stats.frames += 1
-                self.stats.last_frame_at = frame.captured_at
+                self.stats.count_frame(frame)
                 if self.on_frame is not None:
                     self.on_frame(frame)
         except SourceError as error:
@@ -116,6 +156,7 @@ class CameraPipeline:
                 work.put_nowait(track)
             work.put_nowait(None)
             await reading
+            self.running = False
         return self.stats
 
     def _status_changed(
@@ -152,7 +193,12 @@ class CameraPipeline:
 
         Returns the event, or ``None`` when the plate was unreadable or merged.
         """
+        started = time.perf_counter()
         read = self.reader.read(track.crops)
+        if self.stages.metrics is not None:
+            self.stages.metrics.ocr_seconds.labels(self.camera.name).observe(
+                time.perf_counter() - started
+            )
         if read is None:
             self.stats.unread += 1
             logger.debug("camera %s: track %d unreadable", self.camera.name, track.track_id)

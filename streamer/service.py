@@ -18,9 +18,12 @@ from pathlib import Path
 
 import aiohttp
 
+from streamer.api import Api, EventHistory
 from streamer.config import Config
 from streamer.detect import Detector, YoloDetector
 from streamer.dues import DuesError, SqliteDues
+from streamer.images import ImageProcessor
+from streamer.metrics import Metrics
 from streamer.models import ModelError
 from streamer.outbox import Outbox, OutboxError, OutboxSink
 from streamer.pipeline import CameraPipeline, CameraStats, FrameCallback, Stages
@@ -83,12 +86,16 @@ class Service:
     pipelines: list[CameraPipeline] = field(default_factory=list)
     senders: list[WebhookSender] = field(default_factory=list)
     outbox: Outbox | None = None
+    serve_only: bool = False
+    api: Api | None = None
+    metrics: Metrics | None = None
     processing_seconds: float = 0.0
     stopping: bool = False
     _log: JsonLinesSink | None = None
     _evidence: EvidenceWriter | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _deadline: asyncio.TimerHandle | None = None
+    _served: asyncio.Event | None = None
 
     def startup(self) -> Stages:
         """Build the shared stages, failing fast with one line on what is missing.
@@ -114,8 +121,22 @@ class Service:
         except (DuesError, OutboxError, OSError) as error:
             raise StartupError(str(error)) from None
         detector = self.detector or build_detector(self.config)
+        self.metrics = Metrics(lambda: self.pipelines, lambda: self.senders, lambda: self.outbox)
+        if self.config.http.enabled or self.serve_only:
+            history = EventHistory(self.config.http.recent_events, self.config.recordings.directory)
+            history.load(self.events_log or self.config.events_log)
+            sinks.append(history)
+            processor = ImageProcessor(detector, engine, dues, self.config.cameras[0])
+            self.api = Api(
+                self.config, processor, dues, history, self.metrics, lambda: self.pipelines
+            )
         return Stages(
-            detector, engine, dues, [*sinks, self._log, *self.extra_sinks], self._evidence
+            detector,
+            engine,
+            dues,
+            [*sinks, self._log, *self.extra_sinks],
+            self._evidence,
+            self.metrics,
         )
 
     def _wake_senders(self, targets: list[str]) -> None:
@@ -160,7 +181,7 @@ class Service:
     async def run(self) -> dict[str, CameraStats]:
         """Run every enabled camera to completion; returns each camera's counters."""
         stages = self.startup()
-        cameras = [camera for camera in self.config.cameras if camera.enabled]
+        cameras = [] if self.serve_only else [c for c in self.config.cameras if c.enabled]
         self.pipelines = [
             CameraPipeline(camera, stages, on_frame=self.on_frame) for camera in cameras
         ]
@@ -178,8 +199,20 @@ class Service:
                 asyncio.create_task(sender.run(), name=f"webhook-{sender.label}")
                 for sender in self.senders
             ]
+        if self.api is not None:
+            try:
+                await self.api.start()
+            except OSError as error:
+                for task in background:
+                    task.cancel()
+                if session is not None:
+                    await session.close()
+                raise StartupError(str(error)) from None
         started = time.monotonic()
         try:
+            if self.serve_only:
+                self._served = asyncio.Event()
+                await self._served.wait()
             results = await asyncio.gather(*(pipeline.run() for pipeline in self.pipelines))
             self.processing_seconds = time.monotonic() - started
             if self._deadline is not None:  # open tracks are done; the drain has its own limit
@@ -190,6 +223,8 @@ class Service:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if self.api is not None:
+                await self.api.stop()
             if session is not None:
                 await session.close()
             if self.install_signal_handlers:
@@ -213,6 +248,8 @@ class Service:
             logger.warning("second stop request: exiting now, open tracks are lost")
             raise SystemExit(1)
         self.stopping = True
+        if self._served is not None:
+            self._served.set()
         name = signal.Signals(signum).name if signum else "request"
         logger.info(
             "stopping (%s): finishing open tracks, at most %.0f s",

@@ -1,0 +1,79 @@
+"""The dashboard in a real headless Chromium (Debian's), against the real daemon."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser import Browser
+from rtsp import free_port
+
+from streamer.demo import DemoManifest
+from streamer.detect import YoloDetector
+from streamer.dues import SqliteDues
+from streamer.read import TesseractEngine
+
+from conftest import ServiceThread, make_config
+
+TOKEN = "dash-t0ken"
+
+
+@pytest.fixture
+def daemon(
+    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: TesseractEngine
+) -> Iterator[ServiceThread]:
+    """A token-protected daemon replaying the short clip in real time; the second vehicle
+    has dues. A standby camera that never connects keeps the daemon up after the clip."""
+    SqliteDues(tmp_path / "dues.sqlite").set(short_clip.vehicles[1].plate, 250, "Toll unpaid")
+    config = make_config(
+        tmp_path,
+        cameras=[
+            {"name": "gate", "source": str(short_clip.path), "realtime": True},
+            {"name": "standby", "source": f"rtsp://127.0.0.1:{free_port()}/none"},
+        ],
+        http={"enabled": True, "port": 0, "token": TOKEN},
+    )
+    with ServiceThread(config, detector, engine) as running:
+        yield running
+
+
+def test_new_events_appear_on_the_open_page(
+    daemon: ServiceThread, short_clip: DemoManifest, tmp_path: Path
+) -> None:
+    first, second = (v.plate for v in short_clip.vehicles)
+    with Browser() as browser:
+        browser.open(f"{daemon.url}/?token={TOKEN}")
+        assert browser.text("#stream-state") == "connected"
+        assert browser.find("#events [data-event-id]") == []  # opened before any event
+        browser.wait_for(f'#events [data-plate="{first}"]', timeout=30)
+        row = browser.wait_for(f'#events [data-plate="{second}"]', timeout=30)[0]
+        assert "dues" in (row.get_attribute("class") or "").split()
+        assert "250" in row.text
+        assert "Toll unpaid" in row.text
+        plain = browser.find(f'#events [data-plate="{first}"]')[0]
+        assert "dues" not in (plain.get_attribute("class") or "").split()
+        # Newest on top.
+        plates = [e.get_attribute("data-plate") for e in browser.find("#events [data-plate]")]
+        assert plates == [second, first]
+        # Thumbnails load through the token.
+        assert browser.execute(
+            "return [...document.querySelectorAll('#events img')]"
+            ".every(img => img.complete && img.naturalWidth > 0)"
+        )
+        # Camera cards reflect each camera's state.
+        browser.wait_until(
+            lambda: (
+                browser.attribute('[data-camera="standby"]', "data-status")
+                in {"offline", "reconnecting"}
+            ),
+            timeout=10,
+        )
+        browser.screenshot(tmp_path / "dashboard.png")
+        assert browser.console_errors() == []
+
+
+def test_the_page_needs_the_token(daemon: ServiceThread) -> None:
+    with Browser() as browser:
+        browser.open(f"{daemon.url}/")
+        assert "missing or wrong token" in browser.text("body")  # 401 for the page itself
