@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from streamer.config import Config  # noqa: E402
 from streamer.demo import render_video  # noqa: E402
 from streamer.detect import YoloDetector  # noqa: E402
-from streamer.read import TesseractEngine  # noqa: E402
+from streamer.ocr import engine_named  # noqa: E402
 
 from conftest import ServiceThread, frame_at, make_config  # noqa: E402
 
@@ -73,7 +73,7 @@ def main() -> int:
         ok, png = cv2.imencode(".png", frame_at(demo.path, last - 0.3))
         assert ok
         config = make_config(work, http={"enabled": True, "port": 0})
-        detector, engine = YoloDetector(Config().model), TesseractEngine()
+        detector, engine = YoloDetector(Config().model), engine_named(Config().reader.engine)
         rows = []
         with ServiceThread(config, detector, engine, serve_only=True) as server:
             asyncio.run(measure(server.url, png.tobytes(), 5, 1))  # warm-up

@@ -131,7 +131,11 @@ class TrackerConfig(_Section):
 class ReaderConfig(_Section):
     """OCR of a finished track's best crops."""
 
-    engine: Literal["tesseract"] = Field("tesseract", description="OCR engine.")
+    engine: Literal["paddle", "tesseract"] = Field(
+        "paddle",
+        description="OCR engine: 'paddle' (PP-OCRv4 recognition, onnxruntime) reads about "
+        "8 in 10 plates exactly where 'tesseract' reads 1 in 10 (see README, Accuracy).",
+    )
     crops: int = Field(
         3,
         ge=1,

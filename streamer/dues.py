@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from streamer.plates import normalise
+from streamer.plates import confusable_form, edit_distance, normalise
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,15 @@ class DuesResult:
     dues_pending: bool
     amount: float
     message: str
+    possible_match: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        """The seed's JSON object: ``found``, ``dues_pending``, ``amount``, ``message``."""
-        return asdict(self)
+        """The seed's JSON object: ``found``, ``dues_pending``, ``amount``, ``message``;
+        plus ``possible_match`` when an unknown plate is one slip from a known one."""
+        data = asdict(self)
+        if self.possible_match is None:
+            del data["possible_match"]
+        return data
 
 
 NOT_FOUND = DuesResult(found=False, dues_pending=False, amount=0.0, message="No record found")
@@ -100,11 +105,31 @@ class SqliteDues:
                 "SELECT amount, message FROM dues WHERE plate = ?", (normalise(plate),)
             ).fetchone()
         if row is None:
-            return NOT_FOUND
+            return self._near(normalise(plate)) or NOT_FOUND
         amount, message = float(row[0]), str(row[1])
         if amount > 0:
             return DuesResult(True, True, amount, message or "Dues pending")
         return DuesResult(True, False, 0.0, message or "No dues pending")
+
+    def _near(self, plate: str) -> DuesResult | None:
+        """A known plate one OCR slip away from ``plate`` (one edit, or confusable
+        characters), reported as a possible match: never as dues pending."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT plate FROM dues WHERE length(plate) BETWEEN ? AND ?",
+                (len(plate) - 1, len(plate) + 1),
+            ).fetchall()
+        folded = confusable_form(plate)
+        near = sorted(
+            str(known)
+            for (known,) in rows
+            if confusable_form(str(known)) == folded or edit_distance(known, plate) == 1
+        )
+        if len(near) != 1:  # none, or too many to name one
+            return None
+        return DuesResult(
+            False, False, 0.0, f"No record for {plate}; possible match {near[0]}", near[0]
+        )
 
     def set(self, plate: str, amount: float, message: str = "") -> None:
         """Create or replace the dues of ``plate``.

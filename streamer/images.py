@@ -15,8 +15,9 @@ import numpy as np
 from streamer.config import CameraConfig
 from streamer.detect import Detector, gate
 from streamer.dues import Dues
+from streamer.ocr import OcrEngine
 from streamer.plates import matches_format
-from streamer.read import OcrEngine, PlateReader
+from streamer.read import PlateReader
 from streamer.track import cut_crop
 
 

@@ -22,7 +22,8 @@ from streamer.detect import Detector, gate
 from streamer.dues import Dues
 from streamer.events import CameraStatus, Deduplicator, Event, PlateEvent
 from streamer.metrics import Metrics
-from streamer.read import OcrEngine, PlateReader
+from streamer.ocr import OcrEngine
+from streamer.read import PlateReader
 from streamer.recordings import EvidenceWriter
 from streamer.sinks import Sink
 from streamer.sources import (

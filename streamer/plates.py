@@ -58,3 +58,119 @@ def compile_format(entry: str) -> re.Pattern[str]:
 def matches_format(plate: str, formats: Sequence[str]) -> bool:
     """Whether normalised ``plate`` fully matches any of ``formats``."""
     return any(compile_format(entry).fullmatch(plate) for entry in formats)
+
+
+#: Characters OCR confuses, as the digit a letter looks like and the letter a digit does.
+LETTER_TO_DIGIT = {
+    "O": "0",
+    "Q": "0",
+    "D": "0",
+    "I": "1",
+    "L": "1",
+    "Z": "2",
+    "S": "5",
+    "G": "6",
+    "T": "7",
+    "B": "8",
+}
+DIGIT_TO_LETTER = {"0": "O", "1": "I", "2": "Z", "5": "S", "6": "G", "7": "T", "8": "B"}
+
+_TOKEN = re.compile(r"\[A-Z\]|\[0-9\]|\[A-Z0-9\]|[A-Z0-9]")
+_COUNT = re.compile(r"\{(\d+)(?:,(\d+))?\}|\?")
+
+
+def _templates(expression: str) -> list[list[str]] | None:
+    """Per alternative, its tokens expanded to fixed-length class strings ("L", "D", "X" for
+    either, or a literal character); ``None`` for expressions too rich to expand."""
+    alternatives = []
+    for alternative in expression.split("|"):
+        parts: list[tuple[str, int, int]] = []
+        position = 0
+        while position < len(alternative):
+            token = _TOKEN.match(alternative, position)
+            if token is None:
+                return None
+            kind = {"[A-Z]": "L", "[0-9]": "D", "[A-Z0-9]": "X"}.get(token.group(), token.group())
+            position = token.end()
+            low = high = 1
+            count = _COUNT.match(alternative, position)
+            if count is not None:
+                position = count.end()
+                if count.group() == "?":
+                    low, high = 0, 1
+                else:
+                    low = int(count.group(1))
+                    high = int(count.group(2)) if count.group(2) else low
+            parts.append((kind, low, high))
+        expansions = [""]
+        for kind, low, high in parts:
+            expansions = [e + kind * n for e in expansions for n in range(low, high + 1)]
+        alternatives.append(expansions)
+    return alternatives
+
+
+def fix_confusions(plate: str, formats: Sequence[str]) -> str:
+    """Swap confusable characters (O/0, I/1, B/8, S/5, Z/2, G/6 …) where a format fixes
+    whether a position holds a letter or a digit, and only when that gives one plate that
+    matches a format with fewer swaps than any other. A plate that already matches, or one
+    that could be fixed in two equally good ways, is returned unchanged.
+
+    Example:
+        >>> fix_confusions("KAO1AB1Z34", ["in_rto"])
+        'KA01AB1234'
+    """
+    if matches_format(plate, formats):
+        return plate
+    candidates: dict[str, int] = {}
+    for entry in formats:
+        templates = _templates(PRESETS.get(entry, entry))
+        if templates is None:
+            continue
+        for expansions in templates:
+            for template in expansions:
+                if len(template) != len(plate):
+                    continue
+                fixed = []
+                for char, kind in zip(plate, template, strict=True):
+                    if kind == "D" and not char.isdigit():
+                        char = LETTER_TO_DIGIT.get(char, "")
+                    elif kind == "L" and char.isdigit():
+                        char = DIGIT_TO_LETTER.get(char, "")
+                    elif kind not in {"L", "D", "X"} and char != kind:
+                        char = (
+                            kind
+                            if LETTER_TO_DIGIT.get(kind) == char
+                            or DIGIT_TO_LETTER.get(kind) == char
+                            else ""
+                        )
+                    if not char:
+                        break
+                    fixed.append(char)
+                else:
+                    candidate = "".join(fixed)
+                    if matches_format(candidate, formats):
+                        candidates[candidate] = sum(
+                            a != b for a, b in zip(candidate, plate, strict=True)
+                        )
+    if not candidates:
+        return plate
+    fewest = min(candidates.values())
+    best = [candidate for candidate, swaps in candidates.items() if swaps == fewest]
+    return best[0] if len(best) == 1 else plate
+
+
+def confusable_form(plate: str) -> str:
+    """``plate`` with every confusable letter replaced by its look-alike digit, so that
+    plates differing only by O/0, I/1, B/8 … compare equal."""
+    return "".join(LETTER_TO_DIGIT.get(char, char) for char in plate)
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: insertions, deletions and substitutions."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+        previous = current
+    return previous[-1]

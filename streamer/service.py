@@ -25,9 +25,9 @@ from streamer.dues import DuesError, SqliteDues
 from streamer.images import ImageProcessor
 from streamer.metrics import Metrics
 from streamer.models import ModelError
+from streamer.ocr import OcrEngine, OcrError, engine_named
 from streamer.outbox import Outbox, OutboxError, OutboxSink
 from streamer.pipeline import CameraPipeline, CameraStats, FrameCallback, Stages
-from streamer.read import OcrEngine, OcrError, TesseractEngine
 from streamer.recordings import EvidenceWriter
 from streamer.sinks import JsonLinesSink, Sink
 from streamer.webhooks import WebhookSender
@@ -46,7 +46,7 @@ def build_engine(config: Config) -> OcrEngine:
         StartupError: when the engine cannot start.
     """
     try:
-        return TesseractEngine(config.reader.tessdata)
+        return engine_named(config.reader.engine, config.reader.tessdata)
     except OcrError as error:
         raise StartupError(str(error)) from None
 

@@ -13,7 +13,7 @@ import pytest
 from streamer.config import Config, parse_config
 from streamer.demo import DemoManifest, DemoVehicle, render_video
 from streamer.detect import YoloDetector
-from streamer.read import TesseractEngine
+from streamer.ocr import OcrEngine, TesseractEngine, engine_named
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -26,7 +26,13 @@ def detector() -> YoloDetector:
 
 
 @pytest.fixture(scope="session")
-def engine() -> TesseractEngine:
+def engine() -> OcrEngine:
+    """The default OCR engine (PP-OCRv4 through onnxruntime), real."""
+    return engine_named(Config().reader.engine)
+
+
+@pytest.fixture(scope="session")
+def tesseract() -> TesseractEngine:
     """Real Tesseract, in-process."""
     return TesseractEngine()
 
@@ -91,7 +97,7 @@ class ServiceThread:
         self,
         config: Config,
         detector: YoloDetector,
-        engine: TesseractEngine,
+        engine: OcrEngine,
         serve_only: bool = False,
     ) -> None:
         from streamer.service import Service

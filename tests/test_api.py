@@ -17,7 +17,7 @@ from rtsp import free_port
 
 from streamer.demo import DemoManifest
 from streamer.detect import YoloDetector
-from streamer.read import TesseractEngine
+from streamer.ocr import OcrEngine
 
 from conftest import ServiceThread, frame_at, make_config
 
@@ -74,7 +74,7 @@ def upload_as(field: str) -> aiohttp.FormData:
 
 @pytest.fixture(scope="module")
 def server(
-    tmp_path_factory: pytest.TempPathFactory, detector: YoloDetector, engine: TesseractEngine
+    tmp_path_factory: pytest.TempPathFactory, detector: YoloDetector, engine: OcrEngine
 ) -> Iterator[ServiceThread]:
     """``streamer serve``: the API alone, with a token and a 1 MB upload limit."""
     tmp_path = tmp_path_factory.mktemp("api")
@@ -283,7 +283,7 @@ def test_fifty_concurrent_process_requests(
 
 @pytest.fixture
 def live_daemon(
-    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: TesseractEngine
+    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: OcrEngine
 ) -> Iterator[ServiceThread]:
     """A daemon replaying the short clip in real time, with its API on a free port.
 

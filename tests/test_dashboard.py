@@ -12,7 +12,7 @@ from rtsp import free_port
 from streamer.demo import DemoManifest
 from streamer.detect import YoloDetector
 from streamer.dues import SqliteDues
-from streamer.read import TesseractEngine
+from streamer.ocr import OcrEngine
 
 from conftest import ServiceThread, make_config
 
@@ -21,7 +21,7 @@ TOKEN = "dash-t0ken"
 
 @pytest.fixture
 def daemon(
-    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: TesseractEngine
+    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: OcrEngine
 ) -> Iterator[ServiceThread]:
     """A token-protected daemon replaying the short clip in real time; the second vehicle
     has dues. A standby camera that never connects keeps the daemon up after the clip."""

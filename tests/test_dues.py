@@ -82,3 +82,29 @@ def test_unopenable_database_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(DuesError, match=r"dues\.database: cannot open"):
         SqliteDues(tmp_path / "dir.sqlite")
+
+
+@pytest.mark.parametrize(
+    ("read", "possible"),
+    [
+        ("KA01A81234", "KA01AB1234"),  # a confusable character (B read as 8)
+        ("KA01AB1235", "KA01AB1234"),  # one substitution
+        ("KA01AB234", "KA01AB1234"),  # one character dropped
+        ("KA01XY9999", None),  # not close
+    ],
+)
+def test_near_match_is_possible_never_pending(
+    dues: SqliteDues, read: str, possible: str | None
+) -> None:
+    dues.set("KA01AB1234", 500.0, "Fine")
+    result = dues.lookup(read)
+    assert result.found is False
+    assert result.dues_pending is False
+    assert result.possible_match == possible
+    assert ("possible_match" in result.to_json()) is (possible is not None)
+
+
+def test_two_near_matches_name_neither(dues: SqliteDues) -> None:
+    dues.set("KA01AB1234", 500.0)
+    dues.set("KA01AB1236", 300.0)
+    assert dues.lookup("KA01AB1235").possible_match is None

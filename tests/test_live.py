@@ -22,8 +22,8 @@ from rtsp import RtspServer, free_port
 from streamer.config import Config
 from streamer.demo import DemoManifest, DemoVehicle, render_video
 from streamer.detect import YoloDetector
+from streamer.ocr import OcrEngine
 from streamer.pipeline import CameraStats
-from streamer.read import TesseractEngine
 from streamer.service import Service
 
 from conftest import make_config
@@ -69,7 +69,7 @@ def server_factory() -> Iterator[Callable[..., RtspServer]]:
 class Daemon:
     """The service running in the test's event loop, with helpers to wait on it."""
 
-    def __init__(self, config: Config, detector: YoloDetector, engine: TesseractEngine) -> None:
+    def __init__(self, config: Config, detector: YoloDetector, engine: OcrEngine) -> None:
         self.service = Service(
             config, install_signal_handlers=False, detector=detector, engine=engine
         )
@@ -131,7 +131,7 @@ def test_events_arrive_for_plates_shown_over_rtsp(
     short_clip: DemoManifest,
     server_factory: Callable[..., RtspServer],
     detector: YoloDetector,
-    engine: TesseractEngine,
+    engine: OcrEngine,
 ) -> None:
     server = server_factory(short_clip.path)
     config = make_config(tmp_path, cameras=[live_camera("gate", server.url)])
@@ -151,7 +151,7 @@ def test_server_restart_reconnects_and_later_plates_arrive(
     second_clip: DemoManifest,
     server_factory: Callable[..., RtspServer],
     detector: YoloDetector,
-    engine: TesseractEngine,
+    engine: OcrEngine,
 ) -> None:
     port = free_port()
     first = server_factory(short_clip.path, port=port)
@@ -186,7 +186,7 @@ def test_watchdog_notices_a_stream_that_goes_silent(
     short_clip: DemoManifest,
     server_factory: Callable[..., RtspServer],
     detector: YoloDetector,
-    engine: TesseractEngine,
+    engine: OcrEngine,
 ) -> None:
     server = server_factory(short_clip.path, loop=True)
     config = make_config(tmp_path, cameras=[live_camera("gate", server.url)])
@@ -214,7 +214,7 @@ def test_dead_url_backs_off_while_another_camera_runs(
     short_clip: DemoManifest,
     server_factory: Callable[..., RtspServer],
     detector: YoloDetector,
-    engine: TesseractEngine,
+    engine: OcrEngine,
 ) -> None:
     server = server_factory(short_clip.path)
     dead = f"rtsp://admin:hunter2@127.0.0.1:{free_port()}/nothing"
@@ -235,7 +235,7 @@ def test_dead_url_backs_off_while_another_camera_runs(
 
 
 def test_missing_webcam_reports_and_keeps_retrying(
-    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: TesseractEngine
+    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: OcrEngine
 ) -> None:
     config = make_config(
         tmp_path,

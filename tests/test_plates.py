@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamer.plates import PRESETS, compile_format, matches_format, normalise
+from streamer.plates import PRESETS, compile_format, fix_confusions, matches_format, normalise
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,20 @@ def test_custom_regex_and_unknown_entries() -> None:
     with pytest.raises(ValueError, match="neither a preset"):
         compile_format("(")
     assert set(PRESETS) >= {"in_rto", "eu", "us", "nl", "br"}
+
+
+@pytest.mark.parametrize(
+    ("read", "formats", "fixed"),
+    [
+        ("KAO1AB1Z34", ["in_rto"], "KA01AB1234"),  # O->0 and Z->2 where digits must be
+        ("MH12DEI433", ["in_rto"], "MH12DE1433"),
+        ("AA1234B8", ["ua"], "AA1234BB"),  # 8->B where a letter must be
+        ("A8C1D23", ["br"], "ABC1D23"),
+        ("KA01AB1234", ["in_rto"], "KA01AB1234"),  # valid already: untouched
+        ("XYZ", ["in_rto"], "XYZ"),  # no format fits: untouched
+        ("5AOJ230", ["us"], "5AOJ230"),  # the US format fixes no position
+        ("8HC20339", ["vn"], "8HC20339"),  # H is not confusable with a digit
+    ],
+)
+def test_fix_confusions(read: str, formats: list[str], fixed: str) -> None:
+    assert fix_confusions(read, formats) == fixed

@@ -10,15 +10,9 @@ import pytest
 
 from streamer.config import PlatesConfig, ReaderConfig
 from streamer.demo import plate_image
-from streamer.read import (
-    OcrError,
-    PlateReader,
-    TesseractEngine,
-    TextRead,
-    find_tessdata,
-    prepare,
-    vote,
-)
+from streamer.ocr import OcrEngine, OcrError, TesseractEngine, TextRead, find_tessdata
+from streamer.preprocess import prepare
+from streamer.read import PlateReader, vote
 
 
 def rendered_plate(
@@ -49,9 +43,14 @@ def rendered_plate(
     ]
 
 
-@pytest.fixture(scope="module")
-def reader(engine: TesseractEngine) -> PlateReader:
-    return PlateReader(engine, ReaderConfig(), PlatesConfig())
+@pytest.fixture(scope="module", params=["paddle", "tesseract"])
+def reader(
+    request: pytest.FixtureRequest, engine: OcrEngine, tesseract: TesseractEngine
+) -> PlateReader:
+    """A plate reader on each engine."""
+    chosen = engine if request.param == "paddle" else tesseract
+    assert chosen.name.startswith(request.param[:4]) or request.param == "tesseract"
+    return PlateReader(chosen, ReaderConfig(), PlatesConfig())
 
 
 @pytest.mark.parametrize(
@@ -95,6 +94,12 @@ def test_blank_crop_reads_nothing(reader: PlateReader) -> None:
         # a format-valid read outweighs a slightly more confident invalid one
         ([("KA01AB1234", 0.6), ("KAO1AB1234", 0.7)], "KA01AB1234"),
         ([("", 0.0), ("", 0.0)], None),
+        # one confident stray read does not outvote two that agree
+        ([("KA01AB1234", 0.8), ("KA01AB1234", 0.8), ("XY99ZZ0000", 0.99)], "KA01AB1234"),
+        # each read has one character wrong, in a different place: the vote gets it right
+        ([("KA01AB1Z34", 0.9), ("KA01A81234", 0.9), ("KAO1AB1234", 0.9)], "KA01AB1234"),
+        # a read that dropped a character does not spoil the position vote
+        ([("KA01AB1234", 0.8), ("KA01AB124", 0.9), ("KA01AB1234", 0.7)], "KA01AB1234"),
     ],
 )
 def test_vote(reads: list[tuple[str, float]], expected: str | None) -> None:
@@ -114,7 +119,7 @@ def test_missing_tesseract_data_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("TESSDATA_PREFIX", raising=False)
-    monkeypatch.setattr("streamer.read.glob.glob", lambda pattern: [])
-    monkeypatch.setattr("streamer.read.Path.is_file", lambda self: False)
+    monkeypatch.setattr("streamer.ocr.glob.glob", lambda pattern: [])
+    monkeypatch.setattr("streamer.ocr.Path.is_file", lambda self: False)
     with pytest.raises(OcrError, match="install Debian's tesseract-ocr"):
         find_tessdata(tmp_path)

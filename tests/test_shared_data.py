@@ -15,8 +15,8 @@ import pytest
 
 from streamer.detect import YoloDetector
 from streamer.events import PlateEvent
+from streamer.ocr import OcrEngine
 from streamer.plates import normalise
-from streamer.read import TesseractEngine
 from streamer.service import Service
 
 from conftest import SHARED_DATA, make_config
@@ -44,7 +44,7 @@ def labels(shared: Path, video: str) -> list[Label]:
 
 
 def replay(
-    video: Path, tmp_path: Path, detector: YoloDetector, engine: TesseractEngine
+    video: Path, tmp_path: Path, detector: YoloDetector, engine: OcrEngine
 ) -> list[PlateEvent]:
     config = make_config(
         tmp_path, cameras=[{"name": "cam", "source": str(video)}], plates={"formats": ["vn"]}
@@ -56,7 +56,7 @@ def replay(
 
 
 def test_negative_control_gives_no_event(
-    shared_data: Path, tmp_path: Path, detector: YoloDetector, engine: TesseractEngine
+    shared_data: Path, tmp_path: Path, detector: YoloDetector, engine: OcrEngine
 ) -> None:
     events = replay(shared_data / "videos" / "intel_car-detection.mp4", tmp_path, detector, engine)
     assert [e.plate_number for e in events] == []
@@ -64,7 +64,7 @@ def test_negative_control_gives_no_event(
 
 @pytest.fixture(scope="module")
 def toll_lane(
-    tmp_path_factory: pytest.TempPathFactory, detector: YoloDetector, engine: TesseractEngine
+    tmp_path_factory: pytest.TempPathFactory, detector: YoloDetector, engine: OcrEngine
 ) -> tuple[list[Label], list[PlateEvent]]:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not present")
@@ -112,12 +112,6 @@ def test_toll_lane_never_gives_two_events_for_one_vehicle(
         assert len(similar) <= 1, (label, similar)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Tesseract's English model misreads this condensed "
-    "plate font (34A-368.37 reads as BLK3EB37); a plate-grade OCR engine is "
-    "needed to read every labelled plate exactly",
-)
 def test_toll_lane_reads_every_labelled_plate_exactly(
     toll_lane: tuple[list[Label], list[PlateEvent]],
 ) -> None:

@@ -27,7 +27,7 @@ from streamer.config import Config
 from streamer.demo import DemoManifest
 from streamer.detect import YoloDetector
 from streamer.dues import SqliteDues
-from streamer.read import TesseractEngine
+from streamer.ocr import OcrEngine
 from streamer.service import Service
 
 from conftest import make_config
@@ -55,7 +55,7 @@ def config_for(
     return make_config(tmp_path, **settings)
 
 
-def run_daemon(config: Config, detector: YoloDetector, engine: TesseractEngine) -> Service:
+def run_daemon(config: Config, detector: YoloDetector, engine: OcrEngine) -> Service:
     service = Service(config, install_signal_handlers=False, detector=detector, engine=engine)
     asyncio.run(service.run())
     return service
@@ -83,7 +83,7 @@ def test_every_event_arrives_despite_failures(
     behaviour: Behaviour,
     webhook: dict[str, object],
     detector: YoloDetector,
-    engine: TesseractEngine,
+    engine: OcrEngine,
 ) -> None:
     receiver.behaviour = behaviour
     config = config_for(tmp_path, short_clip, [{"url": receiver.url, **FAST_RETRY, **webhook}])
@@ -99,7 +99,7 @@ def test_every_event_arrives_despite_failures(
 
 
 def test_refused_connections_until_the_receiver_starts(
-    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: TesseractEngine
+    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: OcrEngine
 ) -> None:
     late = Receiver(free_port())
     config = config_for(tmp_path, short_clip, [{"url": late.url, **FAST_RETRY}])
@@ -120,7 +120,7 @@ def test_refused_connections_until_the_receiver_starts(
 
 
 def test_signature_verifies_and_dues_filter_applies(
-    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: TesseractEngine
+    tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: OcrEngine
 ) -> None:
     everything, alerts = Receiver(free_port()).start(), Receiver(free_port()).start()
     try:
@@ -155,7 +155,7 @@ def test_crop_attachment(
     receiver: Receiver,
     mode: str,
     detector: YoloDetector,
-    engine: TesseractEngine,
+    engine: OcrEngine,
 ) -> None:
     config = config_for(
         tmp_path, short_clip, [{"url": receiver.url, "attach_crop": mode, "secret": "k"}]
@@ -180,7 +180,7 @@ def test_refused_for_good_goes_to_dead_letters_and_can_be_retried(
     short_clip: DemoManifest,
     receiver: Receiver,
     detector: YoloDetector,
-    engine: TesseractEngine,
+    engine: OcrEngine,
 ) -> None:
     receiver.behaviour = Behaviour(status=422)
     config = config_for(tmp_path, short_clip, [{"url": receiver.url, "name": "crm"}])
@@ -225,7 +225,7 @@ def test_dead_receiver_does_not_slow_the_events_log(
     short_clip: DemoManifest,
     receiver: Receiver,
     detector: YoloDetector,
-    engine: TesseractEngine,
+    engine: OcrEngine,
 ) -> None:
     receiver.behaviour = Behaviour(delay_s=30)  # accepts, then hangs
     config = config_for(
