@@ -242,3 +242,14 @@ def test_dues_commands(tmp_path: Path) -> None:
 )
 def test_camera_names_from_files(files: list[str], names: list[str]) -> None:
     assert camera_names([Path(f) for f in files]) == names
+
+
+@pytest.mark.parametrize("engine", ["paddle", "tesseract"])
+def test_replay_reads_the_plates_with_either_engine(
+    short_clip: DemoManifest, tmp_path: Path, engine: str
+) -> None:
+    config = write_config(tmp_path, [{"name": "x", "source": "unused"}], reader={"engine": engine})
+    out = tmp_path / "events.jsonl"
+    result = streamer("replay", short_clip.path, "--config", config, "--events-out", out)
+    assert result.returncode == 0, result.stderr
+    assert [e["plate_number"] for e in read_events(out)] == [v.plate for v in short_clip.vehicles]
