@@ -213,6 +213,26 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from streamer.evaluate import EvalError
+    from streamer.evaluate import run as evaluate
+    from streamer.ocr import OcrError
+
+    config = _config(args)
+    if args.limit is not None and args.limit < 1:
+        return _fail("--limit must be at least 1", EXIT_CONFIG)
+    engines = args.engine or [config.reader.engine]
+    started = time.monotonic()
+    try:
+        table = evaluate(args.paths, engines, config, args.out, args.limit)
+    except (EvalError, OcrError) as error:
+        return _fail(str(error))
+    print(table)
+    where = f"; figures and misreads in {args.out}" if args.out else ""
+    print(f"evaluated in {time.monotonic() - started:.1f} s{where}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _config(args)
     enabled = [c for c in config.cameras if c.enabled]
@@ -332,6 +352,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     outbox_purge.add_argument("--dead", action="store_true", required=True)
 
+    evaluate = sub.add_parser(
+        "eval",
+        parents=[config_parent],
+        help="measure accuracy on labelled photos, plate crops or videos; prints a table",
+    )
+    evaluate.add_argument(
+        "paths",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="labels.json or an image CSV (image,plate[,x,y,w,h]), a crops CSV "
+        "(file,state,plate), a videos events.csv, or a folder holding one of them",
+    )
+    evaluate.add_argument(
+        "--engine",
+        nargs="+",
+        choices=["paddle", "tesseract"],
+        default=None,
+        help="OCR engines to compare (default: the configured reader.engine)",
+    )
+    evaluate.add_argument(
+        "--out", type=Path, default=None, help="also write every figure and misread as JSON"
+    )
+    evaluate.add_argument(
+        "--limit", type=int, default=None, help="at most N photos or crops per set (videos: all)"
+    )
+
     sub.add_parser("check-config", parents=[config_parent], help="validate a config and exit")
     model = sub.add_parser(
         "model",
@@ -351,6 +398,7 @@ COMMANDS = {
     "process": cmd_process,
     "dues": cmd_dues,
     "outbox": cmd_outbox,
+    "eval": cmd_eval,
     "check-config": cmd_check_config,
     "model": cmd_model,
     "demo": cmd_demo,

@@ -133,8 +133,8 @@ class ReaderConfig(_Section):
 
     engine: Literal["paddle", "tesseract"] = Field(
         "paddle",
-        description="OCR engine: 'paddle' (PP-OCRv4 recognition, onnxruntime) reads about "
-        "8 in 10 plates exactly where 'tesseract' reads 1 in 10 (see README, Accuracy).",
+        description="OCR engine: 'paddle' (PP-OCRv4 recognition, onnxruntime) read 82% of "
+        "real US plate crops exactly where 'tesseract' read 48% (see README, Accuracy).",
     )
     crops: int = Field(
         3,

@@ -79,9 +79,9 @@ _TOKEN = re.compile(r"\[A-Z\]|\[0-9\]|\[A-Z0-9\]|[A-Z0-9]")
 _COUNT = re.compile(r"\{(\d+)(?:,(\d+))?\}|\?")
 
 
-def _templates(expression: str) -> list[list[str]] | None:
-    """Per alternative, its tokens expanded to fixed-length class strings ("L", "D", "X" for
-    either, or a literal character); ``None`` for expressions too rich to expand."""
+def format_templates(expression: str) -> list[list[str]] | None:
+    """Per alternative of a format, its tokens expanded to fixed-length class strings
+    ("L", "D", "X" for either, or a literal character); ``None`` when too rich to expand."""
     alternatives = []
     for alternative in expression.split("|"):
         parts: list[tuple[str, int, int]] = []
@@ -123,7 +123,7 @@ def fix_confusions(plate: str, formats: Sequence[str]) -> str:
         return plate
     candidates: dict[str, int] = {}
     for entry in formats:
-        templates = _templates(PRESETS.get(entry, entry))
+        templates = format_templates(PRESETS.get(entry, entry))
         if templates is None:
             continue
         for expansions in templates:

@@ -18,8 +18,9 @@ TARGET_HEIGHT = 48
 WIDEN = 1.3
 
 
-def _character_boxes(binary: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Boxes ``(x, y, w, h)`` of white blobs shaped like plate characters.
+def _character_boxes(binary: np.ndarray, smallest: float = 0.3) -> list[tuple[int, int, int, int]]:
+    """Boxes ``(x, y, w, h)`` of white blobs shaped like plate characters, at least
+    ``smallest`` of the image's height.
 
     Blobs touching the left or right edge are dropped: they are the plate's frame or
     whatever surrounds the plate, not characters.
@@ -30,7 +31,7 @@ def _character_boxes(binary: np.ndarray) -> list[tuple[int, int, int, int]]:
     for x, y, w, h, area in stats[1:count]:
         if x == 0 or x + w >= width:
             continue
-        if 0.3 * height <= h <= 0.95 * height and w <= 1.2 * h and area >= 0.1 * w * h:
+        if smallest * height <= h <= 0.95 * height and w <= 1.2 * h and area >= 0.1 * w * h:
             boxes.append((int(x), int(y), int(w), int(h)))
     return boxes
 
@@ -96,6 +97,15 @@ def _plate_region(grey: np.ndarray) -> np.ndarray:
     )
 
 
+def _row(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """The blobs as tall as the tallest characters (the plate number, not smaller text)."""
+    if not boxes:
+        return []
+    tallest = max(h for _, _, _, h in boxes)
+    reference = float(np.median([h for _, _, _, h in boxes if h >= 0.6 * tallest]))
+    return [b for b in boxes if 0.7 * reference <= b[3] <= 1.3 * reference]
+
+
 def text_band(crop: np.ndarray, height: int = 2 * TARGET_HEIGHT) -> tuple[np.ndarray, bool]:
     """The plate-number line of a crop, upright and cut tight, in grey; and whether its
     characters are darker than the plate.
@@ -110,7 +120,14 @@ def text_band(crop: np.ndarray, height: int = 2 * TARGET_HEIGHT) -> tuple[np.nda
     grey = _plate_region(cv2.GaussianBlur(grey, (3, 3), 0))
     dark_text = _dark_text(grey)
 
-    boxes = _character_boxes(_text_white(grey, dark_text))
+    # Where the plate's rectangle was not found (a close-up, a tilted plate), the characters
+    # fill less of the crop's height: look for smaller blobs too.
+    smallest = 0.3
+    boxes = _character_boxes(_text_white(grey, dark_text), smallest)
+    if len(boxes) < 3:
+        small = _character_boxes(_text_white(grey, dark_text), 0.12)
+        if len(_row(small)) >= 4:  # a plate number's worth of like characters, not noise
+            smallest, boxes = 0.12, small
     if len(boxes) >= 3:
         centres = np.array([(x + w / 2, y + h / 2) for x, y, w, h in boxes])
         slope = float(np.polyfit(centres[:, 0], centres[:, 1], 1)[0])
@@ -125,11 +142,10 @@ def text_band(crop: np.ndarray, height: int = 2 * TARGET_HEIGHT) -> tuple[np.nda
                 flags=cv2.INTER_CUBIC,
                 borderMode=cv2.BORDER_REPLICATE,
             )
-            boxes = _character_boxes(_text_white(grey, dark_text))
+            boxes = _character_boxes(_text_white(grey, dark_text), smallest)
     if len(boxes) >= 3:
-        tallest = max(h for _, _, _, h in boxes)
-        reference = float(np.median([h for _, _, _, h in boxes if h >= 0.6 * tallest]))
-        row = [b for b in boxes if 0.7 * reference <= b[3] <= 1.3 * reference]
+        row = _row(boxes)
+        reference = float(np.median([h for _, _, _, h in row]))
         y1 = min(y for _, y, _, _ in row)
         y2 = max(y + h for _, y, _, h in row)
         pad = int(0.15 * reference)
