@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from streamer.detect import YoloDetector
+from streamer.evaluate import char_accuracy
 from streamer.events import PlateEvent
 from streamer.ocr import OcrEngine
 from streamer.plates import normalise
@@ -77,17 +78,6 @@ def toll_lane(
     return labels(SHARED_DATA, "parkpow_cars.mp4"), events
 
 
-def character_accuracy(read: str, truth: str) -> float:
-    """1 - edit distance / length of ``truth``, floored at 0."""
-    previous = list(range(len(truth) + 1))
-    for i, a in enumerate(read, start=1):
-        current = [i]
-        for j, b in enumerate(truth, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
-        previous = current
-    return max(0.0, 1 - previous[-1] / len(truth))
-
-
 def test_toll_lane_gives_an_event_while_each_labelled_vehicle_passes(
     toll_lane: tuple[list[Label], list[PlateEvent]],
 ) -> None:
@@ -107,7 +97,7 @@ def test_toll_lane_never_gives_two_events_for_one_vehicle(
     labelled, events = toll_lane
     for label in labelled:
         similar = [
-            e.plate_number for e in events if character_accuracy(e.plate_number, label.plate) >= 0.5
+            e.plate_number for e in events if char_accuracy(e.plate_number, label.plate) >= 0.5
         ]
         assert len(similar) <= 1, (label, similar)
 
