@@ -65,9 +65,8 @@ class _ServiceCollector(Collector):
             skipped.add_metric([name], stats.skipped)
             fps.add_metric([name], stats.fps)
             up.add_metric([name], 1.0 if pipeline.is_up else 0.0)
-            dues = sum(1 for e in stats.events_list if e.dues_result.dues_pending)
-            events.add_metric([name, "true"], dues)
-            events.add_metric([name, "false"], stats.events - dues)
+            events.add_metric([name, "true"], stats.dues_events)
+            events.add_metric([name, "false"], stats.events - stats.dues_events)
         yield from (frames_read, processed, skipped, fps, up, events)
 
         delivered = CounterMetricFamily(

@@ -52,6 +52,10 @@ class Stages:
     metrics: Metrics | None = None
 
 
+#: Events each camera keeps in :attr:`CameraStats.events_list`.
+RECENT_EVENTS = 1000
+
+
 @dataclass
 class CameraStats:
     """Counters of one camera's run."""
@@ -60,12 +64,16 @@ class CameraStats:
     skipped: int = 0
     tracks: int = 0
     events: int = 0
+    dues_events: int = 0
     merged: int = 0
     unread: int = 0
     error: str | None = None
     status: str | None = None
     last_frame_at: datetime | None = None
-    events_list: list[PlateEvent] = field(default_factory=list, repr=False)
+    #: The latest events (a window, so a daemon running for months does not grow).
+    events_list: deque[PlateEvent] = field(
+        default_factory=lambda: deque(maxlen=RECENT_EVENTS), repr=False
+    )
     _recent: deque[float] = field(default_factory=lambda: deque(maxlen=50), repr=False)
 
     def count_frame(self, frame: Frame) -> None:
@@ -187,6 +195,7 @@ class CameraPipeline:
                 continue
             if event is not None:
                 self.stats.events += 1
+                self.stats.dues_events += event.dues_result.dues_pending
                 self.stats.events_list.append(event)
 
     def process_track(self, track: FinishedTrack) -> PlateEvent | None:

@@ -349,6 +349,9 @@ def test_dues_changed_at_run_time_reach_the_next_event(
     assert (by_plate["total"], by_plate["events"][0]["plate_number"]) == (1, first)
     crop = call("GET", url + events[0]["crop_url"], headers={})
     assert crop[0] == 200
+    _, metrics = call("GET", f"{url}/metrics", headers={})
+    assert 'streamer_events_total{camera="gate",dues_pending="true"} 1.0' in metrics
+    assert 'streamer_events_total{camera="gate",dues_pending="false"} 1.0' in metrics
 
 
 def test_cameras_metrics_and_the_live_stream(
