@@ -61,6 +61,18 @@ def run_daemon(config: Config, detector: YoloDetector, engine: OcrEngine) -> Ser
     return service
 
 
+def write_yaml(config: Config, path: Path) -> Path:
+    """``config`` as a YAML file the ``streamer`` command can load."""
+    path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    return path
+
+
+def without_cameras(config: Config) -> Config:
+    """The same daemon with its camera disabled: a restart that only delivers."""
+    camera = config.cameras[0].model_copy(update={"enabled": False})
+    return config.model_copy(update={"cameras": [camera]})
+
+
 def logged_events(config: Config) -> dict[str, dict[str, object]]:
     lines = config.events_log.read_text().splitlines()
     return {e["event_id"]: e for e in map(json.loads, lines) if e["type"] == "plate"}
@@ -187,8 +199,7 @@ def test_refused_for_good_goes_to_dead_letters_and_can_be_retried(
     service = run_daemon(config, detector, engine)
     assert len(receiver.requests) == 2  # no retries of a 4xx
     assert service.senders[0].stats.dead == 2
-    config_file = tmp_path / "streamer.yaml"
-    config_file.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    config_file = write_yaml(config, tmp_path / "streamer.yaml")
     cli = [sys.executable, "-m", "streamer", "outbox"]
     listing = subprocess.run(
         [*cli, "list", "--state", "dead", "--config", str(config_file)],
@@ -206,10 +217,7 @@ def test_refused_for_good_goes_to_dead_letters_and_can_be_retried(
     ).stdout
     assert retried.startswith("2 deliveries pending again")
     receiver.behaviour = Behaviour(status=200)
-    no_cameras = config.model_copy(
-        update={"cameras": [config.cameras[0].model_copy(update={"enabled": False})]}
-    )
-    run_daemon(no_cameras, detector, engine)  # a restart delivers what is pending
+    run_daemon(without_cameras(config), detector, engine)  # a restart delivers what is pending
     assert receiver.delivered == logged_events(config)
     purged = subprocess.run(
         [*cli, "purge", "--dead", "--config", str(config_file)],
@@ -248,8 +256,7 @@ def test_sigkill_during_delivery_loses_nothing(
 ) -> None:
     receiver.behaviour = Behaviour(delay_s=1.5)  # each delivery takes a while
     config = config_for(tmp_path, short_clip, [{"url": receiver.url, **FAST_RETRY}])
-    path = tmp_path / "streamer.yaml"
-    path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    path = write_yaml(config, tmp_path / "streamer.yaml")
     daemon = subprocess.Popen(
         [sys.executable, "-m", "streamer", "run", "--config", str(path)],
         stdout=subprocess.DEVNULL,
@@ -269,10 +276,7 @@ def test_sigkill_during_delivery_loses_nothing(
             daemon.kill()
     assert len(receiver.delivered) < 2  # killed before everything went out
     receiver.behaviour = Behaviour()
-    restart = config.model_copy(
-        update={"cameras": [config.cameras[0].model_copy(update={"enabled": False})]}
-    )
-    path.write_text(yaml.safe_dump(json.loads(restart.model_dump_json())))
+    write_yaml(without_cameras(config), path)
     result = subprocess.run(
         [sys.executable, "-m", "streamer", "run", "--config", str(path)],
         capture_output=True,
