@@ -371,6 +371,8 @@ class Api:
                     "status": status,
                     "fps": round(stats.fps, 1),
                     "frames": stats.frames,
+                    "detected": stats.detected,
+                    "still": stats.still,
                     "skipped": stats.skipped,
                     "events": stats.events,
                     "last_frame_at": stats.last_frame_at.isoformat(timespec="milliseconds").replace(

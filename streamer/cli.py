@@ -42,8 +42,10 @@ def _summary(stats: dict[str, CameraStats], seconds: float) -> str:
     frames = sum(s.frames for s in stats.values())
     events = sum(s.events for s in stats.values())
     fps = frames / seconds if seconds > 0 else 0.0
+    detected = sum(s.detected for s in stats.values())
     return (
         f"{frames} frames in {seconds:.1f} s ({fps:.1f} frames/s), {events} events, "
+        f"{detected} frames detected, "
         f"{sum(s.merged for s in stats.values())} merged repeats, "
         f"{sum(s.unread for s in stats.values())} unreadable tracks"
     )
@@ -59,7 +61,7 @@ class Progress:
         self.last = 0.0
 
     def __call__(self, frame: Frame) -> None:
-        self.frames += 1
+        self.frames = frame.index + 1
         now = time.monotonic()
         if self.enabled and now - self.last >= 0.25:
             self.last = now

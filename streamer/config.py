@@ -67,7 +67,7 @@ class ModelConfig(_Section):
 
 
 class DetectionConfig(_Section):
-    """Gates applied to each detector box before tracking."""
+    """Which frames are detected, where, and which boxes are kept for tracking."""
 
     confidence: float = Field(
         0.25,
@@ -82,6 +82,48 @@ class DetectionConfig(_Section):
         le=1_000_000,
         description="Minimum box area in pixels; smaller plates are too small to read.",
     )
+    rate_fps: float = Field(
+        8.0,
+        ge=0,
+        le=120,
+        description="Frames detected per second of the source's clock; the frames between "
+        "are decoded but not converted or detected, and the tracker carries each plate "
+        "across the gap. A plate at a gate is in view for seconds, so 5-10 reads it as "
+        "well as every frame does at a fraction of the cost. 0 detects every frame.",
+    )
+    motion_gate: bool = Field(
+        True,
+        description="Skip detection on frames where nothing moved in the region of interest "
+        "since the last examined frame; open tracks stay alive meanwhile, so a vehicle "
+        "waiting at a barrier remains one track. Saves most of the work on a quiet gate.",
+    )
+    motion_threshold: float = Field(
+        0.002,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of the region's pixels (on a 160-pixel-wide grey copy) that "
+        "must change for a frame to count as moving. Raise it for rain, foliage or a "
+        "flickering light; 0 treats every change as motion.",
+    )
+    roi: tuple[float, float, float, float] | None = Field(
+        None,
+        description="Region of interest as fractions of the frame, [x1, y1, x2, y2] "
+        "(e.g. [0, 0.4, 1, 1] for the lower 60%). Only this part is detected and watched "
+        "for motion: faster, and no plates from the road behind the gate. Empty: the "
+        "whole frame.",
+    )
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_ordered(
+        cls, roi: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if roi is None:
+            return None
+        x1, y1, x2, y2 = roi
+        if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+            raise ValueError("must be [x1, y1, x2, y2] with 0 <= x1 < x2 <= 1, 0 <= y1 < y2 <= 1")
+        return roi
 
 
 class TrackerConfig(_Section):

@@ -44,13 +44,18 @@ class _ServiceCollector(Collector):
         processed = CounterMetricFamily(
             "streamer_frames_processed", "Frames that went through detection", labels=["camera"]
         )
+        still = CounterMetricFamily(
+            "streamer_frames_still",
+            "Frames not detected because nothing moved in the region of interest",
+            labels=["camera"],
+        )
         skipped = CounterMetricFamily(
             "streamer_frames_skipped",
             "Live frames dropped because the pipeline was busy",
             labels=["camera"],
         )
         fps = GaugeMetricFamily(
-            "streamer_camera_fps", "Frames processed per second, recent", labels=["camera"]
+            "streamer_camera_fps", "Frames decoded per second, recent", labels=["camera"]
         )
         up = GaugeMetricFamily(
             "streamer_camera_up", "1 when the camera delivers frames", labels=["camera"]
@@ -60,14 +65,15 @@ class _ServiceCollector(Collector):
         )
         for pipeline in self.pipelines():
             name, stats = pipeline.camera.name, pipeline.stats
-            frames_read.add_metric([name], stats.frames + stats.skipped)
-            processed.add_metric([name], stats.frames)
+            frames_read.add_metric([name], stats.frames)
+            processed.add_metric([name], stats.detected)
+            still.add_metric([name], stats.still)
             skipped.add_metric([name], stats.skipped)
             fps.add_metric([name], stats.fps)
             up.add_metric([name], 1.0 if pipeline.is_up else 0.0)
             events.add_metric([name, "true"], stats.dues_events)
             events.add_metric([name, "false"], stats.events - stats.dues_events)
-        yield from (frames_read, processed, skipped, fps, up, events)
+        yield from (frames_read, processed, still, skipped, fps, up, events)
 
         delivered = CounterMetricFamily(
             "streamer_webhook_deliveries", "Events delivered (2xx) per webhook", labels=["webhook"]

@@ -1,8 +1,10 @@
 """One camera's pipeline: frames → detect → track → read → dues → event → sinks.
 
-Frames are read in the source's thread and detected in a worker thread; finished tracks
-go to a separate reading task, so detection never waits for OCR. The tracker and the
-deduplicator belong to this camera alone, so they need no locks.
+Frames are read in the source's thread, at the camera's detection rate; frames where
+nothing moved in the region of interest are not detected (the tracker holds its tracks),
+the others are detected in a worker thread. Finished tracks go to a separate reading
+task, so detection never waits for OCR. The tracker and the deduplicator belong to this
+camera alone, so they need no locks.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import supervision as sv
 
 from streamer.config import CameraConfig
@@ -22,6 +25,7 @@ from streamer.detect import Detector, gate
 from streamer.dues import Dues
 from streamer.events import CameraStatus, Deduplicator, Event, PlateEvent
 from streamer.metrics import Metrics
+from streamer.motion import MotionGate, region, region_box
 from streamer.ocr import OcrEngine
 from streamer.read import PlateReader
 from streamer.recordings import EvidenceWriter
@@ -58,9 +62,17 @@ RECENT_EVENTS = 1000
 
 @dataclass
 class CameraStats:
-    """Counters of one camera's run."""
+    """Counters of one camera's run.
+
+    ``frames`` counts every decoded frame; ``detected`` those the detector saw; ``still``
+    those examined but not detected because nothing moved; ``skipped`` those a live
+    camera delivered while the pipeline was busy. The rest fell between two detections
+    at the camera's ``rate_fps``.
+    """
 
     frames: int = 0
+    detected: int = 0
+    still: int = 0
     skipped: int = 0
     tracks: int = 0
     events: int = 0
@@ -74,20 +86,22 @@ class CameraStats:
     events_list: deque[PlateEvent] = field(
         default_factory=lambda: deque(maxlen=RECENT_EVENTS), repr=False
     )
-    _recent: deque[float] = field(default_factory=lambda: deque(maxlen=50), repr=False)
 
-    def count_frame(self, frame: Frame) -> None:
-        """Count one processed frame."""
-        self.frames += 1
+    _recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=50), repr=False)
+
+    def count_frame(self, frame: Frame, decoded: int) -> None:
+        """Count one examined frame; ``decoded`` is the source's running total."""
+        self.frames = max(self.frames, decoded)
         self.last_frame_at = frame.captured_at
-        self._recent.append(time.monotonic())
+        self._recent.append((time.monotonic(), self.frames))
 
     @property
     def fps(self) -> float:
-        """Frames processed per second over the last 50 frames (0 when idle for 5 s)."""
-        if len(self._recent) < 2 or time.monotonic() - self._recent[-1] > 5:
+        """Frames decoded per second over the last 50 examined (0 when idle for 5 s)."""
+        if len(self._recent) < 2 or time.monotonic() - self._recent[-1][0] > 5:
             return 0.0
-        return (len(self._recent) - 1) / max(self._recent[-1] - self._recent[0], 1e-6)
+        (first, first_frames), (last, last_frames) = self._recent[0], self._recent[-1]
+        return (last_frames - first_frames) / max(last - first, 1e-6)
 
 
 FrameCallback = Callable[[Frame], None]
@@ -110,6 +124,7 @@ class CameraPipeline:
         self.tracker = PlateTracker(camera.name, camera.tracker)
         self.reader = PlateReader(stages.engine, camera.reader, camera.plates)
         self.dedup = Deduplicator(camera.dedup)
+        self.motion = MotionGate(camera.detection) if camera.detection.motion_gate else None
         self.stats = CameraStats()
         self.stop = asyncio.Event()
         self.running = False
@@ -121,9 +136,17 @@ class CameraPipeline:
             return self.stats.status == ONLINE
         return self.running and self.stats.error is None
 
-    def _detect(self, frame: Frame) -> sv.Detections:
+    def examine(self, frame: Frame) -> sv.Detections | None:
+        """Detect plates in the frame's region of interest (blocking; runs in a worker
+        thread); ``None`` when the motion gate found nothing moving."""
+        config = self.camera.detection
+        if self.motion is not None and not self.motion.moved(frame.image):
+            return None
         started = time.perf_counter()
-        detections = gate(self.stages.detector.detect(frame.image), self.camera.detection)
+        detections = gate(self.stages.detector.detect(region(frame.image, config.roi)), config)
+        if config.roi is not None and len(detections):
+            x1, y1, _, _ = region_box(frame.image.shape, config.roi)
+            detections.xyxy = detections.xyxy + np.array([x1, y1, x1, y1], dtype=float)
         if self.stages.metrics is not None:
             self.stages.metrics.detect_seconds.labels(self.camera.name).observe(
                 time.perf_counter() - started
@@ -148,19 +171,28 @@ class CameraPipeline:
             self.stats.skipped += 1
 
         self.running = True
+        source: Source | None = None
         try:
             source = self.source or open_source(self.camera, on_status)
             async for frame in read_in_thread(source, self.stop, on_drop=on_drop):
-                detections = await asyncio.to_thread(self._detect, frame)
-                for track in self.tracker.update(frame, detections):
+                detections = await asyncio.to_thread(self.examine, frame)
+                if detections is None:
+                    self.stats.still += 1
+                    finished = self.tracker.hold(frame)
+                else:
+                    self.stats.detected += 1
+                    finished = self.tracker.update(frame, detections)
+                for track in finished:
                     work.put_nowait(track)
-                self.stats.count_frame(frame)
+                self.stats.count_frame(frame, source.decoded)
                 if self.on_frame is not None:
                     self.on_frame(frame)
         except SourceError as error:
             self.stats.error = mask_url(str(error))
             logger.error("camera %s: %s", self.camera.name, self.stats.error)
         finally:
+            if source is not None:
+                self.stats.frames = max(self.stats.frames, source.decoded)
             for track in self.tracker.finish_all():
                 work.put_nowait(track)
             work.put_nowait(None)

@@ -7,6 +7,10 @@ through :func:`read_in_thread`:
 - a live source (or a file with ``realtime: true``) never builds latency: the freshest
   frame wins, and frames the pipeline had no time for are dropped and counted.
 
+Every frame is decoded, but only frames due at the camera's detection rate
+(``detection.rate_fps``) are converted to BGR and handed on (:class:`Sampler`): converting
+costs as much as a third of decoding, and the frames between would not be detected.
+
 Live sources never give up: when a stream cannot be opened or stops delivering frames,
 the source reports ``offline`` with the reason, waits with exponential backoff and jitter,
 reports ``reconnecting`` and tries again; ``online`` once frames flow. Credentials in URLs
@@ -52,7 +56,7 @@ class Frame:
 
     Attributes:
         camera: the camera's configured name.
-        index: position of the frame in the source, from 0.
+        index: position of the frame among the frames the source decoded, from 0.
         image: BGR pixels, ``(height, width, 3)``.
         captured_at: wall-clock time of the frame (for a file: start of the replay plus
             the frame's media time, so gaps in the media keep their length).
@@ -83,6 +87,8 @@ class Source(Protocol):
     camera: str
     #: True when the freshest frame should win (frames may be dropped).
     live: bool
+    #: Frames decoded so far, including those not handed on (see :class:`Sampler`).
+    decoded: int
 
     def frames(self) -> Iterator[Frame]:
         """Decoded frames in order; a file raises :class:`SourceError` when unreadable."""
@@ -106,17 +112,51 @@ def mask_url(text: str) -> str:
     return _CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
 
 
+class Sampler:
+    """Says which frames are due at ``rate_fps`` on the source's clock (0: every frame).
+
+    The schedule keeps the average rate when frames arrive unevenly, and restarts after a
+    gap (a reconnection, a pause in the media) instead of catching up with a burst.
+
+    Example:
+        >>> sampler = Sampler(10)
+        >>> [sampler.due(t / 25) for t in range(6)]
+        [True, False, False, True, False, True]
+    """
+
+    def __init__(self, rate_fps: float) -> None:
+        self.interval = 1.0 / rate_fps if rate_fps > 0 else 0.0
+        self._next: float | None = None
+
+    def due(self, clock_s: float) -> bool:
+        """Whether the frame at ``clock_s`` (seconds, increasing) should be handed on."""
+        if self.interval == 0.0:
+            return True
+        if self._next is not None and clock_s < self._next - 1e-6:
+            return False
+        start = self._next
+        if start is None or clock_s - start >= self.interval:
+            start = clock_s
+        self._next = start + self.interval
+        return True
+
+
 class FileSource:
-    """Every frame of a recorded video file, with its media timestamp.
+    """The frames of a recorded video file, with their media timestamps.
 
     With ``realtime``, frames are released at their media time (as a camera would deliver
     them) and the source counts as live, so a slow pipeline drops frames instead of lagging.
+    With ``rate_fps``, only the frames due at that rate are converted and handed on.
     """
 
-    def __init__(self, camera: str, path: Path, realtime: bool = False) -> None:
+    def __init__(
+        self, camera: str, path: Path, realtime: bool = False, rate_fps: float = 0.0
+    ) -> None:
         self.camera = camera
         self.path = path
         self.live = realtime
+        self.rate_fps = rate_fps
+        self.decoded = 0
         self._closed = threading.Event()
 
     def open(self) -> cv2.VideoCapture:
@@ -138,26 +178,31 @@ class FileSource:
     def frames(self) -> Iterator[Frame]:
         """Decode the file front to back; an empty file is an error, not a silent success."""
         capture = self.open()
+        sampler = Sampler(self.rate_fps)
         started = datetime.now(UTC)
         started_clock = time.monotonic()
-        index = 0
         try:
             while not self._closed.is_set():
-                ok, image = capture.read()
-                if not ok:
+                if not capture.grab():
                     break
+                index = self.decoded
+                self.decoded += 1
                 media_time = max(0.0, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
                 if self.live:
                     delay = started_clock + media_time - time.monotonic()
                     if delay > 0 and self._closed.wait(delay):
                         break
+                if not sampler.due(media_time):
+                    continue
+                ok, image = capture.retrieve()
+                if not ok:
+                    continue
                 yield Frame(
                     self.camera, index, image, started + timedelta(seconds=media_time), media_time
                 )
-                index += 1
         finally:
             capture.release()
-        if index == 0 and not self._closed.is_set():
+        if self.decoded == 0 and not self._closed.is_set():
             raise SourceError(f"{self.path}: no frames could be decoded")
 
     def close(self) -> None:
@@ -210,13 +255,20 @@ class CaptureSource:
     live = True
 
     def __init__(
-        self, camera: str, source: str, config: LiveConfig, on_status: StatusCallback | None = None
+        self,
+        camera: str,
+        source: str,
+        config: LiveConfig,
+        on_status: StatusCallback | None = None,
+        rate_fps: float = 0.0,
     ) -> None:
         self.camera = camera
         self.target: str | int = int(source) if source.isdigit() else source
         self.description = mask_url(source) if isinstance(self.target, str) else f"webcam {source}"
         self.config = config
         self.on_status = on_status
+        self.rate_fps = rate_fps
+        self.decoded = 0
         self._closed = threading.Event()
         self.state: str | None = None
 
@@ -233,7 +285,7 @@ class CaptureSource:
     def frames(self) -> Iterator[Frame]:
         """Frames for as long as the source runs, reconnecting whenever the stream fails."""
         delays = backoff_delays(self.config)
-        index = 0
+        sampler = Sampler(self.rate_fps)
         attempt = 0
         while not self._closed.is_set():
             if attempt:
@@ -249,8 +301,7 @@ class CaptureSource:
                     continue
                 last_frame = time.monotonic()
                 while not self._closed.is_set():
-                    ok, image = capture.read()
-                    if not ok or image is None:
+                    if not capture.grab():
                         silent = time.monotonic() - last_frame
                         self._report(
                             OFFLINE,
@@ -259,11 +310,16 @@ class CaptureSource:
                         )
                         break
                     last_frame = time.monotonic()
+                    index = self.decoded
+                    self.decoded += 1
                     if self.state != ONLINE:
                         self._report(ONLINE)
                         delays, attempt = backoff_delays(self.config), 1
-                    yield Frame(self.camera, index, image, datetime.now(UTC), None)
-                    index += 1
+                    if not sampler.due(last_frame):
+                        continue
+                    ok, image = capture.retrieve()
+                    if ok and image is not None:
+                        yield Frame(self.camera, index, image, datetime.now(UTC), None)
             finally:
                 capture.release()
 
@@ -284,15 +340,16 @@ def open_source(camera: CameraConfig, on_status: StatusCallback | None = None) -
         SourceError: for URL schemes OpenCV cannot read.
     """
     source = camera.source
+    rate = camera.detection.rate_fps
     if not is_live(source):
-        return FileSource(camera.name, Path(source), realtime=camera.realtime)
+        return FileSource(camera.name, Path(source), realtime=camera.realtime, rate_fps=rate)
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme and scheme not in {"rtsp", "rtsps", "http", "https", "rtmp"}:
         raise SourceError(
             f"{mask_url(source)}: unsupported scheme {scheme!r} "
             "(use rtsp://, http://, https://, rtmp://, a file or a webcam)"
         )
-    return CaptureSource(camera.name, source, camera.live, on_status)
+    return CaptureSource(camera.name, source, camera.live, on_status, rate_fps=rate)
 
 
 _DONE = object()

@@ -106,6 +106,9 @@ class _LiveTrack:
     last_seen: datetime
     last_clock: float
     frames: int = 0
+    # The last detector box and confidence, which :meth:`PlateTracker.hold` repeats.
+    bbox: tuple[int, int, int, int] = (0, 0, 0, 0)
+    confidence: float = 0.0
     # min-heap of (quality, tiebreak, crop): the worst kept crop is at the top
     crops: list[tuple[float, int, PlateCrop]] = field(default_factory=list)
 
@@ -126,6 +129,8 @@ class PlateTracker:
         )
         self._live: dict[int, _LiveTrack] = {}
         self._tiebreak = itertools.count()
+        # The clock of the last update or hold: tracks seen then are the ones still in view.
+        self._last_clock: float | None = None
 
     @property
     def active(self) -> int:
@@ -160,12 +165,40 @@ class PlateTracker:
             track.frames += 1
             track.last_seen = frame.captured_at
             track.last_clock = frame.clock_s
+            track.bbox, track.confidence = bbox, confidence
             crop = PlateCrop(image.copy(), bbox, confidence, quality, frame)
             entry = (quality, next(self._tiebreak), crop)
             if len(track.crops) < self.config.best_crops:
                 heapq.heappush(track.crops, entry)
             elif quality > track.crops[0][0]:
                 heapq.heapreplace(track.crops, entry)
+        self._last_clock = frame.clock_s
+        return self._ended(frame)
+
+    def hold(self, frame: Frame) -> list[FinishedTrack]:
+        """A frame where nothing moved: the tracks seen at the last update are still there.
+
+        They stay open (a vehicle waiting at a barrier is one track however long it
+        waits): ByteTrack is shown their last boxes again, so it keeps their ids too.
+        Tracks that were already unseen keep ageing and end on time.
+        """
+        held = [t for t in self._live.values() if t.last_clock == self._last_clock]
+        for track in held:
+            track.last_clock = frame.clock_s
+            track.last_seen = frame.captured_at
+        if held:
+            self._tracker.update(
+                sv.Detections(
+                    xyxy=np.array([t.bbox for t in held], dtype=float),
+                    confidence=np.array([t.confidence for t in held]),
+                    class_id=np.zeros(len(held), dtype=int),
+                ),
+                timestamp=frame.clock_s,
+            )
+        self._last_clock = frame.clock_s
+        return self._ended(frame)
+
+    def _ended(self, frame: Frame) -> list[FinishedTrack]:
         ended = [
             track_id
             for track_id, track in self._live.items()

@@ -15,6 +15,7 @@ from streamer.demo import DemoManifest
 from streamer.sources import (
     CaptureSource,
     FileSource,
+    Sampler,
     SourceError,
     backoff_delays,
     mask_url,
@@ -33,6 +34,34 @@ def test_every_frame_with_media_time(short_clip: DemoManifest) -> None:
     assert (frames[-1].captured_at - frames[0].captured_at).total_seconds() == pytest.approx(
         frames[-1].media_time_s, abs=1e-3
     )
+
+
+@pytest.mark.parametrize(
+    ("rate", "fps", "seconds", "due"),
+    [(0, 25, 10, 250), (8, 25, 10, 80), (5, 18, 10, 50), (10, 25, 10, 100), (30, 25, 10, 250)],
+)
+def test_sampler_keeps_the_rate(rate: float, fps: float, seconds: float, due: int) -> None:
+    sampler = Sampler(rate)
+    assert sum(sampler.due(i / fps) for i in range(round(seconds * fps))) == due
+
+
+def test_sampler_restarts_after_a_gap_without_a_burst() -> None:
+    sampler = Sampler(5)
+    times = [0.0, 0.1, 0.2, 0.3, 7.0, 7.04, 7.08, 7.12, 7.2, 7.24]
+    assert [t for t in times if sampler.due(t)] == [0.0, 0.2, 7.0, 7.2]
+
+
+def test_file_at_a_rate_decodes_every_frame_and_hands_on_the_due(
+    short_clip: DemoManifest,
+) -> None:
+    source = FileSource("cam", short_clip.path, rate_fps=5)
+    frames = list(source.frames())
+    assert source.decoded == short_clip.frame_count
+    seconds = short_clip.frame_count / short_clip.fps
+    assert len(frames) == pytest.approx(seconds * 5, abs=1)
+    # Indices and media times still say where each frame is in the file.
+    assert [f.index for f in frames[:3]] == [0, 5, 10]
+    assert frames[2].media_time_s == pytest.approx(10 / short_clip.fps, abs=1e-3)
 
 
 @pytest.mark.parametrize(

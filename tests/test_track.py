@@ -54,6 +54,32 @@ def test_one_track_per_moving_plate_ends_after_timeout() -> None:
     assert tracker.active == 0
 
 
+def test_hold_keeps_a_waiting_plate_and_ends_a_departed_one() -> None:
+    tracker = PlateTracker("cam", TrackerConfig(lost_timeout_s=0.4, min_frames=3))
+    # Two plates for 10 frames; then only the first, which stops; then nothing moves for
+    # 2 s (50 frames, five times the timeout).
+    run(
+        tracker,
+        10,
+        lambda i: [(100 + 4 * i, 180, 180 + 4 * i, 210), (400, 40 + 8 * i, 480, 70 + 8 * i)],
+    )
+    assert tracker.update(make_frame(10), make_detections((140, 180, 220, 210))) == []
+    finished = []
+    for index in range(11, 61):
+        finished += tracker.hold(make_frame(index))
+    assert [track.frames for track in finished] in ([9], [10])  # the plate that left
+    assert tracker.active == 1  # the one waiting
+    # It drives off: seen once more, then gone; it ends as one track.
+    finished = tracker.update(make_frame(61), make_detections((150, 180, 230, 210)))
+    for index in range(62, 80):
+        finished += tracker.update(make_frame(index), make_detections())
+    assert len(finished) == 1
+    assert finished[0].frames in (11, 12)  # ByteTrack confirms a track on its second frame
+    assert (finished[0].last_seen - finished[0].first_seen).total_seconds() == pytest.approx(
+        61 / 25, abs=0.05
+    )
+
+
 def test_two_plates_at_once_give_two_tracks() -> None:
     tracker = PlateTracker("cam", TrackerConfig(min_frames=3))
     run(tracker, 10, lambda i: [(50 + i, 50, 130 + i, 80), (400 - i, 250, 480 - i, 280)])
