@@ -12,6 +12,7 @@ from streamer.detect import Detector
 from streamer.ocr import OcrEngine
 from streamer.pipeline import CameraStats
 from streamer.service import Service
+
 from conftest import make_config
 
 
