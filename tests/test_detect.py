@@ -1,16 +1,89 @@
-"""Detection: the real plate model on demo frames, and the gates."""
+"""Detection: the real plate model on demo and recorded frames, its export, and the gates."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 import supervision as sv
 
-from streamer.config import DetectionConfig
+from streamer.config import DetectionConfig, ModelConfig
 from streamer.demo import DemoManifest
-from streamer.detect import YoloDetector, gate
+from streamer.detect import BatchingDetector, YoloDetector, gate, letterbox
+from streamer.models import OpenVinoExport, openvino_dir
 
-from conftest import frame_at
+from conftest import ROOT, frame_at
+
+DetectFn = Callable[[np.ndarray], sv.Detections]
+
+
+def demo_frames(demo: DemoManifest) -> list[np.ndarray]:
+    """Frames with each demo vehicle far, midway and close, and the empty road between."""
+    times = []
+    for first, last in demo.appearances:
+        times += [first + 0.2, (first + last) / 2, last - 0.3, last + 0.6]
+    return [frame_at(demo.path, seconds) for seconds in times]
+
+
+def video_frames(video: Path, step: int) -> list[np.ndarray]:
+    """Every ``step``-th frame of ``video``."""
+    capture = cv2.VideoCapture(str(video))
+    frames = []
+    index = 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        if index % step == 0:
+            frames.append(image)
+        index += 1
+    capture.release()
+    assert frames, f"no frames in {video}"
+    return frames
+
+
+def assert_agree(
+    ours: sv.Detections, theirs: sv.Detections, min_iou: float, max_confidence_gap: float
+) -> None:
+    """Same boxes one to one: each of ``ours`` overlaps its own match in ``theirs``."""
+    assert len(ours) == len(theirs)
+    if len(ours) == 0:
+        return
+    overlap = sv.box_iou_batch(ours.xyxy, theirs.xyxy)
+    match = overlap.argmax(axis=1)
+    assert len(set(match.tolist())) == len(match)
+    assert overlap.max(axis=1).min() >= min_iou
+    assert ours.confidence is not None
+    assert theirs.confidence is not None
+    assert np.abs(ours.confidence - theirs.confidence[match]).max() <= max_confidence_gap
+
+
+@pytest.fixture(scope="module")
+def predict_on_export(detector: YoloDetector) -> DetectFn:
+    """ultralytics' own ``YOLO.predict`` on the export the detector runs."""
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    model = YOLO(str(openvino_dir(detector.weights)), task="detect")
+
+    def detect(image: np.ndarray) -> sv.Detections:
+        result = model.predict(image, verbose=False, conf=0.05, imgsz=detector.config.image_size)[0]
+        return sv.Detections.from_ultralytics(result)
+
+    return detect
+
+
+@pytest.fixture(scope="module")
+def torch_detector() -> YoloDetector:
+    """The same weights on the torch backend (float32, through ultralytics)."""
+    return YoloDetector(ModelConfig(backend="torch"))
 
 
 def test_finds_the_demo_plate(detector: YoloDetector, demo_video: DemoManifest) -> None:
@@ -20,6 +93,7 @@ def test_finds_the_demo_plate(detector: YoloDetector, demo_video: DemoManifest) 
     assert len(detections) == 1
     assert detections.confidence is not None
     assert detections.confidence[0] > 0.4
+    assert detections.data["class_name"].tolist() == ["License_Plate"]
 
 
 def test_empty_road_has_no_plate(detector: YoloDetector, demo_video: DemoManifest) -> None:
@@ -29,8 +103,156 @@ def test_empty_road_has_no_plate(detector: YoloDetector, demo_video: DemoManifes
     assert len(gate(detector.detect(image), DetectionConfig())) == 0
 
 
-def test_uses_openvino_on_cpu(detector: YoloDetector) -> None:
+def test_uses_a_dynamic_openvino_export(detector: YoloDetector) -> None:
     assert detector.backend == "openvino"
+    export = OpenVinoExport.read(openvino_dir(detector.weights))
+    assert export is not None
+    assert export.serves(detector.config.image_size)
+
+
+def test_matches_ultralytics_on_demo_frames(
+    detector: YoloDetector, predict_on_export: DetectFn, demo_video: DemoManifest
+) -> None:
+    for image in demo_frames(demo_video):
+        ours, theirs = detector.detect(image), predict_on_export(image)
+        assert_agree(ours, theirs, min_iou=0.99, max_confidence_gap=0.01)
+        config = DetectionConfig()
+        assert_agree(gate(ours, config), gate(theirs, config), 0.99, 0.01)
+
+
+@pytest.mark.shared_data
+def test_matches_ultralytics_on_recorded_frames(
+    detector: YoloDetector, predict_on_export: DetectFn, shared_data: Path
+) -> None:
+    config = DetectionConfig()
+    found = 0
+    for image in video_frames(shared_data / "videos" / "parkpow_cars.mp4", step=10):
+        ours = gate(detector.detect(image), config)
+        assert_agree(ours, gate(predict_on_export(image), config), 0.99, 0.01)
+        found += len(ours)
+    assert found > 0
+
+
+def test_agrees_with_torch_on_demo_frames(
+    detector: YoloDetector, torch_detector: YoloDetector, demo_video: DemoManifest
+) -> None:
+    assert torch_detector.backend == "torch"
+    config = DetectionConfig()
+    for image in demo_frames(demo_video):
+        ours, theirs = (
+            gate(detector.detect(image), config),
+            gate(torch_detector.detect(image), config),
+        )
+        assert_agree(ours, theirs, min_iou=0.9, max_confidence_gap=0.05)
+
+
+@pytest.mark.shared_data
+def test_agrees_with_torch_on_recorded_frames(
+    detector: YoloDetector, torch_detector: YoloDetector, shared_data: Path
+) -> None:
+    config = DetectionConfig()
+    for image in video_frames(shared_data / "videos" / "parkpow_cars.mp4", step=20):
+        ours, theirs = (
+            gate(detector.detect(image), config),
+            gate(torch_detector.detect(image), config),
+        )
+        assert_agree(ours, theirs, min_iou=0.9, max_confidence_gap=0.05)
+
+
+@pytest.mark.parametrize("fixture", ["detector", "torch_detector"])
+def test_detect_batch_is_detect_for_each(
+    fixture: str, request: pytest.FixtureRequest, demo_video: DemoManifest
+) -> None:
+    model: YoloDetector = request.getfixturevalue(fixture)
+    frames = demo_frames(demo_video)[:6]
+    # Two other shapes among the frames: batched apart, answered in input order.
+    frames.insert(2, cv2.resize(frames[1], (640, 480)))
+    frames.insert(5, frames[4][100:600, 200:1000].copy())
+    batched = model.detect_batch(frames)
+    assert len(batched) == len(frames)
+    for image, together in zip(frames, batched, strict=True):
+        alone = model.detect(image)
+        assert_agree(together, alone, min_iou=0.999, max_confidence_gap=1e-3)
+        assert together.data["class_name"].tolist() == alone.data["class_name"].tolist()
+    assert model.detect_batch([]) == []
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "shape"),
+    [
+        (720, 1280, (384, 640, 3)),  # 16:9 pads to a stride multiple, not to a square
+        (1080, 1920, (384, 640, 3)),
+        (480, 640, (480, 640, 3)),
+        (1280, 720, (640, 384, 3)),
+        (300, 1000, (192, 640, 3)),
+        (64, 64, (640, 640, 3)),  # small images are scaled up, as ultralytics does
+        (719, 1283, (384, 640, 3)),  # odd padding and rounding
+    ],
+)
+def test_letterbox_is_ultralytics(height: int, width: int, shape: tuple[int, ...]) -> None:
+    from ultralytics.data.augment import LetterBox
+
+    image = np.random.default_rng(height * width).integers(0, 256, (height, width, 3), np.uint8)
+    fitted = letterbox(image, 640)
+    assert fitted.image.shape == shape
+    expected = LetterBox(640, auto=True, stride=32)(image=image)
+    assert np.array_equal(fitted.image, expected)
+
+
+def write_export(directory: Path, imgsz: int, dynamic: bool | None) -> None:
+    """A fake export directory: empty model files and ultralytics-shaped metadata."""
+    directory.mkdir()
+    (directory / "best.xml").write_text("")
+    (directory / "best.bin").write_bytes(b"")
+    args = "" if dynamic is None else f"args:\n  batch: 1\n  dynamic: {str(dynamic).lower()}\n"
+    (directory / "metadata.yaml").write_text(
+        f"stride: 32\nimgsz:\n- {imgsz}\n- {imgsz}\nnames:\n  0: License_Plate\n{args}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("imgsz", "dynamic", "serves"),
+    [
+        (640, True, True),
+        (640, False, False),  # made before exports were dynamic: exported again, once
+        (640, None, False),
+        (480, True, False),
+    ],
+)
+def test_which_exports_serve(
+    tmp_path: Path, imgsz: int, dynamic: bool | None, serves: bool
+) -> None:
+    write_export(tmp_path / "best_openvino_model", imgsz, dynamic)
+    export = OpenVinoExport.read(tmp_path / "best_openvino_model")
+    assert export is not None
+    assert export.names == ("License_Plate",)
+    assert export.serves(640) is serves
+
+
+def test_incomplete_export_is_none(tmp_path: Path) -> None:
+    write_export(tmp_path / "model", 640, True)
+    (tmp_path / "model" / "best.bin").unlink()
+    assert OpenVinoExport.read(tmp_path / "model") is None
+    assert OpenVinoExport.read(tmp_path / "missing") is None
+
+
+def test_openvino_detector_does_not_import_torch(detector: YoloDetector) -> None:
+    # `detector` first, so the export exists and this process only loads it.
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from streamer.config import ModelConfig\n"
+        "from streamer.detect import YoloDetector\n"
+        "detector = YoloDetector(ModelConfig())\n"
+        "detector.detect_batch([np.zeros((720, 1280, 3), np.uint8)] * 2)\n"
+        "assert detector.backend == 'openvino', detector.backend\n"
+        "loaded = [name for name in ('torch', 'ultralytics') if name in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(
@@ -46,3 +268,83 @@ def test_gate(confidence: float, min_area: int, kept: list[int]) -> None:
     gated = gate(detections, DetectionConfig(confidence=confidence, min_area=min_area))
     expected = detections.xyxy[kept]
     assert np.array_equal(gated.xyxy, expected)
+
+
+class SlowDetector:
+    """Takes 50 ms per batch and labels each image by its first pixel; records batches."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.batches: list[int] = []
+        self.busy = threading.Lock()
+
+    def detect(self, image: np.ndarray) -> sv.Detections:
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
+        assert self.busy.acquire(blocking=False), "two batches ran at once"
+        try:
+            time.sleep(0.05)
+            if self.fail:
+                raise RuntimeError("inference failed")
+            self.batches.append(len(images))
+            return [
+                sv.Detections(
+                    xyxy=np.array([[0, 0, 10, 10]], float),
+                    confidence=np.array([float(image[0, 0, 0]) / 255]),
+                )
+                for image in images
+            ]
+        finally:
+            self.busy.release()
+
+
+def test_batching_gathers_waiting_cameras_and_answers_each() -> None:
+    slow = SlowDetector()
+    shared = BatchingDetector(slow, max_batch=4)
+    images = [np.full((36, 64, 3), value, np.uint8) for value in range(10)]
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(shared.detect, images))
+    assert [round(float(r.confidence[0]) * 255) for r in results] == list(range(10))
+    assert sum(slow.batches) == 10
+    assert max(slow.batches) == 4  # never above max_batch
+    assert len(slow.batches) <= 5  # ten cameras, far fewer inferences
+    assert shared.mean_batch == pytest.approx(10 / len(slow.batches))
+
+
+def test_batching_alone_does_not_wait() -> None:
+    slow = SlowDetector()
+    shared = BatchingDetector(slow)
+    started = time.perf_counter()
+    shared.detect(np.zeros((36, 64, 3), np.uint8))
+    assert time.perf_counter() - started < 0.09
+    assert slow.batches == [1]
+
+
+def test_batching_failure_reaches_every_waiting_camera() -> None:
+    shared = BatchingDetector(SlowDetector(fail=True))
+    images = [np.zeros((36, 64, 3), np.uint8)] * 3
+
+    def attempt(image: np.ndarray) -> str:
+        try:
+            shared.detect(image)
+        except RuntimeError as error:
+            return str(error)
+        return "no error"
+
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(attempt, images)) == ["inference failed"] * 3
+
+
+def test_batching_the_real_model_gives_each_frame_its_own_boxes(
+    detector: YoloDetector, demo_video: DemoManifest
+) -> None:
+    frames = demo_frames(demo_video)
+    shared = BatchingDetector(detector, max_batch=8)
+    with ThreadPoolExecutor(len(frames)) as pool:
+        batched = list(pool.map(shared.detect, frames))
+    for frame, got in zip(frames, batched, strict=True):
+        alone = detector.detect(frame)
+        assert len(got) == len(alone)
+        assert np.allclose(got.xyxy, alone.xyxy, atol=1.0)
+    assert shared.mean_batch > 1
