@@ -4,16 +4,21 @@ For each input, in one run on the same file:
 
 - decode only: OpenCV's read loop, the ceiling nothing downstream can beat;
 - ``streamer replay``: the pipeline in-process (detect, track, read the best crops once
-  per track), frames per second and its ratio to the ceiling;
+  per track) with the default settings, frames per second and its ratio to the ceiling;
+- the same without the speed-ups (every frame detected, no motion gate), to show that
+  they read the same plates;
 - the seed's flow: detection and OCR on every frame, as its per-image services did
-  (in-process, no HTTP), and streamer's speed-up over it;
-- milliseconds per stage (decode, detect, track, OCR) and the plates each flow read.
+  (in-process, no HTTP, with streamer's own detector and OCR engine), and streamer's
+  speed-up over it;
+- milliseconds per stage (decode, detect, track, OCR) and the plates each flow read;
+- capacity (``bench/capacity.py``): how many live 720p cameras at 25 fps one daemon holds
+  at 95% of the plates one camera reads, with its CPU and peak RSS.
 
 Inputs: ``../shared/data/videos/*`` looped to at least a minute (when present), and the
-demo recording. Writes a markdown table to ``docs/PERFORMANCE.md`` (or ``--out``) and
-prints it. Not a test: timings on shared machines are noisy; compare ratios in one run.
+demo recording. Writes markdown tables to ``docs/PERFORMANCE.md`` (or ``--out``) and
+prints them. Not a test: timings on shared machines are noisy; compare ratios in one run.
 
-    .venv/bin/python bench/performance.py [--seconds 60] [--out docs/PERFORMANCE.md]
+    .venv/bin/python bench/performance.py [--seconds 60] [--no-capacity]
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import argparse
 import asyncio
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -36,9 +40,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data" / "videos"
 sys.path.insert(0, str(ROOT / "tests"))
 
+from capacity import HELD, Trial, capacity, find_capacity, resample  # noqa: E402
+
 from streamer.config import Config, DetectionConfig, PlatesConfig, ReaderConfig  # noqa: E402
 from streamer.demo import render_video  # noqa: E402
 from streamer.detect import YoloDetector, gate  # noqa: E402
+from streamer.evaluate import video_labels  # noqa: E402
 from streamer.ocr import OcrEngine, engine_named  # noqa: E402
 from streamer.read import PlateReader  # noqa: E402
 from streamer.service import Service  # noqa: E402
@@ -46,6 +53,9 @@ from streamer.sources import FileSource  # noqa: E402
 from streamer.track import PlateTracker, cut_crop  # noqa: E402
 
 from conftest import make_config  # noqa: E402
+
+#: The settings that turn the speed-ups off: every frame detected, no motion gate.
+EVERY_FRAME: dict[str, object] = {"rate_fps": 0, "motion_gate": False}
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class Row:
     frames: int
     decode_fps: float
     replay_fps: float
+    detected: int
+    every_frame_fps: float
     seed_fps: float
     ms_decode: float
     ms_detect: float
@@ -63,6 +75,7 @@ class Row:
     ms_ocr_track: float
     ms_ocr_frame: float
     replay_plates: list[str]
+    every_frame_plates: list[str]
     seed_plates: list[str]
 
 
@@ -96,12 +109,32 @@ def decode_only(path: Path) -> tuple[int, float]:
     return frames, time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class Replay:
+    """The figures of one replay of an input."""
+
+    frames: int
+    detected: int
+    seconds: float
+    ms_detect: float
+    ms_ocr: float
+    plates: list[str]
+
+
 def replay(
-    path: Path, work: Path, detector: YoloDetector, engine: OcrEngine, formats: list[str]
-) -> tuple[int, float, float, float, list[str]]:
-    """streamer's pipeline: frames, seconds, ms per detection, ms per track read, plates."""
+    path: Path,
+    work: Path,
+    detector: YoloDetector,
+    engine: OcrEngine,
+    formats: list[str],
+    detection: dict[str, object] | None = None,
+) -> Replay:
+    """streamer's pipeline on ``path``, with the default detection settings or ``detection``."""
     config = make_config(
-        work, cameras=[{"name": "bench", "source": str(path)}], plates={"formats": formats}
+        work,
+        cameras=[{"name": "bench", "source": str(path)}],
+        plates={"formats": formats},
+        detection=detection or {},
     )
     service = Service(config, install_signal_handlers=False, detector=detector, engine=engine)
     stats = asyncio.run(service.run())["bench"]
@@ -114,13 +147,13 @@ def replay(
         total = registry.get_sample_value(f"{metric}_sum", labels) or 0.0
         return 1000 * total / count if count else 0.0
 
-    plates = [event.plate_number for event in stats.events_list]
-    return (
+    return Replay(
         stats.frames,
+        stats.detected,
         service.processing_seconds,
         mean_ms("streamer_detect_seconds"),
         mean_ms("streamer_ocr_seconds"),
-        plates,
+        sorted({event.plate_number for event in stats.events_list}),
     )
 
 
@@ -172,9 +205,8 @@ def measure(
     name: str, path: Path, work: Path, detector: YoloDetector, engine: OcrEngine, formats: list[str]
 ) -> Row:
     frames, decode_seconds = decode_only(path)
-    replay_frames, replay_seconds, ms_detect, ms_ocr, plates = replay(
-        path, work / name, detector, engine, formats
-    )
+    fast = replay(path, work / name, detector, engine, formats)
+    every = replay(path, work / f"{name}-every", detector, engine, formats, EVERY_FRAME)
     seed_frames, seed_seconds, ms_ocr_frame, seed_plates = seed_flow(
         path, detector, engine, formats
     )
@@ -182,62 +214,119 @@ def measure(
         name,
         frames,
         frames / decode_seconds,
-        replay_frames / replay_seconds,
+        fast.frames / fast.seconds,
+        fast.detected,
+        every.frames / every.seconds,
         seed_frames / seed_seconds,
         1000 * decode_seconds / frames,
-        ms_detect,
+        every.ms_detect,
         track_ms(path, detector),
-        ms_ocr,
+        fast.ms_ocr,
         ms_ocr_frame,
-        sorted(set(plates)),
+        fast.plates,
+        every.plates,
         seed_plates,
     )
 
 
-def render(rows: list[Row], detector: YoloDetector, engine: OcrEngine, seconds: float) -> str:
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def cpu_name() -> str:
+    """The CPU's model name, from ``/proc/cpuinfo`` where there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def render(
+    rows: list[Row],
+    trials: list[Trial],
+    detector: YoloDetector,
+    engine: OcrEngine,
+    seconds: float,
+) -> str:
     lines = [
         "# Performance",
         "",
-        f"Measured by `bench/performance.py` on {platform.machine()}, "
-        f"{os.cpu_count()} cores, detector on {detector.backend}, "
-        f"OCR engine {engine.name}; inputs looped to at least {seconds:.0f} s. Peak RSS of "
-        f"the whole run: {peak_mb:.0f} MB.",
+        f"Measured by `bench/performance.py` on {cpu_name()}, {os.cpu_count()} cores, "
+        f"detector on {detector.backend}, OCR engine {engine.name}; inputs looped to at "
+        f"least {seconds:.0f} s. One run: compare the ratios, not the absolute figures.",
         "",
-        "| input | frames | decode only fps | replay fps | replay / decode | seed flow fps "
-        "| replay / seed | ms decode | ms detect | ms track | ms OCR per track "
-        "| ms OCR per frame (seed) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "## Throughput on recorded video",
+        "",
+        "`replay` is `streamer replay` with the default settings (detection at "
+        f"{DetectionConfig().rate_fps:g} frames per second of video, motion gate on); "
+        "*every frame* is the same pipeline with `detection: {rate_fps: 0, motion_gate: "
+        "false}`; the *seed flow* detects and reads every frame as the seed's per-image "
+        "services did, in-process with the same detector and OCR engine.",
+        "",
+        "| input | frames | decode only fps | replay fps | replay / decode | frames detected "
+        "| every frame fps | seed flow fps | replay / seed | ms decode | ms detect "
+        "| ms track | ms OCR per track | ms OCR per frame (seed) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.name} | {r.frames} | {r.decode_fps:.0f} | {r.replay_fps:.1f} | "
-            f"{r.replay_fps / r.decode_fps:.2f} | {r.seed_fps:.1f} | "
-            f"{r.replay_fps / r.seed_fps:.2f}x | {r.ms_decode:.1f} | {r.ms_detect:.1f} | "
+            f"{r.replay_fps / r.decode_fps:.2f} | {100 * r.detected / r.frames:.0f}% | "
+            f"{r.every_frame_fps:.1f} | {r.seed_fps:.1f} | "
+            f"{r.replay_fps / r.seed_fps:.1f}x | {r.ms_decode:.1f} | {r.ms_detect:.1f} | "
             f"{r.ms_track:.2f} | {r.ms_ocr_track:.1f} | {r.ms_ocr_frame:.1f} |"
         )
     lines += [
         "",
-        "Plates read (streamer: one per event; seed flow: texts read on at least 3 frames):",
+        "Plates read (replay and every frame: one per event; seed flow: texts read on at "
+        "least 3 frames):",
         "",
     ]
     for r in rows:
+        same = "same as replay" if r.every_frame_plates == r.replay_plates else None
         lines.append(
-            f"- {r.name}: streamer {', '.join(r.replay_plates) or '-'}; "
+            f"- {r.name}: replay {', '.join(r.replay_plates) or '-'}; every frame "
+            f"{same or ', '.join(r.every_frame_plates) or '-'}; "
             f"seed flow {', '.join(r.seed_plates) or '-'}"
         )
+    if trials:
+        lines += [
+            "",
+            "## Live cameras",
+            "",
+            f"Each camera replays the same 1280x720 clip at 25 fps in real time "
+            f"(`realtime: true`), {trials[0].seconds:.0f} s; frames the daemon has no time "
+            f"for are dropped, as with a live camera. Held: each camera reads at least "
+            f"{HELD:.0%} of the plates one camera reads. Capacity: **{capacity(trials)} "
+            "cameras**. CPU is the daemon's process time over the wall time (200% = both "
+            "cores); RSS is the peak of that daemon's own process.",
+            "",
+            "| cameras | plates read per camera | held | frames dropped | frames detected "
+            "| CPU | peak RSS |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for t in trials:
+            lines.append(
+                f"| {t.cameras} | {t.plates_per_camera:.2f} | "
+                f"{'yes' if t.held(trials[0]) else 'no'} | "
+                f"{100 * t.dropped / max(t.frames, 1):.1f}% | "
+                f"{100 * t.detected / max(t.frames, 1):.0f}% | {t.cpu_percent:.0f}% | "
+                f"{t.peak_rss_mb:.0f} MB |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="loop inputs to this long")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
+    parser.add_argument("--no-capacity", action="store_true", help="skip the camera search")
+    parser.add_argument("--most", type=int, default=32, help="most cameras tried")
     args = parser.parse_args()
     config = Config()
     detector = YoloDetector(config.model)
     engine = engine_named(config.reader.engine)
     rows = []
+    trials: list[Trial] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         inputs = [("demo", render_video(work / "demo.mp4").path, ["in_rto"])]
@@ -248,7 +337,13 @@ def main() -> int:
         for name, path, formats in inputs:
             print(f"measuring {name} ...", file=sys.stderr)
             rows.append(measure(name, path, work, detector, engine, formats))
-    table = render(rows, detector, engine, args.seconds)
+        parkpow = SHARED / "parkpow_cars.mp4"
+        if not args.no_capacity and parkpow.is_file():
+            print("searching for the number of live cameras held ...", file=sys.stderr)
+            clip = resample(parkpow, work / "parkpow-25fps.mp4", 25.0, args.seconds)
+            plates = video_labels(SHARED / "events.csv")[parkpow.name]
+            trials = find_capacity(clip, plates, ["vn"], args.most)
+    table = render(rows, trials, detector, engine, args.seconds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(table)
     print(table)

@@ -172,7 +172,7 @@ def _items(path: Path, kind: str) -> list[_Labelled]:
     return items
 
 
-def _video_labels(events_csv: Path) -> dict[str, list[str]]:
+def video_labels(events_csv: Path) -> dict[str, list[str]]:
     """Each video, in order of appearance, and its labelled plates (none: negative control)."""
     videos: dict[str, list[str]] = {}
     with events_csv.open(newline="", encoding="utf-8") as stream:
@@ -192,7 +192,7 @@ def labelled_plates(path: Path) -> list[str]:
     path, kind = label_file(path), discover(path)
     try:
         if kind == "videos":
-            return [plate for plates in _video_labels(path).values() for plate in plates]
+            return [plate for plates in video_labels(path).values() for plate in plates]
         return [plate for item in _items(path, kind) for plate in item.plates]
     except (KeyError, TypeError, ValueError) as error:
         raise EvalError(f"{path}: malformed {kind} labels ({error!r}); {_EXPECTED}") from None
@@ -333,7 +333,7 @@ def evaluate_videos(
     events / vehicles), ``false_events``, ``frames``, ``fps``, ``seconds``.
     """
     events_csv = label_file(events_csv)
-    labels = _video_labels(events_csv)
+    labels = video_labels(events_csv)
     plates = plates_for(config.cameras[0].plates, [p for ps in labels.values() for p in ps])
     reports = []
     for video, truths in labels.items():
