@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from streamer.cli import camera_names, seed_demo_dues
+from streamer.config import DetectionConfig
 from streamer.demo import DEMO_VEHICLES, DemoManifest
 from streamer.dues import SqliteDues
 
@@ -73,7 +74,9 @@ def test_replay_gives_one_correct_event_per_vehicle(
         assert event["camera"] == "demo"
         assert event["format_valid"] is True
         assert first - 0.5 <= event["media_time_s"] <= last + 0.5  # type: ignore[operator]
-        assert event["frames"] >= 20  # type: ignore[operator]
+        # Seen on most of the frames detected while it was in view (one track, not pieces).
+        sightings = DetectionConfig().rate_fps * (last - first)
+        assert event["frames"] >= 0.6 * sightings  # type: ignore[operator]
         assert 0.5 <= event["confidence"] <= 1.0  # type: ignore[operator]
         dues = event["dues_result"]
         assert isinstance(dues, dict)
