@@ -120,5 +120,9 @@ class PlateReader:
         valid = matches_format(text, self.plates.formats)
         if self.plates.require_valid_format and not valid:
             return None
-        best = next(crop for crop, read in zip(chosen, reads, strict=True) if read.text == text)
+        # The vote is per character, so the agreed text may be no single read's: the
+        # evidence crop is the one whose read is closest to it (best crop on a tie).
+        best = min(
+            zip(chosen, reads, strict=True), key=lambda pair: edit_distance(pair[1].text, text)
+        )[0]
         return PlateRead(text, confidence, valid, best, tuple(read.text for read in reads))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,8 @@ from streamer.demo import plate_image
 from streamer.ocr import OcrEngine, OcrError, TesseractEngine, TextRead, find_tessdata
 from streamer.preprocess import prepare
 from streamer.read import PlateReader, vote
+from streamer.sources import Frame
+from streamer.track import PlateCrop
 
 
 def rendered_plate(
@@ -105,6 +108,33 @@ def test_blank_crop_reads_nothing(reader: PlateReader) -> None:
 def test_vote(reads: list[tuple[str, float]], expected: str | None) -> None:
     result = vote([TextRead(t, c) for t, c in reads], ["in_rto"])
     assert (result[0] if result else None) == expected
+
+
+class ScriptedEngine:
+    """Reads each crop as the text written in its first pixel's index (a stage fake)."""
+
+    name = "scripted"
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+
+    def read(self, crop: np.ndarray) -> TextRead:
+        return TextRead(self.texts[int(crop[0, 0, 0])], 0.9)
+
+
+def test_a_vote_no_single_read_made_still_names_its_crop() -> None:
+    texts = ["KA01AB1284", "KA07AB1234", "KA01AR1234"]  # each valid, each wrong once
+    reader = PlateReader(ScriptedEngine(texts), ReaderConfig(crops=3), PlatesConfig())
+    frame = Frame("cam", 0, np.zeros((8, 8, 3), np.uint8), datetime.now(UTC), 0.0)
+    crops = [
+        PlateCrop(np.full((20, 60, 3), index, np.uint8), (0, 0, 60, 20), 0.9, 1 - index / 10, frame)
+        for index in range(3)
+    ]
+    read = reader.read(crops)
+    assert read is not None
+    assert read.text == "KA01AB1234"
+    assert read.crop is crops[0]
+    assert read.votes == tuple(texts)
 
 
 def test_disagreement_lowers_confidence() -> None:
