@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ class Trial:
     dropped: int
     cpu_percent: float
     peak_rss_mb: float
+    mean_batch: float
 
     def held(self, single: Trial) -> bool:
         """Whether this many cameras read at least :data:`HELD` of one camera's plates."""
@@ -84,6 +84,15 @@ def resample(source: Path, target: Path, fps: float, seconds: float) -> Path:
     return target
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (``VmHWM``). Not ``ru_maxrss``: Linux carries
+    that over from the parent across fork and exec, so a child would report the parent's."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def run_trial(video: Path, cameras: int, plates: list[str], formats: list[str]) -> Trial:
     """The daemon with ``cameras`` live cameras on ``video`` until the clip ends."""
     with tempfile.TemporaryDirectory(prefix="streamer-capacity-") as folder:
@@ -103,6 +112,7 @@ def run_trial(video: Path, cameras: int, plates: list[str], formats: list[str]) 
         stats = asyncio.run(service.run())
         seconds = time.monotonic() - started
         cpu = time.process_time() - cpu
+        detector = service.pipelines[0].stages.detector
     read = sum(e.plate_number in plates for s in stats.values() for e in s.events_list)
     return Trial(
         cameras=cameras,
@@ -113,7 +123,8 @@ def run_trial(video: Path, cameras: int, plates: list[str], formats: list[str]) 
         detected=sum(s.detected for s in stats.values()),
         dropped=sum(s.skipped for s in stats.values()),
         cpu_percent=round(100 * cpu / seconds, 1),
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        peak_rss_mb=round(peak_rss_mb()),
+        mean_batch=round(getattr(detector, "mean_batch", 1.0), 2),
     )
 
 
@@ -121,10 +132,18 @@ def trial_in_process(video: Path, cameras: int, plates: list[str], formats: list
     """:func:`run_trial` in a fresh Python process (clean RSS and caches)."""
     command = [sys.executable, __file__, "--trial", str(cameras), "--video", str(video)]
     command += ["--plates", *plates, "--formats", *formats]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # A trial replays a clip of known length; far longer means the daemon hung.
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"capacity trial with {cameras} cameras failed:\n{done.stderr}")
     return Trial(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def try_counts(
+    video: Path, plates: list[str], formats: list[str], counts: list[int]
+) -> list[Trial]:
+    """Trials for one camera and each of ``counts`` cameras."""
+    return [trial_in_process(video, n, plates, formats) for n in sorted({1, *counts})]
 
 
 def find_capacity(
