@@ -167,9 +167,10 @@ class OpenVinoYolo:
             "CPU",
             {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": ""},
         )
-        # A compiled model's call reuses one infer request, which is not thread-safe.
+        # A compiled model's call reuses one infer request, which is not thread-safe; the
+        # input buffer is shared too, so both are used under this lock.
         self._lock = threading.Lock()
-        self._inputs = threading.local()
+        self._buffer = np.empty(0, np.float32)
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
         """Plates in each BGR image, in order. Images that letterbox to the same shape (a
@@ -180,16 +181,16 @@ class OpenVinoYolo:
             groups.setdefault(item.image.shape, []).append(index)
         results: list[sv.Detections | None] = [None] * len(images)
         for (height, width, _), indices in groups.items():
-            batch = self._input((len(indices), 3, height, width))
-            for row, index in enumerate(indices):
-                for channel in range(3):  # BGR to RGB, HWC to CHW, 0..1, in one pass
-                    np.divide(
-                        fitted[index].image[..., 2 - channel],
-                        np.float32(255),
-                        out=batch[row, channel],
-                        dtype=np.float32,
-                    )
             with self._lock:
+                batch = self._input((len(indices), 3, height, width))
+                for row, index in enumerate(indices):
+                    for channel in range(3):  # BGR to RGB, HWC to CHW, 0..1, in one pass
+                        np.divide(
+                            fitted[index].image[..., 2 - channel],
+                            np.float32(255),
+                            out=batch[row, channel],
+                            dtype=np.float32,
+                        )
                 output = self._model(batch)[0]
             for row, index in enumerate(indices):
                 results[index] = _to_detections(
@@ -198,13 +199,13 @@ class OpenVinoYolo:
         return [result for result in results if result is not None]
 
     def _input(self, shape: tuple[int, int, int, int]) -> np.ndarray:
-        """This thread's input array of ``shape``, reused from call to call: filling a fresh
-        one (12 MB for 4 frames) costs twice as long, in page faults."""
-        array: np.ndarray | None = getattr(self._inputs, "array", None)
-        if array is None or array.shape != shape:
-            array = np.empty(shape, np.float32)
-            self._inputs.array = array
-        return array
+        """The shared input buffer as an array of ``shape`` (call under the lock). It is
+        reused from call to call, since filling a fresh one (12 MB for 4 frames) costs
+        twice as long, in page faults; and there is one, not one per calling thread."""
+        size = int(np.prod(shape))
+        if self._buffer.size < size:
+            self._buffer = np.empty(size, np.float32)
+        return self._buffer[:size].reshape(shape)
 
 
 class UltralyticsYolo:
