@@ -56,19 +56,20 @@ class Progress:
 
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
-        self.frames = 0
+        self.decoded: dict[str, int] = {}
         self.started = time.monotonic()
         self.last = 0.0
 
     def __call__(self, frame: Frame) -> None:
-        self.frames = frame.index + 1
+        self.decoded[frame.camera] = frame.index + 1
         now = time.monotonic()
         if self.enabled and now - self.last >= 0.25:
             self.last = now
-            fps = self.frames / max(now - self.started, 1e-6)
+            frames = sum(self.decoded.values())
+            fps = frames / max(now - self.started, 1e-6)
             media = f" at {frame.media_time_s:6.1f} s" if frame.media_time_s is not None else ""
             print(
-                f"\r{frame.camera}{media}: {self.frames} frames, {fps:5.1f} frames/s",
+                f"\r{frame.camera}{media}: {frames} frames, {fps:5.1f} frames/s",
                 end="",
                 file=sys.stderr,
                 flush=True,
