@@ -301,7 +301,7 @@ def render(
             "cores); RSS is the peak of that daemon's own process.",
             "",
             "| cameras | plates read per camera | held | frames dropped | frames detected "
-            "| frames per detection batch | CPU | peak RSS |",
+            "| ms per detection | CPU | peak RSS |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for t in trials:
@@ -309,7 +309,7 @@ def render(
                 f"| {t.cameras} | {t.plates_per_camera:.2f} | "
                 f"{'yes' if t.held(trials[0]) else 'no'} | "
                 f"{100 * t.dropped / max(t.frames, 1):.1f}% | "
-                f"{100 * t.detected / max(t.frames, 1):.0f}% | {t.mean_batch:.2f} | "
+                f"{100 * t.detected / max(t.frames, 1):.0f}% | {t.ms_detect:.1f} | "
                 f"{t.cpu_percent:.0f}% | "
                 f"{t.peak_rss_mb:.0f} MB |"
             )

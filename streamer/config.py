@@ -65,14 +65,6 @@ class ModelConfig(_Section):
         description="Inference size in pixels. Larger finds smaller, farther plates but "
         "costs time roughly with its square.",
     )
-    max_batch: int = Field(
-        8,
-        ge=1,
-        le=64,
-        description="Most frames detected in one batch. Frames of several cameras that "
-        "wait for the detector at the same time run together (about a fifth cheaper per "
-        "frame on CPU); no frame waits for a batch to fill. 1 turns batching off.",
-    )
 
 
 class DetectionConfig(_Section):

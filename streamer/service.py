@@ -21,7 +21,7 @@ import aiohttp
 
 from streamer.api import Api, EventHistory
 from streamer.config import Config
-from streamer.detect import BatchingDetector, Detector, YoloDetector
+from streamer.detect import Detector, YoloDetector
 from streamer.dues import DuesError, SqliteDues
 from streamer.images import ImageProcessor
 from streamer.metrics import Metrics
@@ -121,9 +121,7 @@ class Service:
                 sinks.append(OutboxSink(self.outbox, self._wake_senders))
         except (DuesError, OutboxError, OSError) as error:
             raise StartupError(str(error)) from None
-        detector = BatchingDetector(
-            self.detector or build_detector(self.config), self.config.model.max_batch
-        )
+        detector = self.detector or build_detector(self.config)
         self.metrics = Metrics(lambda: self.pipelines, lambda: self.senders, lambda: self.outbox)
         if self.config.http.enabled or self.serve_only:
             history = EventHistory(self.config.http.recent_events, self.config.recordings.directory)
@@ -191,8 +189,8 @@ class Service:
         loop = self._loop = asyncio.get_running_loop()
         if len(cameras) > 2:
             # Each camera may have a frame in detection and a track in reading at once;
-            # the default pool (CPUs + 4 threads) would make cameras queue for a thread
-            # instead of sharing a detection batch.
+            # with the default pool (CPUs + 4 threads), reading would queue behind other
+            # cameras' detection.
             loop.set_default_executor(
                 ThreadPoolExecutor(2 * len(cameras) + 4, thread_name_prefix="streamer")
             )

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import supervision as sv
 
 from streamer.config import DetectionConfig, ModelConfig
 from streamer.demo import DemoManifest
-from streamer.detect import BatchingDetector, YoloDetector, gate, letterbox
+from streamer.detect import YoloDetector, gate, letterbox
 from streamer.models import OpenVinoExport, openvino_dir
 
 from conftest import ROOT, frame_at
@@ -160,21 +158,21 @@ def test_agrees_with_torch_on_recorded_frames(
 
 
 @pytest.mark.parametrize("fixture", ["detector", "torch_detector"])
-def test_detect_batch_is_detect_for_each(
+def test_threads_detecting_at_once_each_get_their_own_boxes(
     fixture: str, request: pytest.FixtureRequest, demo_video: DemoManifest
 ) -> None:
     model: YoloDetector = request.getfixturevalue(fixture)
     frames = demo_frames(demo_video)[:6]
-    # Two other shapes among the frames: batched apart, answered in input order.
+    # Two other shapes among the frames, as cameras of other sizes would send.
     frames.insert(2, cv2.resize(frames[1], (640, 480)))
     frames.insert(5, frames[4][100:600, 200:1000].copy())
-    batched = model.detect_batch(frames)
-    assert len(batched) == len(frames)
-    for image, together in zip(frames, batched, strict=True):
-        alone = model.detect(image)
-        assert_agree(together, alone, min_iou=0.999, max_confidence_gap=1e-3)
-        assert together.data["class_name"].tolist() == alone.data["class_name"].tolist()
-    assert model.detect_batch([]) == []
+    alone = [model.detect(image) for image in frames]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(model.detect, frames * 3))
+    assert sum(len(found) for found in alone) >= 4
+    for expected, got in zip(alone * 3, together, strict=True):
+        assert_agree(got, expected, min_iou=0.999, max_confidence_gap=1e-3)
+        assert got.data["class_name"].tolist() == expected.data["class_name"].tolist()
 
 
 @pytest.mark.parametrize(
@@ -244,7 +242,7 @@ def test_openvino_detector_does_not_import_torch(detector: YoloDetector) -> None
         "from streamer.config import ModelConfig\n"
         "from streamer.detect import YoloDetector\n"
         "detector = YoloDetector(ModelConfig())\n"
-        "detector.detect_batch([np.zeros((720, 1280, 3), np.uint8)] * 2)\n"
+        "detector.detect(np.zeros((720, 1280, 3), np.uint8))\n"
         "assert detector.backend == 'openvino', detector.backend\n"
         "loaded = [name for name in ('torch', 'ultralytics') if name in sys.modules]\n"
         "assert not loaded, loaded\n"
@@ -268,83 +266,3 @@ def test_gate(confidence: float, min_area: int, kept: list[int]) -> None:
     gated = gate(detections, DetectionConfig(confidence=confidence, min_area=min_area))
     expected = detections.xyxy[kept]
     assert np.array_equal(gated.xyxy, expected)
-
-
-class SlowDetector:
-    """Takes 50 ms per batch and labels each image by its first pixel; records batches."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-        self.batches: list[int] = []
-        self.busy = threading.Lock()
-
-    def detect(self, image: np.ndarray) -> sv.Detections:
-        return self.detect_batch([image])[0]
-
-    def detect_batch(self, images: Sequence[np.ndarray]) -> list[sv.Detections]:
-        assert self.busy.acquire(blocking=False), "two batches ran at once"
-        try:
-            time.sleep(0.05)
-            if self.fail:
-                raise RuntimeError("inference failed")
-            self.batches.append(len(images))
-            return [
-                sv.Detections(
-                    xyxy=np.array([[0, 0, 10, 10]], float),
-                    confidence=np.array([float(image[0, 0, 0]) / 255]),
-                )
-                for image in images
-            ]
-        finally:
-            self.busy.release()
-
-
-def test_batching_gathers_waiting_cameras_and_answers_each() -> None:
-    slow = SlowDetector()
-    shared = BatchingDetector(slow, max_batch=4)
-    images = [np.full((36, 64, 3), value, np.uint8) for value in range(10)]
-    with ThreadPoolExecutor(10) as pool:
-        results = list(pool.map(shared.detect, images))
-    assert [round(float(r.confidence[0]) * 255) for r in results] == list(range(10))
-    assert sum(slow.batches) == 10
-    assert max(slow.batches) == 4  # never above max_batch
-    assert len(slow.batches) <= 5  # ten cameras, far fewer inferences
-    assert shared.mean_batch == pytest.approx(10 / len(slow.batches))
-
-
-def test_batching_alone_does_not_wait() -> None:
-    slow = SlowDetector()
-    shared = BatchingDetector(slow)
-    started = time.perf_counter()
-    shared.detect(np.zeros((36, 64, 3), np.uint8))
-    assert time.perf_counter() - started < 0.09
-    assert slow.batches == [1]
-
-
-def test_batching_failure_reaches_every_waiting_camera() -> None:
-    shared = BatchingDetector(SlowDetector(fail=True))
-    images = [np.zeros((36, 64, 3), np.uint8)] * 3
-
-    def attempt(image: np.ndarray) -> str:
-        try:
-            shared.detect(image)
-        except RuntimeError as error:
-            return str(error)
-        return "no error"
-
-    with ThreadPoolExecutor(3) as pool:
-        assert list(pool.map(attempt, images)) == ["inference failed"] * 3
-
-
-def test_batching_the_real_model_gives_each_frame_its_own_boxes(
-    detector: YoloDetector, demo_video: DemoManifest
-) -> None:
-    frames = demo_frames(demo_video)
-    shared = BatchingDetector(detector, max_batch=8)
-    with ThreadPoolExecutor(len(frames)) as pool:
-        batched = list(pool.map(shared.detect, frames))
-    for frame, got in zip(frames, batched, strict=True):
-        alone = detector.detect(frame)
-        assert len(got) == len(alone)
-        assert np.allclose(got.xyxy, alone.xyxy, atol=1.0)
-    assert shared.mean_batch > 1
