@@ -2,7 +2,8 @@
 
 Frames are read in the source's thread, at the camera's detection rate; frames where
 nothing moved in the region of interest are not detected (the tracker holds its tracks),
-the others are detected in a worker thread. Finished tracks go to a separate reading
+the others are detected in worker threads (a file keeps two frames in detection at once)
+and tracked in frame order. Finished tracks go to a separate reading
 task, so detection never waits for OCR. The tracker and the deduplicator belong to this
 camera alone, so they need no locks.
 """
@@ -58,6 +59,9 @@ class Stages:
 
 #: Events each camera keeps in :attr:`CameraStats.events_list`.
 RECENT_EVENTS = 1000
+#: Frames of a recorded file in detection at once: with one inference per core, two keep
+#: both cores of a small machine busy (see :class:`~streamer.detect.OpenVinoYolo`).
+FILE_IN_FLIGHT = 2
 
 
 @dataclass
@@ -136,12 +140,14 @@ class CameraPipeline:
             return self.stats.status == ONLINE
         return self.running and self.stats.error is None
 
-    def examine(self, frame: Frame) -> sv.Detections | None:
-        """Detect plates in the frame's region of interest (blocking; runs in a worker
-        thread); ``None`` when the motion gate found nothing moving."""
+    def moved(self, frame: Frame) -> bool:
+        """Whether the motion gate lets ``frame`` be detected (call in frame order)."""
+        return self.motion is None or self.motion.moved(frame.image)
+
+    def detect(self, frame: Frame) -> sv.Detections:
+        """Plates in the frame's region of interest, in frame coordinates (blocking; runs in
+        a worker thread)."""
         config = self.camera.detection
-        if self.motion is not None and not self.motion.moved(frame.image):
-            return None
         started = time.perf_counter()
         detections = gate(self.stages.detector.detect(region(frame.image, config.roi)), config)
         if config.roi is not None and len(detections):
@@ -170,12 +176,14 @@ class CameraPipeline:
         def on_drop() -> None:
             self.stats.skipped += 1
 
-        self.running = True
-        source: Source | None = None
-        try:
-            source = self.source or open_source(self.camera, on_status)
-            async for frame in read_in_thread(source, self.stop, on_drop=on_drop):
-                detections = await asyncio.to_thread(self.examine, frame)
+        # Frames being detected, oldest first, with the decoded count when each arrived
+        # (``None`` instead of a detection when nothing moved); tracked in this order.
+        in_flight: deque[tuple[Frame, asyncio.Future[sv.Detections] | None, int]] = deque()
+
+        async def follow_oldest(keep: int) -> None:
+            while len(in_flight) > keep:
+                frame, detecting, decoded = in_flight.popleft()
+                detections = None if detecting is None else await detecting
                 if detections is None:
                     self.stats.still += 1
                     finished = self.tracker.hold(frame)
@@ -184,9 +192,23 @@ class CameraPipeline:
                     finished = self.tracker.update(frame, detections)
                 for track in finished:
                     work.put_nowait(track)
-                self.stats.count_frame(frame, source.decoded)
+                self.stats.count_frame(frame, decoded)
                 if self.on_frame is not None:
                     self.on_frame(frame)
+
+        self.running = True
+        source: Source | None = None
+        try:
+            source = self.source or open_source(self.camera, on_status)
+            # A file keeps FILE_IN_FLIGHT frames in detection at once, so it uses every
+            # core; a live source one, so it always detects the newest frame.
+            depth = 1 if source.live else FILE_IN_FLIGHT
+            async for frame in read_in_thread(source, self.stop, on_drop=on_drop):
+                moved = await asyncio.to_thread(self.moved, frame)
+                detecting = loop.run_in_executor(None, self.detect, frame) if moved else None
+                in_flight.append((frame, detecting, source.decoded))
+                await follow_oldest(depth - 1)
+            await follow_oldest(0)
         except SourceError as error:
             self.stats.error = mask_url(str(error))
             logger.error("camera %s: %s", self.camera.name, self.stats.error)
