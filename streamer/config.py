@@ -177,7 +177,7 @@ class ReaderConfig(_Section):
 
     engine: Literal["paddle", "tesseract"] = Field(
         "paddle",
-        description="OCR engine: 'paddle' (PP-OCRv4 recognition, onnxruntime) read 82% of "
+        description="OCR engine: 'paddle' (PP-OCRv4 recognition, OpenVINO) read 82% of "
         "real US plate crops exactly where 'tesseract' read 48% (see README, Accuracy).",
     )
     crops: int = Field(

@@ -27,7 +27,7 @@ def detector() -> YoloDetector:
 
 @pytest.fixture(scope="session")
 def engine() -> OcrEngine:
-    """The default OCR engine (PP-OCRv4 through onnxruntime), real."""
+    """The default OCR engine (PP-OCRv4 on OpenVINO), real."""
     return engine_named(Config().reader.engine)
 
 
