@@ -2,7 +2,7 @@
 
 Frames are read in the source's thread, at the camera's detection rate; frames where
 nothing moved in the region of interest are not detected (the tracker holds its tracks),
-the others are detected in worker threads (a file keeps two frames in detection at once)
+the others are detected in worker threads (a file keeps three frames in detection at once)
 and tracked in frame order. Finished tracks go to a separate reading
 task, so detection never waits for OCR. The tracker and the deduplicator belong to this
 camera alone, so they need no locks.
@@ -59,9 +59,11 @@ class Stages:
 
 #: Events each camera keeps in :attr:`CameraStats.events_list`.
 RECENT_EVENTS = 1000
-#: Frames of a recorded file in detection at once: with one inference per core, two keep
-#: both cores of a small machine busy (see :class:`~streamer.detect.OpenVinoYolo`).
-FILE_IN_FLIGHT = 2
+#: Frames of a recorded file in detection at once. With one inference per core (see
+#: :class:`~streamer.detect.OpenVinoYolo`), a third frame keeps both busy while the oldest
+#: is tracked: the looped parkpow clip replays at 0.28, 0.40, 0.42 and 0.42 of the decode
+#: rate with 1, 2, 3 and 4 frames in flight.
+FILE_IN_FLIGHT = 3
 
 
 @dataclass
