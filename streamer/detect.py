@@ -165,42 +165,49 @@ class OpenVinoYolo:
         self.image_size = image_size
         self._names = np.array(export.names)
         core = ov.Core()
-        # CACHE_DIR empty: no compiled-blob cache written anywhere (it is off by default;
-        # this keeps it off if an environment's OpenVINO config turns it on).
-        compiled = core.compile_model(
-            core.read_model(export.xml),
-            "CPU",
-            {"PERFORMANCE_HINT": "LATENCY" if latency else "THROUGHPUT", "CACHE_DIR": ""},
-        )
+        settings = {
+            "PERFORMANCE_HINT": "LATENCY" if latency else "THROUGHPUT",
+            # Streams not pinned to cores: they share them with decoding and reading
+            # (pinned, the looped parkpow clip replays about 3% slower).
+            "ENABLE_CPU_PINNING": False,
+            # No compiled-blob cache written anywhere (off by default; this keeps it off if
+            # an environment's OpenVINO config turns it on).
+            "CACHE_DIR": "",
+        }
+        compiled = core.compile_model(_takes_bgr(core.read_model(export.xml)), "CPU", settings)
         #: How many frames can be detected at once (one per infer request).
         self.parallel = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        # Free requests, each with its own input buffer: a request and its buffer are used
-        # by one thread at a time.
-        self._requests: queue.SimpleQueue[tuple[Any, np.ndarray]] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for _ in range(self.parallel):
-            self._requests.put((compiled.create_infer_request(), np.empty(0, np.float32)))
+            self._requests.put(compiled.create_infer_request())
 
     def detect(self, image: np.ndarray) -> sv.Detections:
         """Plates in one BGR image (thread-safe: waits for a free infer request). One image
         per inference: on one thread, a batch costs as much per image as single frames."""
         fitted = letterbox(image, self.image_size, self.export.stride)
-        height, width = fitted.image.shape[:2]
-        request, buffer = self._requests.get()
+        request = self._requests.get()
         try:
-            if buffer.size < 3 * height * width:
-                buffer = np.empty(3 * height * width, np.float32)
-            tensor = buffer[: 3 * height * width].reshape(1, 3, height, width)
-            for channel in range(3):  # BGR to RGB, HWC to CHW, 0..1, in one pass
-                np.divide(
-                    fitted.image[..., 2 - channel],
-                    np.float32(255),
-                    out=tensor[0, channel],
-                    dtype=np.float32,
-                )
-            output = request.infer({0: tensor})[0][0].copy()
+            output = request.infer({0: fitted.image[np.newaxis]})[0][0].copy()
         finally:
-            self._requests.put((request, buffer))
+            self._requests.put(request)
         return _to_detections(output, fitted, image.shape, self._names)
+
+
+def _takes_bgr(model: Any) -> Any:
+    """``model`` with its input conversion compiled in: it takes the letterboxed image as
+    OpenCV holds it (``uint8`` BGR, ``NHWC``) and makes the RGB ``NCHW`` floats in 0..1 the
+    network was trained on. About 0.6 ms a frame cheaper than converting in numpy first;
+    boxes move by bfloat16 rounding only (IoU at least 0.97 with ``YOLO.predict``)."""
+    from openvino import Layout, Type
+    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    steps = PrePostProcessor(model)
+    tensor = steps.input().tensor()
+    tensor.set_element_type(Type.u8).set_layout(Layout("NHWC")).set_color_format(ColorFormat.BGR)
+    steps.input().model().set_layout(Layout("NCHW"))
+    convert = steps.input().preprocess()
+    convert.convert_element_type(Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
+    return steps.build()
 
 
 class UltralyticsYolo:

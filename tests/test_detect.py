@@ -108,14 +108,20 @@ def test_uses_a_dynamic_openvino_export(detector: YoloDetector) -> None:
     assert export.serves(detector.config.image_size)
 
 
+#: How close the detector's boxes are to ``YOLO.predict`` on the same export: IoU and
+#: confidence. Not exact, since the input conversion runs inside the compiled graph in
+#: bfloat16; the letterbox itself is compared exactly in test_letterbox_is_ultralytics.
+AS_PREDICT = (0.97, 0.01)
+
+
 def test_matches_ultralytics_on_demo_frames(
     detector: YoloDetector, predict_on_export: DetectFn, demo_video: DemoManifest
 ) -> None:
     for image in demo_frames(demo_video):
         ours, theirs = detector.detect(image), predict_on_export(image)
-        assert_agree(ours, theirs, min_iou=0.99, max_confidence_gap=0.01)
+        assert_agree(ours, theirs, *AS_PREDICT)
         config = DetectionConfig()
-        assert_agree(gate(ours, config), gate(theirs, config), 0.99, 0.01)
+        assert_agree(gate(ours, config), gate(theirs, config), *AS_PREDICT)
 
 
 @pytest.mark.shared_data
@@ -126,7 +132,7 @@ def test_matches_ultralytics_on_recorded_frames(
     found = 0
     for image in video_frames(shared_data / "videos" / "parkpow_cars.mp4", step=10):
         ours = gate(detector.detect(image), config)
-        assert_agree(ours, gate(predict_on_export(image), config), 0.99, 0.01)
+        assert_agree(ours, gate(predict_on_export(image), config), *AS_PREDICT)
         found += len(ours)
     assert found > 0
 
