@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from streamer.metrics import Metrics
 from streamer.models import ModelError
 from streamer.ocr import OcrEngine, OcrError, engine_named
 from streamer.outbox import Outbox, OutboxError, OutboxSink
-from streamer.pipeline import CameraPipeline, CameraStats, FrameCallback, Stages
+from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, CameraStats, FrameCallback, Stages
 from streamer.recordings import EvidenceWriter
 from streamer.sinks import JsonLinesSink, Sink
 from streamer.webhooks import WebhookSender
@@ -187,13 +188,12 @@ class Service:
             CameraPipeline(camera, stages, on_frame=self.on_frame) for camera in cameras
         ]
         loop = self._loop = asyncio.get_running_loop()
-        if len(cameras) > 2:
-            # Each camera may have a frame in detection and a track in reading at once;
-            # with the default pool (CPUs + 4 threads), reading would queue behind other
-            # cameras' detection.
-            loop.set_default_executor(
-                ThreadPoolExecutor(2 * len(cameras) + 4, thread_name_prefix="streamer")
-            )
+        # Each camera may have frames in detection (FILE_IN_FLIGHT for a file, one for a
+        # live source), one in its motion gate and a track in reading at once, on top of
+        # the default pool the HTTP API uses; otherwise reading would queue behind other
+        # cameras' detection. Threads start only when needed.
+        threads = (FILE_IN_FLIGHT + 2) * len(cameras) + min(32, (os.cpu_count() or 1) + 4)
+        loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="streamer"))
         if self.install_signal_handlers:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self.request_stop, signum)
