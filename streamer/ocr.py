@@ -75,13 +75,16 @@ class TesseractEngine:
     """Tesseract in single-line mode with a plate character whitelist.
 
     In-process through tesserocr when importable (about 30x faster per crop than
-    spawning the binary); otherwise pytesseract and the ``tesseract`` command.
+    spawning the binary); otherwise, or with ``in_process=False``, pytesseract and the
+    ``tesseract`` command.
     """
 
-    def __init__(self, tessdata: Path | None = None) -> None:
+    def __init__(self, tessdata: Path | None = None, in_process: bool = True) -> None:
         self.tessdata = find_tessdata(tessdata)
         self._lock = threading.Lock()
         try:
+            if not in_process:
+                raise ImportError("the tesseract command was asked for")
             import tesserocr
 
             self._api = tesserocr.PyTessBaseAPI(
