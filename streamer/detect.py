@@ -2,7 +2,8 @@
 
 On CPU the model runs as an OpenVINO export, straight on the ``openvino`` runtime: the
 letterbox, score filter and NMS are ultralytics' own, re-done in numpy and OpenCV, so the
-boxes are the ones ``YOLO.predict`` gives on the same export. That path never imports
+boxes are the ones ``YOLO.predict`` gives on the same export, up to the bfloat16 rounding
+of the input conversion compiled into the model (IoU 0.97 or more). That path never imports
 ultralytics or torch (torch alone is about 470 MB resident); they are imported only to
 make the export, once, and for the torch backend.
 """
