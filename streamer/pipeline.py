@@ -142,10 +142,6 @@ class CameraPipeline:
             return self.stats.status == ONLINE
         return self.running and self.stats.error is None
 
-    def moved(self, frame: Frame) -> bool:
-        """Whether the motion gate lets ``frame`` be detected (call in frame order)."""
-        return self.motion is None or self.motion.moved(frame.image)
-
     def detect(self, frame: Frame) -> sv.Detections:
         """Plates in the frame's region of interest, in frame coordinates (blocking; runs in
         a worker thread)."""
@@ -206,7 +202,9 @@ class CameraPipeline:
             # core; a live source one, so it always detects the newest frame.
             depth = 1 if source.live else FILE_IN_FLIGHT
             async for frame in read_in_thread(source, self.stop, on_drop=on_drop):
-                moved = await asyncio.to_thread(self.moved, frame)
+                # The gate compares with the frame before, so it runs in frame order.
+                motion = self.motion
+                moved = motion is None or await asyncio.to_thread(motion.moved, frame.image)
                 detecting = loop.run_in_executor(None, self.detect, frame) if moved else None
                 in_flight.append((frame, detecting, source.decoded))
                 await follow_oldest(depth - 1)
