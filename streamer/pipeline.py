@@ -215,6 +215,9 @@ class CameraPipeline:
         finally:
             if source is not None:
                 self.stats.frames = max(self.stats.frames, source.decoded)
+            for _, detecting, _ in in_flight:  # left behind by an error: not tracked
+                if detecting is not None:
+                    detecting.add_done_callback(lambda done: done.cancelled() or done.exception())
             for track in self.tracker.finish_all():
                 work.put_nowait(track)
             work.put_nowait(None)
