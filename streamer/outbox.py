@@ -4,7 +4,8 @@ An SQLite file in WAL mode holds each event once (``events``) and one row per we
 must reach (``deliveries``: pending → delivered, or dead). The pipeline adds an event in
 one transaction before it counts as emitted; the webhook workers take due deliveries in
 order and record the outcome. A crash loses nothing: on the next start the pending rows
-are delivered. Every call opens its own connection, so any thread may use it.
+are delivered, and events committed but not yet in the events log are logged. Every call
+opens its own connection, so any thread may use it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from streamer.config import OutboxConfig, WebhookConfig
 from streamer.events import CameraStatus, Event
+from streamer.sinks import JsonLinesSink
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ CREATE TABLE IF NOT EXISTS events (
     event_id TEXT NOT NULL UNIQUE,
     type TEXT NOT NULL,
     payload TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    logged INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY,
@@ -92,6 +95,11 @@ class Outbox:
             with self._connect() as connection:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.executescript(_SCHEMA)
+                columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
+                if "logged" not in columns:  # an outbox from before the column
+                    connection.execute(
+                        "ALTER TABLE events ADD COLUMN logged INTEGER NOT NULL DEFAULT 1"
+                    )
         except (OSError, sqlite3.Error) as error:
             raise OutboxError(f"outbox.database: cannot open {config.database}: {error}") from None
 
@@ -116,8 +124,8 @@ class Outbox:
         payload = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
         with self._connect() as connection:
             cursor = connection.execute(
-                "INSERT OR IGNORE INTO events (event_id, type, payload, created_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO events (event_id, type, payload, created_at, logged) "
+                "VALUES (?, ?, ?, ?, 0)",
                 (event.event_id, event.type, payload, now),
             )
             if cursor.rowcount == 0:  # already queued (a replayed add): nothing new
@@ -130,6 +138,21 @@ class Outbox:
                     (cursor.lastrowid, target, PENDING, now, now),
                 )
         return targets
+
+    def logged(self, event_ids: Sequence[str]) -> None:
+        """Record that these events are in the events log."""
+        with self._connect() as connection:
+            connection.executemany(
+                "UPDATE events SET logged = 1 WHERE event_id = ?", [(i,) for i in event_ids]
+            )
+
+    def unlogged(self) -> list[dict[str, Any]]:
+        """Events committed here but not yet in the events log (a crash came between)."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT payload FROM events WHERE logged = 0 ORDER BY id"
+            ).fetchall()
+        return [json.loads(payload) for (payload,) in rows]
 
     def _make_room(self, connection: sqlite3.Connection, target: str, now: float) -> None:
         (pending,) = connection.execute(
@@ -250,15 +273,36 @@ class Outbox:
 
 
 class OutboxSink:
-    """The pipeline's sink for webhooks: commits each event, then wakes the senders."""
+    """The events log guarded by the outbox: commit each event, log it, wake the senders.
 
-    def __init__(self, outbox: Outbox, wake: Any = None) -> None:
+    An event is committed to the outbox before it is logged, so nothing logged can miss
+    its webhooks after a crash; once logged, it is marked so. A crash between the two
+    leaves it unmarked, and :meth:`recover` logs it on the next start.
+    """
+
+    def __init__(self, outbox: Outbox, log: JsonLinesSink, wake: Any = None) -> None:
         self.outbox = outbox
+        self.log = log
         #: Called (from the committing thread) with the webhooks an event was queued for.
         self.wake = wake
 
     def send(self, event: Event) -> None:
-        """Commit ``event`` to the outbox (blocking, in the pipeline's worker thread)."""
+        """Commit, log and mark ``event`` (blocking, in the pipeline's worker thread)."""
         targets = self.outbox.add(event)
-        if targets and self.wake is not None:
-            self.wake(targets)
+        self.log.send(event)
+        if targets:
+            self.outbox.logged([event.event_id])
+            if self.wake is not None:
+                self.wake(targets)
+
+    def recover(self) -> int:
+        """Log the events a crash committed but kept out of the log; returns how many."""
+        records = self.outbox.unlogged()
+        for record in records:
+            self.log.write(record)
+        self.outbox.logged([str(record["event_id"]) for record in records])
+        if records:
+            logger.warning(
+                "events log: added %d event(s) that a crash kept out of it", len(records)
+            )
+        return len(records)

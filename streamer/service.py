@@ -119,7 +119,11 @@ class Service:
                 # First of the sinks: an event is committed to the outbox before it is
                 # logged or printed, so nothing logged can miss its webhooks after a crash.
                 self.outbox = Outbox(self.config.outbox, self.config.webhooks)
-                sinks.append(OutboxSink(self.outbox, self._wake_senders))
+                guarded = OutboxSink(self.outbox, self._log, self._wake_senders)
+                guarded.recover()
+                sinks.append(guarded)
+            else:
+                sinks.append(self._log)
         except (DuesError, OutboxError, OSError) as error:
             raise StartupError(str(error)) from None
         detector = self.detector or build_detector(self.config)
@@ -136,7 +140,7 @@ class Service:
             detector,
             engine,
             dues,
-            [*sinks, self._log, *self.extra_sinks],
+            [*sinks, *self.extra_sinks],
             self._evidence,
             self.metrics,
         )

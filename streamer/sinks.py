@@ -1,4 +1,4 @@
-"""Where events go: the JSON-lines log (webhooks join in a later module)."""
+"""Where events go: the JSON-lines log and the console (webhooks: ``outbox``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from streamer.events import CameraStatus, Event
 
@@ -42,7 +42,11 @@ class JsonLinesSink:
 
     def send(self, event: Event) -> None:
         """Append ``event`` as one line."""
-        line = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        self.write(event.to_json())
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append an event already in its JSON form."""
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
         with self._lock:
             if self.max_bytes and self._stream.tell() + len(line.encode()) > self.max_bytes:
                 self._rotate()

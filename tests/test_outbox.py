@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -11,7 +13,8 @@ import pytest
 from streamer.config import OutboxConfig, WebhookConfig
 from streamer.dues import NOT_FOUND, DuesResult
 from streamer.events import CameraStatus, PlateEvent
-from streamer.outbox import DEAD, DELIVERED, PENDING, Outbox
+from streamer.outbox import DEAD, DELIVERED, PENDING, Outbox, OutboxSink
+from streamer.sinks import JsonLinesSink
 from streamer.webhooks import retry_after_seconds, sign
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -113,3 +116,40 @@ def test_retry_after_http_date() -> None:
     now = 1_700_000_000.0
     header = format_datetime(datetime.fromtimestamp(now + 30, UTC), usegmt=True)
     assert retry_after_seconds(header, now=now) == pytest.approx(30, abs=1)
+
+
+def logged_ids(path: Path) -> list[str]:
+    return [json.loads(line)["event_id"] for line in path.read_text().splitlines()]
+
+
+def test_an_event_a_crash_kept_out_of_the_log_is_logged_on_the_next_start(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "events.jsonl"
+    sink = OutboxSink(make_outbox(tmp_path), JsonLinesSink(log))
+    first, second, unwanted = make_event("KA01AB1234"), make_event("MH12CD5678"), make_event()
+    sink.send(first)
+    sink.outbox.add(second)  # committed; the crash came before the log line
+    assert logged_ids(log) == [first.event_id]
+
+    restarted = OutboxSink(make_outbox(tmp_path), JsonLinesSink(log))
+    assert restarted.recover() == 1
+    assert restarted.recover() == 0
+    restarted.send(unwanted)
+    assert logged_ids(log) == [first.event_id, second.event_id, unwanted.event_id]
+    lines = log.read_text().splitlines()
+    assert json.loads(lines[1]) == second.to_json()
+
+
+def test_an_outbox_from_before_the_logged_column_opens(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "o.sqlite") as connection:
+        connection.execute(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+            "type TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL)"
+        )
+        connection.execute("INSERT INTO events VALUES (1, 'old', 'plate', '{}', 0)")
+    connection.close()
+    outbox = make_outbox(tmp_path)
+    assert outbox.unlogged() == []  # what was there before counts as logged
+    assert outbox.add(make_event()) == ["all"]
+    assert len(outbox.unlogged()) == 1
