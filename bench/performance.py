@@ -139,16 +139,6 @@ def loop_video(source: Path, target: Path, seconds: float) -> Path:
     return target
 
 
-def frame_count(path: Path) -> int:
-    """The number of frames of a video, counted by reading it."""
-    capture = cv2.VideoCapture(str(path))
-    frames = 0
-    while capture.grab():
-        frames += 1
-    capture.release()
-    return frames
-
-
 def decode_only(path: Path) -> tuple[int, float]:
     """Frames and seconds of a plain OpenCV read loop."""
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
@@ -421,7 +411,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         demo = render_video(work / "demo.mp4").path
-        inputs = [("demo", demo, frame_count(demo), ["in_rto"])]
+        inputs = [("demo", demo, decode_only(demo)[0], ["in_rto"])]
         if SHARED.is_dir():
             for video in sorted(SHARED.glob("*.mp4")):
                 target = work / f"{video.stem}-looped.mp4"
@@ -432,7 +422,7 @@ def main() -> int:
                 else:
                     looped = loop_video(video, target, args.seconds)
                     name = f"{video.stem} (looped)"
-                inputs.append((name, looped, frame_count(video), ["vn"]))
+                inputs.append((name, looped, decode_only(video)[0], ["vn"]))
         seed = (YoloDetector(ModelConfig(backend="torch")), TesseractEngine(in_process=False))
         for name, path, one_pass, formats in inputs:
             print(f"measuring {name} ...", file=sys.stderr)

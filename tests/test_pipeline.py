@@ -78,7 +78,6 @@ def test_region_boxes_come_back_in_frame_coordinates(
     def boxes(**detection: object) -> np.ndarray:
         camera = CameraConfig(name="cam", source="x.mp4", detection=DetectionConfig(**detection))
         detections = CameraPipeline(camera, stages).detect(frame)
-        assert detections is not None
         assert len(detections) == 1
         return detections.xyxy[0]
 
