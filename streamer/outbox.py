@@ -289,19 +289,19 @@ class OutboxSink:
     def send(self, event: Event) -> None:
         """Commit, log and mark ``event`` (blocking, in the pipeline's worker thread)."""
         targets = self.outbox.add(event)
+        if targets and self.wake is not None:
+            self.wake(targets)  # delivery need not wait for the log
         self.log.send(event)
         if targets:
             self.outbox.logged([event.event_id])
-            if self.wake is not None:
-                self.wake(targets)
 
     def recover(self) -> int:
         """Log the events a crash committed but kept out of the log; returns how many."""
         records = self.outbox.unlogged()
-        for record in records:
-            self.log.write(record)
-        self.outbox.logged([str(record["event_id"]) for record in records])
         if records:
+            for record in records:
+                self.log.write(record)
+            self.outbox.logged([str(record["event_id"]) for record in records])
             logger.warning(
                 "events log: added %d event(s) that a crash kept out of it", len(records)
             )

@@ -116,8 +116,8 @@ class Service:
             )
             self._evidence = EvidenceWriter(self.config.recordings)
             if self.config.webhooks:
-                # First of the sinks: an event is committed to the outbox before it is
-                # logged or printed, so nothing logged can miss its webhooks after a crash.
+                # First of the sinks: the outbox commits each event, then logs it, before
+                # anything else sees it (see OutboxSink).
                 self.outbox = Outbox(self.config.outbox, self.config.webhooks)
                 guarded = OutboxSink(self.outbox, self._log, self._wake_senders)
                 guarded.recover()

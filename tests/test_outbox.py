@@ -126,16 +126,24 @@ def test_an_event_a_crash_kept_out_of_the_log_is_logged_on_the_next_start(
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "events.jsonl"
-    sink = OutboxSink(make_outbox(tmp_path), JsonLinesSink(log))
-    first, second, unwanted = make_event("KA01AB1234"), make_event("MH12CD5678"), make_event()
+    alerts = [WebhookConfig(url="http://127.0.0.1:1/b", name="alerts", only_dues=True)]
+
+    def start() -> OutboxSink:
+        return OutboxSink(
+            Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), alerts), JsonLinesSink(log)
+        )
+
+    sink = start()
+    first, second = make_event("KA01AB1234", dues=True), make_event("MH12CD5678", dues=True)
+    unwanted = make_event("DL07CR6158")  # no dues: the webhook does not take it
     sink.send(first)
     sink.outbox.add(second)  # committed; the crash came before the log line
     assert logged_ids(log) == [first.event_id]
 
-    restarted = OutboxSink(make_outbox(tmp_path), JsonLinesSink(log))
+    restarted = start()
     assert restarted.recover() == 1
     assert restarted.recover() == 0
-    restarted.send(unwanted)
+    restarted.send(unwanted)  # logged all the same
     assert logged_ids(log) == [first.event_id, second.event_id, unwanted.event_id]
     lines = log.read_text().splitlines()
     assert json.loads(lines[1]) == second.to_json()
