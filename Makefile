@@ -16,14 +16,15 @@ demo: setup  ## make the demo recording and process it with the default config
 test: setup-test lint  ## the whole test suite, with real weights, Tesseract, SQLite and video
 	$(PY) -m pytest
 
-lint:
-	$(VENV)/bin/ruff check streamer tests bench
-	$(VENV)/bin/ruff format --check streamer tests bench
+lint:  ## ruff, mypy, and the layout: modules under 400 lines, no import cycles
+	$(VENV)/bin/ruff check streamer tests bench scripts
+	$(VENV)/bin/ruff format --check streamer tests bench scripts
 	$(VENV)/bin/mypy
+	$(PY) scripts/layout.py --quiet
 
 format:
-	$(VENV)/bin/ruff format streamer tests bench
-	$(VENV)/bin/ruff check --fix streamer tests bench
+	$(VENV)/bin/ruff format streamer tests bench scripts
+	$(VENV)/bin/ruff check --fix streamer tests bench scripts
 
 clean:
 	rm -rf recordings/demo.mp4 recordings/events.jsonl recordings/dues.sqlite recordings/evidence

@@ -21,15 +21,13 @@ from pathlib import Path
 import aiohttp
 import cv2
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from streamer.config import Config
+from streamer.reading.ocr import engine_named
+from streamer.service import ServiceOptions, ServiceThread
+from streamer.tools.demo import render_video
+from streamer.vision.detect import YoloDetector
 
-from streamer.config import Config  # noqa: E402
-from streamer.demo import render_video  # noqa: E402
-from streamer.detect import YoloDetector  # noqa: E402
-from streamer.ocr import engine_named  # noqa: E402
-
-from conftest import ServiceThread, frame_at, make_config  # noqa: E402
+from common import bench_config, frame_at
 
 
 async def measure(
@@ -72,10 +70,11 @@ def main() -> int:
         _, last = demo.appearances[1]
         ok, png = cv2.imencode(".png", frame_at(demo.path, last - 0.3))
         assert ok
-        config = make_config(work, http={"enabled": True, "port": 0})
+        config = bench_config(work, http={"enabled": True, "port": 0})
         detector, engine = YoloDetector(Config().model), engine_named(Config().reader.engine)
         rows = []
-        with ServiceThread(config, detector, engine, serve_only=True) as server:
+        options = ServiceOptions(detector=detector, engine=engine, serve_only=True)
+        with ServiceThread(config, options) as server:
             asyncio.run(measure(server.url, png.tobytes(), 5, 1))  # warm-up
             for concurrency in args.concurrency:
                 latencies, wall, correct = asyncio.run(

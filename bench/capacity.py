@@ -26,12 +26,9 @@ from pathlib import Path
 
 import cv2
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+from streamer.service import Service, ServiceOptions
 
-from streamer.service import Service  # noqa: E402
-
-from conftest import make_config  # noqa: E402
+from common import bench_config
 
 #: A number of cameras is held when each reads at least this share of the plates one
 #: camera reads.
@@ -97,7 +94,7 @@ def peak_rss_mb() -> float:
 def run_trial(video: Path, cameras: int, plates: list[str], formats: list[str]) -> Trial:
     """The daemon with ``cameras`` live cameras on ``video`` until the clip ends."""
     with tempfile.TemporaryDirectory(prefix="streamer-capacity-") as folder:
-        config = make_config(
+        config = bench_config(
             Path(folder),
             cameras=[
                 {"name": f"cam-{n}", "source": str(video), "realtime": True} for n in range(cameras)
@@ -107,7 +104,7 @@ def run_trial(video: Path, cameras: int, plates: list[str], formats: list[str]) 
             dedup={"window_s": 10.0},
             log_level="WARNING",
         )
-        service = Service(config, install_signal_handlers=False)
+        service = Service(config, ServiceOptions(install_signal_handlers=False))
         cpu = time.process_time()
         started = time.monotonic()
         stats = asyncio.run(service.run())

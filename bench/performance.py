@@ -42,30 +42,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data" / "videos"
-sys.path.insert(0, str(ROOT / "tests"))
-
-from capacity import HELD, Trial, capacity, find_capacity, resample, try_counts  # noqa: E402
-
-from streamer.config import (  # noqa: E402
+from streamer.config import (
     Config,
     DetectionConfig,
     ModelConfig,
     PlatesConfig,
     ReaderConfig,
 )
-from streamer.demo import render_video  # noqa: E402
-from streamer.detect import Detector, OpenVinoYolo, YoloDetector, gate  # noqa: E402
-from streamer.evaluate import video_labels  # noqa: E402
-from streamer.models import ensure_openvino_export  # noqa: E402
-from streamer.ocr import OcrEngine, TesseractEngine, engine_named  # noqa: E402
-from streamer.read import PlateReader  # noqa: E402
-from streamer.service import Service  # noqa: E402
-from streamer.sources import FileSource  # noqa: E402
-from streamer.track import PlateTracker, cut_crop  # noqa: E402
+from streamer.reading.ocr import OcrEngine, TesseractEngine, engine_named
+from streamer.reading.read import PlateReader
+from streamer.service import Service, ServiceOptions
+from streamer.sources.files import FileSource
+from streamer.tools.demo import render_video
+from streamer.tools.labels import video_labels
+from streamer.vision.detect import Detector, OpenVinoYolo, YoloDetector, filter_detections
+from streamer.vision.models import ensure_openvino_export
+from streamer.vision.track import PlateTracker, cut_crop
 
-from conftest import make_config  # noqa: E402
+from capacity import HELD, Trial, capacity, find_capacity, resample, try_counts
+from common import ROOT, SHARED_VIDEOS, bench_config
 
 #: The settings that turn the speed-ups off: every frame detected, no motion gate.
 EVERY_FRAME: dict[str, object] = {"rate_fps": 0, "motion_gate": False}
@@ -171,13 +166,15 @@ def replay(
     detection: dict[str, object] | None = None,
 ) -> Replay:
     """streamer's pipeline on ``path``, with the default detection settings or ``detection``."""
-    config = make_config(
+    config = bench_config(
         work,
         cameras=[{"name": "bench", "source": str(path)}],
         plates={"formats": formats},
         detection=detection or {},
     )
-    service = Service(config, install_signal_handlers=False, detector=detector, engine=engine)
+    service = Service(
+        config, ServiceOptions(install_signal_handlers=False, detector=detector, engine=engine)
+    )
     stats = asyncio.run(service.run())["bench"]
     assert service.metrics is not None
     registry = service.metrics.registry
@@ -224,7 +221,7 @@ def every_frame_flow(
     frames = 0
     for frame in FileSource("seed", path).frames():
         frames += 1
-        detections = gate(detector.detect(frame.image), DetectionConfig())
+        detections = filter_detections(detector.detect(frame.image), DetectionConfig())
         if len(detections) and detections.confidence is not None:
             best = int(detections.confidence.argmax())
             x1, y1, x2, y2 = (round(float(v)) for v in detections.xyxy[best])
@@ -246,7 +243,7 @@ def track_ms(path: Path, detector: YoloDetector, limit: int = 300) -> float:
     tracker = PlateTracker("bench", Config().tracker)
     frames = []
     for frame in FileSource("bench", path).frames():
-        frames.append((frame, gate(detector.detect(frame.image), DetectionConfig())))
+        frames.append((frame, filter_detections(detector.detect(frame.image), DetectionConfig())))
         if len(frames) >= limit:
             break
     started = time.perf_counter()
@@ -412,8 +409,8 @@ def main() -> int:
         work = Path(tmp)
         demo = render_video(work / "demo.mp4").path
         inputs = [("demo", demo, decode_only(demo)[0], ["in_rto"])]
-        if SHARED.is_dir():
-            for video in sorted(SHARED.glob("*.mp4")):
+        if SHARED_VIDEOS.is_dir():
+            for video in sorted(SHARED_VIDEOS.glob("*.mp4")):
                 target = work / f"{video.stem}-looped.mp4"
                 if args.reencode:
                     rate = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS)
@@ -427,11 +424,11 @@ def main() -> int:
         for name, path, one_pass, formats in inputs:
             print(f"measuring {name} ...", file=sys.stderr)
             rows.append(measure(name, path, one_pass, work, detector, engine, seed, formats))
-        parkpow = SHARED / "parkpow_cars.mp4"
+        parkpow = SHARED_VIDEOS / "parkpow_cars.mp4"
         if not args.no_capacity and parkpow.is_file():
             print("searching for the number of live cameras held ...", file=sys.stderr)
             clip = resample(parkpow, work / "parkpow-25fps.mp4", 25.0, args.seconds)
-            plates = video_labels(SHARED / "events.csv")[parkpow.name]
+            plates = video_labels(SHARED_VIDEOS / "events.csv")[parkpow.name]
             if args.cameras:
                 trials = try_counts(clip, plates, ["vn"], args.cameras)
             else:

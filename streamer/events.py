@@ -1,25 +1,35 @@
-"""Plate events: what the daemon reports once per vehicle, and merging repeats.
-
-A :class:`PlateEvent` is built when a finished track has been read and its dues checked.
-The :class:`Deduplicator` of a camera merges a repeat of the same plate seen within the
-configured window into the first event, so a vehicle that stops, is hidden and reappears
-gives one event, not two.
-"""
+"""What the daemon reports: one :class:`PlateEvent` per vehicle, and each camera's
+:class:`CameraStatus` changes (see :mod:`streamer.reporter` for how a track becomes an
+event)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from streamer.config import DedupConfig
-from streamer.dues import DuesResult
+from streamer.stores.dues import DuesResult
 
 
 def iso(moment: datetime) -> str:
     """ISO-8601 in UTC with milliseconds and a ``Z``."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class CameraState(StrEnum):
+    """Where a camera stands. A live camera is ``online``, ``offline`` or ``reconnecting``
+    (the states its :class:`CameraStatus` events report); a recorded file is ``file``
+    while it is read, then ``finished``, or ``failed`` when it could not be read."""
+
+    STARTING = "starting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    RECONNECTING = "reconnecting"
+    FILE = "file"
+    FINISHED = "finished"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ class CameraStatus:
     """A camera went online, offline (with the reason) or is reconnecting."""
 
     camera: str
-    status: str
+    status: CameraState
     reason: str | None
     at: datetime
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -92,24 +102,3 @@ class CameraStatus:
 
 #: Everything the sinks receive.
 Event = PlateEvent | CameraStatus
-
-
-class Deduplicator:
-    """Merges repeats of one plate on one camera within ``window_s`` of its last sighting."""
-
-    def __init__(self, config: DedupConfig) -> None:
-        self.window = timedelta(seconds=config.window_s)
-        self._last_seen: dict[str, datetime] = {}
-        self.merged = 0
-
-    def admit(self, plate: str, first_seen: datetime, last_seen: datetime) -> bool:
-        """``True`` when this sighting is a new event; ``False`` when it merges into one."""
-        previous = self._last_seen.get(plate)
-        self._last_seen[plate] = max(last_seen, previous) if previous else last_seen
-        if previous is not None and first_seen - previous <= self.window:
-            self.merged += 1
-            return False
-        cutoff = last_seen - self.window
-        if len(self._last_seen) > 1024:
-            self._last_seen = {p: t for p, t in self._last_seen.items() if t >= cutoff}
-        return True

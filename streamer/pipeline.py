@@ -1,16 +1,19 @@
-"""One camera's pipeline: frames → detect → track → read → dues → event → sinks.
+"""One camera's pipeline: frames → detect → track, then finished tracks → report → sinks.
 
 Frames are read in the source's thread, at the camera's detection rate; frames where
 nothing moved in the region of interest are not detected (the tracker holds its tracks),
 the others are detected in worker threads (a file keeps three frames in detection at once)
-and tracked in frame order. Finished tracks go to a separate reading
-task, so detection never waits for OCR. The tracker and the deduplicator belong to this
-camera alone, so they need no locks.
+and tracked in frame order. Finished tracks go through a bounded queue to a separate
+reporting task (:class:`~streamer.reporter.TrackReporter`), so detection never waits for
+OCR or delivery. The tracker and the reporter belong to this camera alone, so they need
+no locks. Each pipeline describes itself in one :class:`CameraSnapshot`, which metrics,
+``/health``, ``/api/cameras`` and the dashboard all read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -18,52 +21,53 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
 import supervision as sv
 
-from streamer.config import CameraConfig
-from streamer.detect import Detector, gate
-from streamer.dues import Dues
-from streamer.events import CameraStatus, Deduplicator, Event, PlateEvent
-from streamer.metrics import Metrics
-from streamer.motion import MotionGate, region, region_box
-from streamer.ocr import OcrEngine
-from streamer.read import PlateReader
-from streamer.recordings import EvidenceWriter
-from streamer.sinks import Sink
-from streamer.sources import (
-    ONLINE,
-    Frame,
-    Source,
-    SourceError,
-    mask_url,
-    open_source,
-    read_in_thread,
-)
-from streamer.track import FinishedTrack, PlateTracker
+from streamer.config import CameraConfig, ReaderConfig
+from streamer.delivery.recordings import EvidenceWriter
+from streamer.delivery.sinks import Sink
+from streamer.events import CameraState, CameraStatus, Event, PlateEvent
+from streamer.reading.ocr import OcrEngine
+from streamer.reporter import Skipped, StageTimer, TrackReporter
+from streamer.sources import is_live, open_source
+from streamer.sources.frame import Frame, Source, SourceError, mask_url
+from streamer.sources.threads import read_in_thread
+from streamer.stores.dues import Dues
+from streamer.vision.detect import Detector, filter_detections
+from streamer.vision.motion import MotionGate
+from streamer.vision.region import region, to_frame
+from streamer.vision.track import FinishedTrack, PlateTracker
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Stages:
-    """The components every camera shares: one detector, one OCR engine, one dues store."""
+    """The components every camera shares: one detector, the OCR engines (one per reader
+    setting, see :class:`~streamer.reading.ocr.EnginePool`), one dues store, the sinks."""
 
     detector: Detector
-    engine: OcrEngine
+    engines: Callable[[ReaderConfig], OcrEngine]
     dues: Dues
     sinks: Sequence[Sink]
     evidence: EvidenceWriter | None
-    metrics: Metrics | None = None
+    timer: StageTimer | None = None
 
 
 #: Events each camera keeps in :attr:`CameraStats.events_list`.
 RECENT_EVENTS = 1000
 #: Frames of a recorded file in detection at once. With one inference per core (see
-#: :class:`~streamer.detect.OpenVinoYolo`), a third frame keeps both busy while the oldest
-#: is tracked: the looped parkpow clip replays at 0.28, 0.40, 0.42 and 0.42 of the decode
-#: rate with 1, 2, 3 and 4 frames in flight.
+#: :class:`~streamer.vision.detect.OpenVinoYolo`), a third frame keeps both busy while the
+#: oldest is tracked: the looped parkpow clip replays at 0.28, 0.40, 0.42 and 0.42 of the
+#: decode rate with 1, 2, 3 and 4 frames in flight.
 FILE_IN_FLIGHT = 3
+#: Finished tracks (and status changes) waiting for the reporting task. When it is full,
+#: tracking waits: a file's reading thread then waits too, a live camera drops frames
+#: (counted as skipped). Nothing already tracked is dropped.
+REPORT_QUEUE = 16
+#: Recent examined frames the frame rate is measured over, and how long without one
+#: counts as idle.
+FPS_WINDOW, FPS_IDLE_S = 50, 5.0
 
 
 @dataclass
@@ -86,14 +90,15 @@ class CameraStats:
     merged: int = 0
     unread: int = 0
     error: str | None = None
-    status: str | None = None
     last_frame_at: datetime | None = None
     #: The latest events (a window, so a daemon running for months does not grow).
     events_list: deque[PlateEvent] = field(
         default_factory=lambda: deque(maxlen=RECENT_EVENTS), repr=False
     )
 
-    _recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=50), repr=False)
+    _recent: deque[tuple[float, int]] = field(
+        default_factory=lambda: deque(maxlen=FPS_WINDOW), repr=False
+    )
 
     def count_frame(self, frame: Frame, decoded: int) -> None:
         """Count one examined frame; ``decoded`` is the source's running total."""
@@ -103,14 +108,47 @@ class CameraStats:
 
     @property
     def fps(self) -> float:
-        """Frames decoded per second over the last 50 examined (0 when idle for 5 s)."""
-        if len(self._recent) < 2 or time.monotonic() - self._recent[-1][0] > 5:
+        """Frames decoded per second over the last examined frames (0 when idle)."""
+        if len(self._recent) < 2 or time.monotonic() - self._recent[-1][0] > FPS_IDLE_S:
             return 0.0
         (first, first_frames), (last, last_frames) = self._recent[0], self._recent[-1]
         return (last_frames - first_frames) / max(last - first, 1e-6)
 
 
+@dataclass(frozen=True)
+class CameraSnapshot:
+    """One camera as metrics, ``/health``, ``/api/cameras`` and the dashboard see it."""
+
+    name: str
+    source: str
+    state: CameraState
+    fps: float
+    frames: int
+    detected: int
+    still: int
+    skipped: int
+    events: int
+    dues_events: int
+    last_frame_at: datetime | None
+    error: str | None
+
+    @property
+    def up(self) -> bool:
+        """Whether frames are flowing: a live camera online, or a file being read."""
+        return self.state in {CameraState.ONLINE, CameraState.FILE}
+
+
 FrameCallback = Callable[[Frame], None]
+
+
+@dataclass
+class _InFlight:
+    """A frame on its way to the tracker: its detection (``None`` when nothing moved),
+    and how many frames the source had decoded when it arrived."""
+
+    frame: Frame
+    detecting: asyncio.Future[sv.Detections] | None
+    decoded: int
 
 
 class CameraPipeline:
@@ -128,108 +166,131 @@ class CameraPipeline:
         self.source = source
         self.on_frame = on_frame
         self.tracker = PlateTracker(camera.name, camera.tracker)
-        self.reader = PlateReader(stages.engine, camera.reader, camera.plates)
-        self.dedup = Deduplicator(camera.dedup)
+        self.reporter = TrackReporter(
+            camera, stages.engines(camera.reader), stages.dues, stages.evidence, stages.timer
+        )
         self.motion = MotionGate(camera.detection) if camera.detection.motion_gate else None
         self.stats = CameraStats()
+        self.state = CameraState.STARTING
         self.stop = asyncio.Event()
-        self.running = False
+        self._reports: asyncio.Queue[FinishedTrack | CameraStatus | None] = asyncio.Queue(
+            REPORT_QUEUE
+        )
+        self._in_flight: deque[_InFlight] = deque()
+        self._status_puts: set[asyncio.Task[None]] = set()
 
-    @property
-    def is_up(self) -> bool:
-        """Whether frames are flowing: a live camera online, or a file being read."""
-        if self.stats.status is not None:
-            return self.stats.status == ONLINE
-        return self.running and self.stats.error is None
+    def snapshot(self) -> CameraSnapshot:
+        """The camera's state and counters now."""
+        stats = self.stats
+        return CameraSnapshot(
+            name=self.camera.name,
+            source=mask_url(self.camera.source),
+            state=self.state,
+            fps=stats.fps,
+            frames=stats.frames,
+            detected=stats.detected,
+            still=stats.still,
+            skipped=stats.skipped,
+            events=stats.events,
+            dues_events=stats.dues_events,
+            last_frame_at=stats.last_frame_at,
+            error=stats.error,
+        )
 
     def detect(self, frame: Frame) -> sv.Detections:
         """Plates in the frame's region of interest, in frame coordinates (blocking; runs in
         a worker thread)."""
         config = self.camera.detection
         started = time.perf_counter()
-        detections = gate(self.stages.detector.detect(region(frame.image, config.roi)), config)
-        if config.roi is not None and len(detections):
-            x1, y1, _, _ = region_box(frame.image.shape, config.roi)
-            detections.xyxy = detections.xyxy + np.array([x1, y1, x1, y1], dtype=float)
-        if self.stages.metrics is not None:
-            self.stages.metrics.detect_seconds.labels(self.camera.name).observe(
-                time.perf_counter() - started
-            )
+        found = self.stages.detector.detect(region(frame.image, config.roi))
+        detections = to_frame(filter_detections(found, config), frame.image.shape, config.roi)
+        if self.stages.timer is not None:
+            self.stages.timer.observe("detect", self.camera.name, time.perf_counter() - started)
         return detections
 
     async def run(self) -> CameraStats:
         """Process the source to its end (or until :attr:`stop` is set); returns counters.
 
-        Finished tracks and camera status changes share one queue to the reading task, so
-        the sinks see them in order and detection never waits for OCR or delivery.
+        Finished tracks and camera status changes share one queue to the reporting task,
+        so the sinks see them in order.
         """
-        loop = asyncio.get_running_loop()
-        work: asyncio.Queue[FinishedTrack | CameraStatus | None] = asyncio.Queue()
-        reading = asyncio.create_task(self._read_loop(work), name=f"read-{self.camera.name}")
-
-        def on_status(state: str, reason: str | None) -> None:  # from the source's thread
-            status = CameraStatus(self.camera.name, state, reason, datetime.now(UTC))
-            loop.call_soon_threadsafe(self._status_changed, status, work)
-
-        def on_drop() -> None:
-            self.stats.skipped += 1
-
-        # Frames being detected, oldest first, with the decoded count when each arrived
-        # (``None`` instead of a detection when nothing moved); tracked in this order.
-        in_flight: deque[tuple[Frame, asyncio.Future[sv.Detections] | None, int]] = deque()
-
-        async def follow_oldest(keep: int) -> None:
-            while len(in_flight) > keep:
-                frame, detecting, decoded = in_flight.popleft()
-                detections = None if detecting is None else await detecting
-                if detections is None:
-                    self.stats.still += 1
-                    finished = self.tracker.hold(frame)
-                else:
-                    self.stats.detected += 1
-                    finished = self.tracker.update(frame, detections)
-                for track in finished:
-                    work.put_nowait(track)
-                self.stats.count_frame(frame, decoded)
-                if self.on_frame is not None:
-                    self.on_frame(frame)
-
-        self.running = True
+        reporting = asyncio.create_task(self._report_loop(), name=f"report-{self.camera.name}")
         source: Source | None = None
         try:
+            on_status = functools.partial(self._on_status, asyncio.get_running_loop())
             source = self.source or open_source(self.camera, on_status)
+            if not is_live(self.camera.source):  # a live source reports its own state
+                self.state = CameraState.FILE
             # A file keeps FILE_IN_FLIGHT frames in detection at once, so it uses every
             # core; a live source one, so it always detects the newest frame.
             depth = 1 if source.live else FILE_IN_FLIGHT
-            async for frame in read_in_thread(source, self.stop, on_drop=on_drop):
-                # The gate compares with the frame before, so it runs in frame order.
-                motion = self.motion
-                moved = motion is None or await asyncio.to_thread(motion.moved, frame.image)
-                detecting = loop.run_in_executor(None, self.detect, frame) if moved else None
-                in_flight.append((frame, detecting, source.decoded))
-                await follow_oldest(depth - 1)
-            await follow_oldest(0)
+            async for frame in read_in_thread(source, self.stop, on_drop=self._dropped):
+                await self._examine(frame, source.decoded)
+                await self._track_oldest(keep=depth - 1)
+            await self._track_oldest(keep=0)
+            if self.state == CameraState.FILE:
+                self.state = CameraState.FINISHED
         except SourceError as error:
             self.stats.error = mask_url(str(error))
+            self.state = CameraState.FAILED
             logger.error("camera %s: %s", self.camera.name, self.stats.error)
         finally:
             if source is not None:
                 self.stats.frames = max(self.stats.frames, source.decoded)
-            for _, detecting, _ in in_flight:  # left behind by an error: not tracked
-                if detecting is not None:
-                    detecting.add_done_callback(lambda done: done.cancelled() or done.exception())
+            for left in self._in_flight:  # left behind by an error: not tracked
+                if left.detecting is not None:
+                    left.detecting.add_done_callback(
+                        lambda done: done.cancelled() or done.exception()
+                    )
+            self._in_flight.clear()
             for track in self.tracker.finish_all():
-                work.put_nowait(track)
-            work.put_nowait(None)
-            await reading
-            self.running = False
+                await self._reports.put(track)
+            await self._reports.put(None)
+            await reporting
         return self.stats
 
-    def _status_changed(
-        self, status: CameraStatus, work: asyncio.Queue[FinishedTrack | CameraStatus | None]
+    async def _examine(self, frame: Frame, decoded: int) -> None:
+        """Start detecting ``frame``, unless nothing moved since the last examined frame."""
+        # The motion gate compares with the frame before, so it runs in frame order.
+        motion = self.motion
+        moved = motion is None or await asyncio.to_thread(motion.moved, frame.image)
+        loop = asyncio.get_running_loop()
+        detecting = loop.run_in_executor(None, self.detect, frame) if moved else None
+        self._in_flight.append(_InFlight(frame, detecting, decoded))
+
+    async def _track_oldest(self, keep: int) -> None:
+        """Track the oldest frames in flight, in order, until ``keep`` are left."""
+        while len(self._in_flight) > keep:
+            oldest = self._in_flight.popleft()
+            if oldest.detecting is None:
+                self.stats.still += 1
+                finished = self.tracker.hold(oldest.frame)
+            else:
+                detections = await oldest.detecting
+                self.stats.detected += 1
+                finished = self.tracker.update(oldest.frame, detections)
+            for track in finished:
+                await self._reports.put(track)
+            self.stats.count_frame(oldest.frame, oldest.decoded)
+            if self.on_frame is not None:
+                self.on_frame(oldest.frame)
+
+    def _dropped(self) -> None:
+        """A live frame was replaced by a newer one before it was examined."""
+        self.stats.skipped += 1
+
+    def _on_status(
+        self, loop: asyncio.AbstractEventLoop, state: CameraState, reason: str | None
     ) -> None:
-        self.stats.status = status.status
-        work.put_nowait(status)
+        """From the source's thread: the camera went online, offline or is reconnecting."""
+        status = CameraStatus(self.camera.name, state, reason, datetime.now(UTC))
+        loop.call_soon_threadsafe(self._status_changed, status)
+
+    def _status_changed(self, status: CameraStatus) -> None:
+        self.state = status.status
+        put = asyncio.create_task(self._reports.put(status))
+        self._status_puts.add(put)  # held until done, in order behind earlier ones
+        put.add_done_callback(self._status_puts.discard)
 
     def deliver(self, event: Event) -> None:
         """Hand ``event`` to every sink; one failing sink does not stop the others."""
@@ -239,63 +300,29 @@ class CameraPipeline:
             except Exception:
                 logger.exception("camera %s: sink %s failed", self.camera.name, type(sink).__name__)
 
-    async def _read_loop(self, work: asyncio.Queue[FinishedTrack | CameraStatus | None]) -> None:
-        while (track := await work.get()) is not None:
-            if isinstance(track, CameraStatus):
-                await asyncio.to_thread(self.deliver, track)
+    def _report_and_deliver(self, track: FinishedTrack) -> PlateEvent | Skipped:
+        """The track's event, delivered (blocking; runs in a worker thread)."""
+        result = self.reporter.report(track)
+        if isinstance(result, PlateEvent):
+            self.deliver(result)
+        return result
+
+    async def _report_loop(self) -> None:
+        while (item := await self._reports.get()) is not None:
+            if isinstance(item, CameraStatus):
+                await asyncio.to_thread(self.deliver, item)
                 continue
             self.stats.tracks += 1
             try:
-                event = await asyncio.to_thread(self.process_track, track)
+                result = await asyncio.to_thread(self._report_and_deliver, item)
             except Exception:
-                logger.exception("camera %s: track %d failed", self.camera.name, track.track_id)
+                logger.exception("camera %s: track %d failed", self.camera.name, item.track_id)
                 continue
-            if event is not None:
+            if result is Skipped.UNREADABLE:
+                self.stats.unread += 1
+            elif result is Skipped.MERGED:
+                self.stats.merged += 1
+            elif isinstance(result, PlateEvent):
                 self.stats.events += 1
-                self.stats.dues_events += event.dues_result.dues_pending
-                self.stats.events_list.append(event)
-
-    def process_track(self, track: FinishedTrack) -> PlateEvent | None:
-        """Read, check and deliver one finished track (blocking; runs in a worker thread).
-
-        Returns the event, or ``None`` when the plate was unreadable or merged.
-        """
-        started = time.perf_counter()
-        read = self.reader.read(track.crops)
-        if self.stages.metrics is not None:
-            self.stages.metrics.ocr_seconds.labels(self.camera.name).observe(
-                time.perf_counter() - started
-            )
-        if read is None:
-            self.stats.unread += 1
-            logger.debug("camera %s: track %d unreadable", self.camera.name, track.track_id)
-            return None
-        if not self.dedup.admit(read.text, track.first_seen, track.last_seen):
-            self.stats.merged += 1
-            logger.info("camera %s: %s seen again, merged", self.camera.name, read.text)
-            return None
-        event = PlateEvent(
-            camera=self.camera.name,
-            plate_number=read.text,
-            confidence=read.confidence,
-            detector_confidence=read.crop.confidence,
-            bbox=read.crop.bbox,
-            first_seen=track.first_seen,
-            last_seen=track.last_seen,
-            media_time_s=read.crop.frame.media_time_s,
-            frames=track.frames,
-            format_valid=read.format_valid,
-            dues_result=self.stages.dues.lookup(read.text),
-        )
-        if self.stages.evidence is not None:
-            try:
-                event = event.with_evidence(*self.stages.evidence.save(event, read.crop))
-            except OSError as error:
-                logger.error("camera %s: evidence not saved: %s", self.camera.name, error)
-        for sink in self.stages.sinks:
-            try:
-                sink.send(event)
-            except Exception:
-                logger.exception("camera %s: sink %s failed", self.camera.name, type(sink).__name__)
-        logger.debug("camera %s: %s (votes %s)", self.camera.name, read.text, ",".join(read.votes))
-        return event
+                self.stats.dues_events += result.dues_result.dues_pending
+                self.stats.events_list.append(result)

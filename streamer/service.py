@@ -1,54 +1,66 @@
-"""The daemon: start-up checks, one pipeline per camera, shutdown.
+"""The daemon: start-up checks, one pipeline per camera, graceful shutdown.
 
-``startup`` fails fast with one line when something is missing (model, Tesseract, an
-unwritable folder, the dues database). ``run`` drives every enabled camera on one event
-loop; a camera that fails is reported and the others go on. The first SIGINT/SIGTERM
-stops intake and lets open tracks finish as events; a second one exits at once.
+:meth:`Service.run` is ``startup() → main_loop() → shutdown()``, as uvicorn's server has
+it. ``startup`` fails fast with one line when something is missing (model, Tesseract, an
+unwritable folder, the dues database) and registers the teardown of each part as it
+starts it, so whatever started is stopped again, in reverse order, however the run ends.
+``main_loop`` drives every enabled camera on one event loop; a camera that fails is
+reported and the others go on. The first SIGINT/SIGTERM stops intake and lets open
+tracks finish as events; a second one exits at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from streamer.api import Api, EventHistory
-from streamer.config import Config
-from streamer.detect import Detector, YoloDetector
-from streamer.dues import DuesError, SqliteDues
-from streamer.images import ImageProcessor
-from streamer.metrics import Metrics
-from streamer.models import ModelError
-from streamer.ocr import OcrEngine, OcrError, engine_named
-from streamer.outbox import Outbox, OutboxError, OutboxSink
+from streamer.api.app import Api
+from streamer.api.images import ImageProcessor
+from streamer.api.metrics import Metrics
+from streamer.config import Config, ReaderConfig
+from streamer.delivery.outbox import DeliveryState, Outbox, OutboxError, OutboxSink
+from streamer.delivery.recordings import EvidenceWriter
+from streamer.delivery.sinks import JsonLinesSink, Sink
+from streamer.delivery.webhooks import WebhookSender
 from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, CameraStats, FrameCallback, Stages
-from streamer.recordings import EvidenceWriter
-from streamer.sinks import JsonLinesSink, Sink
-from streamer.webhooks import WebhookSender
+from streamer.reading.ocr import EnginePool, OcrEngine, OcrError
+from streamer.stores.dues import DuesError, SqliteDues
+from streamer.stores.history import EventHistory
+from streamer.vision.detect import Detector, YoloDetector
+from streamer.vision.models import ModelError
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between retention runs (evidence, delivered outbox entries).
+HOUSEKEEPING_INTERVAL_S = 600
+#: How long a :class:`ServiceThread` waits for its service to start, and to stop.
+THREAD_START_TIMEOUT_S, THREAD_STOP_TIMEOUT_S = 60.0, 30.0
 
 
 class StartupError(RuntimeError):
     """Something the daemon needs is missing; the message is one line saying what."""
 
 
-def build_engine(config: Config) -> OcrEngine:
-    """The OCR engine named by the config.
+def build_engine(reader: ReaderConfig, engines: EnginePool | None = None) -> OcrEngine:
+    """The OCR engine of a ``reader`` setting (from ``engines`` when given).
 
     Raises:
         StartupError: when the engine cannot start.
     """
     try:
-        return engine_named(config.reader.engine, config.reader.tessdata)
+        return (engines or EnginePool())(reader)
     except OcrError as error:
         raise StartupError(str(error)) from None
 
@@ -65,109 +77,183 @@ def build_detector(config: Config) -> Detector:
         raise StartupError(str(error)) from None
 
 
-@dataclass
-class Service:
-    """Runs the configured cameras until their sources end or a signal stops them.
-
-    ``processing_seconds`` is the time from the end of start-up (model loaded) to the end.
+@dataclass(frozen=True)
+class ServiceOptions:
+    """How a :class:`Service` runs, beside its config.
 
     Args:
-        config: the validated configuration.
         events_log: where to write events instead of ``config.events_log``.
         extra_sinks: more sinks (the CLI adds a console printer).
         install_signal_handlers: off for tests that run the service in-process.
+        on_frame: called with every tracked frame (the CLI's progress line).
+        detector: a detector already loaded (tests share one); default: the config's.
+        engine: an OCR engine for every camera (tests share one); default: each
+            camera's ``reader.engine``.
+        serve_only: the HTTP API and dashboard without cameras (``streamer serve``).
     """
 
-    config: Config
     events_log: Path | None = None
     extra_sinks: Sequence[Sink] = ()
     install_signal_handlers: bool = True
     on_frame: FrameCallback | None = None
     detector: Detector | None = None
     engine: OcrEngine | None = None
-    pipelines: list[CameraPipeline] = field(default_factory=list)
-    senders: list[WebhookSender] = field(default_factory=list)
-    outbox: Outbox | None = None
     serve_only: bool = False
-    api: Api | None = None
-    metrics: Metrics | None = None
-    processing_seconds: float = 0.0
-    stopping: bool = False
-    _log: JsonLinesSink | None = None
-    _evidence: EvidenceWriter | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _deadline: asyncio.TimerHandle | None = None
-    _served: asyncio.Event | None = None
 
-    def startup(self) -> Stages:
-        """Build the shared stages, failing fast with one line on what is missing.
+
+@dataclass
+class Service:
+    """Runs the configured cameras until their sources end or a signal stops them.
+
+    ``processing_seconds`` is the time from the end of start-up (model loaded) to the end.
+
+    Example:
+        >>> stats = asyncio.run(Service(config).run())
+    """
+
+    config: Config
+    options: ServiceOptions = field(default_factory=ServiceOptions)
+    pipelines: list[CameraPipeline] = field(init=False, default_factory=list)
+    senders: list[WebhookSender] = field(init=False, default_factory=list)
+    outbox: Outbox | None = field(init=False, default=None)
+    api: Api | None = field(init=False, default=None)
+    metrics: Metrics | None = field(init=False, default=None)
+    processing_seconds: float = field(init=False, default=0.0)
+    stopping: bool = field(init=False, default=False)
+    _exit: contextlib.AsyncExitStack = field(init=False, default_factory=contextlib.AsyncExitStack)
+    _evidence: EvidenceWriter | None = field(init=False, default=None)
+    _loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
+    _deadline: asyncio.TimerHandle | None = field(init=False, default=None)
+    _served: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    #: Set once start-up is done (the API listens), for callers in other threads.
+    started: threading.Event = field(init=False, default_factory=threading.Event)
+
+    async def run(self) -> dict[str, CameraStats]:
+        """Start, run every enabled camera to completion, drain; returns each camera's
+        counters.
 
         Raises:
-            StartupError: for a missing model, Tesseract, database or unwritable folder.
+            StartupError: for a missing model, Tesseract, database, unwritable folder or
+                an address already in use.
         """
-        engine = self.engine or build_engine(self.config)
+        async with self._exit:
+            await self.startup()
+            self.started.set()
+            stats = await self.main_loop()
+            await self.shutdown()
+        logger.info(
+            "finished: %s",
+            ", ".join(f"{name} {s.frames} frames {s.events} events" for name, s in stats.items()),
+        )
+        return stats
+
+    async def startup(self) -> None:
+        """Build the shared stages and start the cameras' helpers: signal handlers,
+        webhook senders, housekeeping and the HTTP API. Each part's teardown is registered
+        as it starts."""
+        options, config = self.options, self.config
+        loop = self._loop = asyncio.get_running_loop()
+        cameras = [] if options.serve_only else [c for c in config.cameras if c.enabled]
+        engines = EnginePool(options.engine)
+        for reader in [camera.reader for camera in cameras] or [config.cameras[0].reader]:
+            build_engine(reader, engines)  # every engine a camera needs, before anything
+        events_log = options.events_log or config.events_log
         sinks: list[Sink] = []
         try:
-            dues = SqliteDues(self.config.dues.database)
-            self._log = JsonLinesSink(
-                self.events_log or self.config.events_log,
-                self.config.events_log_max_bytes,
-                self.config.events_log_backups,
-            )
-            self._evidence = EvidenceWriter(self.config.recordings)
-            if self.config.webhooks:
+            dues = SqliteDues(config.dues.database)
+            log = JsonLinesSink(events_log, config.events_log_max_bytes, config.events_log_backups)
+            self._exit.callback(log.close)
+            self._evidence = EvidenceWriter(config.recordings)
+            if config.webhooks:
                 # First of the sinks: the outbox commits each event, then logs it, before
                 # anything else sees it (see OutboxSink).
-                self.outbox = Outbox(self.config.outbox, self.config.webhooks)
-                guarded = OutboxSink(self.outbox, self._log, self._wake_senders)
+                self.outbox = Outbox(config.outbox, config.webhooks)
+                guarded = OutboxSink(self.outbox, log, self._wake_senders)
                 guarded.recover()
                 sinks.append(guarded)
             else:
-                sinks.append(self._log)
+                sinks.append(log)
         except (DuesError, OutboxError, OSError) as error:
             raise StartupError(str(error)) from None
-        detector = self.detector or build_detector(self.config)
-        self.metrics = Metrics(lambda: self.pipelines, lambda: self.senders, lambda: self.outbox)
-        if self.config.http.enabled or self.serve_only:
-            history = EventHistory(self.config.http.recent_events, self.config.recordings.directory)
-            history.load(self.events_log or self.config.events_log)
-            sinks.append(history)
-            processor = ImageProcessor(detector, engine, dues, self.config.cameras[0])
-            self.api = Api(
-                self.config, processor, dues, history, self.metrics, lambda: self.pipelines
-            )
-        return Stages(
-            detector,
-            engine,
-            dues,
-            [*sinks, *self.extra_sinks],
-            self._evidence,
-            self.metrics,
+        detector = options.detector or build_detector(config)
+        self.metrics = Metrics(
+            lambda: [pipeline.snapshot() for pipeline in self.pipelines],
+            lambda: self.senders,
+            lambda: self.outbox,
         )
-
-    def _wake_senders(self, targets: list[str]) -> None:
-        """From a pipeline thread: new deliveries are waiting for ``targets``."""
-        if self._loop is None:
-            return
-        for sender in self.senders:
-            if sender.label in targets:
-                self._loop.call_soon_threadsafe(sender.wakeup.set)
-
-    async def _housekeeping(self) -> None:
-        """Retention of evidence and delivered outbox entries, at start and every 10 min."""
-        while True:
+        if config.http.enabled or options.serve_only:
+            history = EventHistory(config.http.recent_events, config.recordings.directory)
+            history.load(events_log)
+            sinks.append(history)
+            camera = config.cameras[0]
+            processor = ImageProcessor(detector, engines(camera.reader), dues, camera)
+            self.api = Api(
+                config,
+                processor,
+                dues,
+                history,
+                self.metrics,
+                lambda: [pipeline.snapshot() for pipeline in self.pipelines],
+            )
+        stages = Stages(
+            detector, engines, dues, [*sinks, *options.extra_sinks], self._evidence, self.metrics
+        )
+        self.pipelines = [
+            CameraPipeline(camera, stages, on_frame=options.on_frame) for camera in cameras
+        ]
+        # Each camera may have frames in detection (FILE_IN_FLIGHT for a file, one for a
+        # live source), one in its motion gate and a track in reading at once, on top of
+        # the default pool the HTTP API uses; otherwise reading would queue behind other
+        # cameras' detection. Threads start only when needed.
+        threads = (FILE_IN_FLIGHT + 2) * len(cameras) + min(32, (os.cpu_count() or 1) + 4)
+        loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="streamer"))
+        if options.install_signal_handlers:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, self.request_stop, signum)
+                self._exit.callback(loop.remove_signal_handler, signum)
+        if self.outbox is not None:
+            session = await self._exit.enter_async_context(aiohttp.ClientSession())
+            self.senders = [WebhookSender(hook, self.outbox, session) for hook in config.webhooks]
+            for sender in self.senders:
+                self._background(sender.run(), f"webhook-{sender.label}")
+        self._background(self._housekeeping(), "housekeeping")
+        if self.api is not None:
             try:
-                if self._evidence is not None:
-                    await asyncio.to_thread(self._evidence.prune)
-                if self.outbox is not None:
-                    await asyncio.to_thread(self.outbox.purge_delivered)
+                await self.api.start()
             except OSError as error:
-                logger.error("housekeeping: %s", error)
-            await asyncio.sleep(600)
+                raise StartupError(str(error)) from None
+            self._exit.push_async_callback(self.api.stop)
 
-    async def _drain(self) -> None:
-        """Give pending webhook deliveries up to ``outbox.drain_timeout_s`` to go out."""
-        if not self.senders:
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` until the service stops."""
+        task = asyncio.create_task(work, name=name)
+
+        async def cancel() -> None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        self._exit.push_async_callback(cancel)
+
+    async def main_loop(self) -> dict[str, CameraStats]:
+        """Run the cameras to their end (``streamer serve``: until a stop is requested)."""
+        started = time.monotonic()
+        try:
+            if self.options.serve_only:
+                await self._served.wait()
+            results = await asyncio.gather(*(pipeline.run() for pipeline in self.pipelines))
+        finally:
+            self.processing_seconds = time.monotonic() - started
+        if self._deadline is not None:  # open tracks are done; the drain has its own limit
+            self._deadline.cancel()
+        return {
+            pipeline.camera.name: result
+            for pipeline, result in zip(self.pipelines, results, strict=True)
+        }
+
+    async def shutdown(self) -> None:
+        """Give pending webhook deliveries up to ``outbox.drain_timeout_s`` to go out; the
+        rest go out on the next start."""
+        if not self.senders or self.outbox is None:
             return
         for sender in self.senders:
             sender.idle.clear()
@@ -178,78 +264,31 @@ class Service:
                 self.config.outbox.drain_timeout_s,
             )
         except TimeoutError:
-            assert self.outbox is not None
-            pending = sum(n for (_, state), n in self.outbox.counts().items() if state == "pending")
+            counts = self.outbox.counts()
+            pending = sum(n for (_, state), n in counts.items() if state == DeliveryState.PENDING)
             logger.warning(
                 "%d webhook deliveries still pending; they go out on the next start", pending
             )
 
-    async def run(self) -> dict[str, CameraStats]:
-        """Run every enabled camera to completion; returns each camera's counters."""
-        stages = self.startup()
-        cameras = [] if self.serve_only else [c for c in self.config.cameras if c.enabled]
-        self.pipelines = [
-            CameraPipeline(camera, stages, on_frame=self.on_frame) for camera in cameras
-        ]
-        loop = self._loop = asyncio.get_running_loop()
-        # Each camera may have frames in detection (FILE_IN_FLIGHT for a file, one for a
-        # live source), one in its motion gate and a track in reading at once, on top of
-        # the default pool the HTTP API uses; otherwise reading would queue behind other
-        # cameras' detection. Threads start only when needed.
-        threads = (FILE_IN_FLIGHT + 2) * len(cameras) + min(32, (os.cpu_count() or 1) + 4)
-        loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="streamer"))
-        if self.install_signal_handlers:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, self.request_stop, signum)
-        session = aiohttp.ClientSession() if self.outbox is not None else None
-        background = [asyncio.create_task(self._housekeeping(), name="housekeeping")]
-        if self.outbox is not None and session is not None:
-            self.senders = [
-                WebhookSender(webhook, self.outbox, session) for webhook in self.config.webhooks
-            ]
-            background += [
-                asyncio.create_task(sender.run(), name=f"webhook-{sender.label}")
-                for sender in self.senders
-            ]
-        if self.api is not None:
+    def _wake_senders(self, targets: Sequence[str]) -> None:
+        """From a pipeline thread: new deliveries are waiting for ``targets``."""
+        if self._loop is None:
+            return
+        for sender in self.senders:
+            if sender.label in targets:
+                self._loop.call_soon_threadsafe(sender.wakeup.set)
+
+    async def _housekeeping(self) -> None:
+        """Retention of evidence and delivered outbox entries, at start and then regularly."""
+        while True:
             try:
-                await self.api.start()
+                if self._evidence is not None:
+                    await asyncio.to_thread(self._evidence.prune)
+                if self.outbox is not None:
+                    await asyncio.to_thread(self.outbox.purge_delivered)
             except OSError as error:
-                for task in background:
-                    task.cancel()
-                if session is not None:
-                    await session.close()
-                raise StartupError(str(error)) from None
-        started = time.monotonic()
-        try:
-            if self.serve_only:
-                self._served = asyncio.Event()
-                await self._served.wait()
-            results = await asyncio.gather(*(pipeline.run() for pipeline in self.pipelines))
-            self.processing_seconds = time.monotonic() - started
-            if self._deadline is not None:  # open tracks are done; the drain has its own limit
-                self._deadline.cancel()
-            await self._drain()
-        finally:
-            self.processing_seconds = self.processing_seconds or time.monotonic() - started
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            if self.api is not None:
-                await self.api.stop()
-            if session is not None:
-                await session.close()
-            if self.install_signal_handlers:
-                for signum in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(signum)
-            if self._log is not None:
-                self._log.close()
-        stats = {camera.name: result for camera, result in zip(cameras, results, strict=True)}
-        logger.info(
-            "finished: %s",
-            ", ".join(f"{name} {s.frames} frames {s.events} events" for name, s in stats.items()),
-        )
-        return stats
+                logger.error("housekeeping: %s", error)
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
     def request_stop(self, signum: int | None = None) -> None:
         """Stop reading; open tracks still become events, within ``shutdown_timeout_s``.
@@ -260,8 +299,7 @@ class Service:
             logger.warning("second stop request: exiting now, open tracks are lost")
             raise SystemExit(1)
         self.stopping = True
-        if self._served is not None:
-            self._served.set()
+        self._served.set()
         name = signal.Signals(signum).name if signum else "request"
         logger.info(
             "stopping (%s): finishing open tracks, at most %.0f s",
@@ -282,3 +320,57 @@ class Service:
             open_tracks,
         )
         raise SystemExit(1)
+
+
+class ServiceThread:
+    """A :class:`Service` in its own thread and event loop, for synchronous callers (tests,
+    benchmarks, a program embedding the daemon) that talk to its HTTP API.
+
+    Example:
+        >>> with ServiceThread(config, ServiceOptions(install_signal_handlers=False)) as s:
+        ...     requests.get(f"{s.url}/health")
+    """
+
+    def __init__(self, config: Config, options: ServiceOptions) -> None:
+        self.service = Service(config, replace(options, install_signal_handlers=False))
+        self.error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, name="service", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as error:  # raised again in the caller's thread
+            self.error = error
+            self.service.started.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.service.run()
+
+    def __enter__(self) -> ServiceThread:
+        """Start the service; returns once it has started.
+
+        Raises:
+            StartupError: (or whatever else start-up raised) when it could not start.
+        """
+        self._thread.start()
+        if not self.service.started.wait(THREAD_START_TIMEOUT_S):
+            raise StartupError(f"the service did not start in {THREAD_START_TIMEOUT_S:g} s")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    @property
+    def url(self) -> str:
+        """The HTTP API's address."""
+        api = self.service.api
+        if api is None or api.port is None:
+            raise RuntimeError("the service serves no HTTP API (http.enabled is off)")
+        return f"http://127.0.0.1:{api.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the service as SIGTERM would, and wait for it."""
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.service.request_stop)
+            self._thread.join(THREAD_STOP_TIMEOUT_S)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from streamer import service
 from streamer.config import Config, parse_config
-from streamer.demo import DemoManifest, DemoVehicle, render_video
-from streamer.detect import YoloDetector
-from streamer.ocr import OcrEngine, TesseractEngine, engine_named
+from streamer.reading.ocr import OcrEngine, TesseractEngine, engine_named
+from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
+from streamer.vision.detect import YoloDetector
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -89,64 +88,12 @@ def shared_data() -> Iterator[Path]:
     return SHARED_DATA
 
 
-class ServiceThread:
-    """A :class:`Service` running in its own thread and event loop, for tests that talk to
-    its HTTP API from outside (HTTP clients, a browser)."""
+class ServiceThread(service.ServiceThread):
+    """The service in its own thread, with the session's detector and OCR engine, for tests
+    that talk to its HTTP API from outside (HTTP clients, a browser)."""
 
     def __init__(
-        self,
-        config: Config,
-        detector: YoloDetector,
-        engine: OcrEngine,
-        serve_only: bool = False,
+        self, config: Config, detector: YoloDetector, engine: OcrEngine, serve_only: bool = False
     ) -> None:
-        from streamer.service import Service
-
-        self.service = Service(
-            config,
-            install_signal_handlers=False,
-            detector=detector,
-            engine=engine,
-            serve_only=serve_only,
-        )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-
-    def __enter__(self) -> ServiceThread:
-        ready = threading.Event()
-
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            task = asyncio.create_task(self.service.run())
-            while self.service.api is None or self.service.api.port is None:
-                if task.done():
-                    break
-                await asyncio.sleep(0.02)
-            ready.set()
-            await task
-
-        def run() -> None:
-            try:
-                asyncio.run(main())
-            except BaseException as error:  # reported by the test that uses it
-                self.error = error
-                ready.set()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        assert ready.wait(60), "service did not start"
-        if self.error is not None:
-            raise self.error
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self.service.api is not None
-        assert self.service.api.port is not None
-        return f"http://127.0.0.1:{self.service.api.port}"
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self.service.request_stop)
-            self._thread.join(30)
+        options = service.ServiceOptions(detector=detector, engine=engine, serve_only=serve_only)
+        super().__init__(config, options)

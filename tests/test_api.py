@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from rtsp import free_port
 
-from streamer.demo import DemoManifest
-from streamer.detect import YoloDetector
-from streamer.ocr import OcrEngine
+from streamer.reading.ocr import OcrEngine
+from streamer.tools.demo import DemoManifest
+from streamer.vision.detect import YoloDetector
 
 from conftest import ServiceThread, frame_at, make_config
 
@@ -402,3 +402,6 @@ def test_cameras_metrics_and_the_live_stream(
     assert 'streamer_detect_seconds_count{camera="gate"}' in metrics
     assert 'streamer_ocr_seconds_count{camera="gate"} 2.0' in metrics
     assert 'streamer_camera_up{camera="standby"} 0.0' in metrics
+    # /health reads the same snapshot as /api/cameras
+    health = call("GET", f"{url}/health", headers={})[1]
+    assert health["cameras"] == {"gate": "finished", "standby": "offline"}

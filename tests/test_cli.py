@@ -11,10 +11,10 @@ import cv2
 import pytest
 import yaml
 
-from streamer.cli import camera_names, seed_demo_dues
+from streamer.cli.daemon import camera_names
 from streamer.config import DetectionConfig
-from streamer.demo import DEMO_VEHICLES, DemoManifest
-from streamer.dues import SqliteDues
+from streamer.stores.dues import SqliteDues
+from streamer.tools.demo import DEMO_VEHICLES, DemoManifest, seed_demo_dues
 
 from conftest import frame_at
 

@@ -9,10 +9,10 @@ import pytest
 from browser import Browser
 from rtsp import free_port
 
-from streamer.demo import DemoManifest
-from streamer.detect import YoloDetector
-from streamer.dues import SqliteDues
-from streamer.ocr import OcrEngine
+from streamer.reading.ocr import OcrEngine
+from streamer.stores.dues import SqliteDues
+from streamer.tools.demo import DemoManifest
+from streamer.vision.detect import YoloDetector
 
 from conftest import ServiceThread, make_config
 

@@ -14,9 +14,9 @@ import pytest
 import supervision as sv
 
 from streamer.config import DetectionConfig, ModelConfig
-from streamer.demo import DemoManifest
-from streamer.detect import YoloDetector, gate, letterbox
-from streamer.models import OpenVinoExport, openvino_dir
+from streamer.tools.demo import DemoManifest
+from streamer.vision.detect import YoloDetector, filter_detections, letterbox
+from streamer.vision.models import OpenVinoExport, openvino_dir
 
 from conftest import ROOT, frame_at
 
@@ -87,7 +87,7 @@ def torch_detector() -> YoloDetector:
 def test_finds_the_demo_plate(detector: YoloDetector, demo_video: DemoManifest) -> None:
     _first, last = demo_video.appearances[0]
     image = frame_at(demo_video.path, last - 0.3)  # the vehicle is close to the camera
-    detections = gate(detector.detect(image), DetectionConfig())
+    detections = filter_detections(detector.detect(image), DetectionConfig())
     assert len(detections) == 1
     assert detections.confidence is not None
     assert detections.confidence[0] > 0.4
@@ -98,7 +98,7 @@ def test_empty_road_has_no_plate(detector: YoloDetector, demo_video: DemoManifes
     _, last = demo_video.appearances[0]
     next_first, _ = demo_video.appearances[1]
     image = frame_at(demo_video.path, (last + next_first) / 2)
-    assert len(gate(detector.detect(image), DetectionConfig())) == 0
+    assert len(filter_detections(detector.detect(image), DetectionConfig())) == 0
 
 
 def test_uses_a_dynamic_openvino_export(detector: YoloDetector) -> None:
@@ -121,7 +121,9 @@ def test_matches_ultralytics_on_demo_frames(
         ours, theirs = detector.detect(image), predict_on_export(image)
         assert_agree(ours, theirs, *AS_PREDICT)
         config = DetectionConfig()
-        assert_agree(gate(ours, config), gate(theirs, config), *AS_PREDICT)
+        assert_agree(
+            filter_detections(ours, config), filter_detections(theirs, config), *AS_PREDICT
+        )
 
 
 @pytest.mark.shared_data
@@ -131,8 +133,8 @@ def test_matches_ultralytics_on_recorded_frames(
     config = DetectionConfig()
     found = 0
     for image in video_frames(shared_data / "videos" / "parkpow_cars.mp4", step=10):
-        ours = gate(detector.detect(image), config)
-        assert_agree(ours, gate(predict_on_export(image), config), *AS_PREDICT)
+        ours = filter_detections(detector.detect(image), config)
+        assert_agree(ours, filter_detections(predict_on_export(image), config), *AS_PREDICT)
         found += len(ours)
     assert found > 0
 
@@ -144,8 +146,8 @@ def test_agrees_with_torch_on_demo_frames(
     config = DetectionConfig()
     for image in demo_frames(demo_video):
         ours, theirs = (
-            gate(detector.detect(image), config),
-            gate(torch_detector.detect(image), config),
+            filter_detections(detector.detect(image), config),
+            filter_detections(torch_detector.detect(image), config),
         )
         assert_agree(ours, theirs, min_iou=0.9, max_confidence_gap=0.05)
 
@@ -157,8 +159,8 @@ def test_agrees_with_torch_on_recorded_frames(
     config = DetectionConfig()
     for image in video_frames(shared_data / "videos" / "parkpow_cars.mp4", step=20):
         ours, theirs = (
-            gate(detector.detect(image), config),
-            gate(torch_detector.detect(image), config),
+            filter_detections(detector.detect(image), config),
+            filter_detections(torch_detector.detect(image), config),
         )
         assert_agree(ours, theirs, min_iou=0.9, max_confidence_gap=0.05)
 
@@ -246,7 +248,7 @@ def test_openvino_detector_does_not_import_torch(detector: YoloDetector) -> None
         "import sys\n"
         "import numpy as np\n"
         "from streamer.config import ModelConfig\n"
-        "from streamer.detect import YoloDetector\n"
+        "from streamer.vision.detect import YoloDetector\n"
         "detector = YoloDetector(ModelConfig())\n"
         "detector.detect(np.zeros((720, 1280, 3), np.uint8))\n"
         "assert detector.backend == 'openvino', detector.backend\n"
@@ -263,12 +265,12 @@ def test_openvino_detector_does_not_import_torch(detector: YoloDetector) -> None
     ("confidence", "min_area", "kept"),
     [(0.25, 0, [0, 1]), (0.5, 0, [0]), (0.25, 500, [1]), (0.9, 0, [])],
 )
-def test_gate(confidence: float, min_area: int, kept: list[int]) -> None:
+def test_filter_detections(confidence: float, min_area: int, kept: list[int]) -> None:
     detections = sv.Detections(
         xyxy=np.array([[0, 0, 10, 10], [0, 0, 40, 20]], dtype=float),  # areas 100 and 800
         confidence=np.array([0.8, 0.3]),
         class_id=np.zeros(2, dtype=int),
     )
-    gated = gate(detections, DetectionConfig(confidence=confidence, min_area=min_area))
+    gated = filter_detections(detections, DetectionConfig(confidence=confidence, min_area=min_area))
     expected = detections.xyxy[kept]
     assert np.array_equal(gated.xyxy, expected)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.dues import DuesError, SqliteDues
+from streamer.stores.dues import DuesError, SqliteDues
 
 
 @pytest.fixture

@@ -9,26 +9,23 @@ import cv2
 import numpy as np
 import pytest
 
+from streamer.api.images import ImageProcessor
 from streamer.config import Config, PlatesConfig, ReaderConfig
-from streamer.demo import plate_image
-from streamer.detect import YoloDetector
-from streamer.dues import SqliteDues
-from streamer.evaluate import (
-    LABEL_FILES,
-    EvalError,
+from streamer.reading.ocr import OcrEngine
+from streamer.reading.read import PlateReader
+from streamer.stores.dues import SqliteDues
+from streamer.tools.demo import plate_image
+from streamer.tools.evaluate import (
     SetReport,
     char_accuracy,
-    discover,
     evaluate_crops,
     evaluate_images,
-    plates_for,
     render_table,
     run,
     write_json,
 )
-from streamer.images import ImageProcessor
-from streamer.ocr import OcrEngine
-from streamer.read import PlateReader
+from streamer.tools.labels import LABEL_FILES, EvalError, discover, plates_for
+from streamer.vision.detect import YoloDetector
 
 PLATES = ("KA05MN4821", "MH12XY7395", "TN09CK2046", "HR26K4417")
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from streamer.config import DedupConfig
-from streamer.dues import NOT_FOUND
-from streamer.events import Deduplicator, PlateEvent
-from streamer.sinks import JsonLinesSink
+from streamer.delivery.sinks import JsonLinesSink
+from streamer.events import PlateEvent
+from streamer.reporter import Deduplicator
+from streamer.stores.dues import NOT_FOUND
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

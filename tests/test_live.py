@@ -20,11 +20,11 @@ import yaml
 from rtsp import RtspServer, free_port
 
 from streamer.config import Config
-from streamer.demo import DemoManifest, DemoVehicle, render_video
-from streamer.detect import YoloDetector
-from streamer.ocr import OcrEngine
 from streamer.pipeline import CameraStats
-from streamer.service import Service
+from streamer.reading.ocr import OcrEngine
+from streamer.service import Service, ServiceOptions
+from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
+from streamer.vision.detect import YoloDetector
 
 from conftest import make_config
 
@@ -70,9 +70,8 @@ class Daemon:
     """The service running in the test's event loop, with helpers to wait on it."""
 
     def __init__(self, config: Config, detector: YoloDetector, engine: OcrEngine) -> None:
-        self.service = Service(
-            config, install_signal_handlers=False, detector=detector, engine=engine
-        )
+        options = ServiceOptions(install_signal_handlers=False, detector=detector, engine=engine)
+        self.service = Service(config, options)
         self.log = config.events_log
         self.task: asyncio.Task[dict[str, CameraStats]] | None = None
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from streamer.config import DetectionConfig
-from streamer.motion import MotionGate, region, region_box
+from streamer.vision.motion import MotionGate
+from streamer.vision.region import region, region_box
 
 ROAD = (720, 1280, 3)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from streamer.config import OutboxConfig, WebhookConfig
-from streamer.dues import NOT_FOUND, DuesResult
+from streamer.delivery.outbox import DEAD, DELIVERED, PENDING, Outbox, OutboxSink
+from streamer.delivery.sinks import JsonLinesSink
+from streamer.delivery.webhooks import retry_after_seconds, sign
 from streamer.events import CameraStatus, PlateEvent
-from streamer.outbox import DEAD, DELIVERED, PENDING, Outbox, OutboxSink
-from streamer.sinks import JsonLinesSink
-from streamer.webhooks import retry_after_seconds, sign
+from streamer.stores.dues import NOT_FOUND, DuesResult
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from streamer.config import CameraConfig, DetectionConfig
-from streamer.demo import DemoManifest
-from streamer.detect import Detector
-from streamer.dues import SqliteDues
-from streamer.ocr import OcrEngine
 from streamer.pipeline import CameraPipeline, CameraStats, Stages
-from streamer.service import Service
-from streamer.sources import Frame
+from streamer.reading.ocr import EnginePool, OcrEngine
+from streamer.service import Service, ServiceOptions
+from streamer.sources.frame import Frame
+from streamer.stores.dues import SqliteDues
+from streamer.tools.demo import DemoManifest
+from streamer.vision.detect import Detector
 
 from conftest import frame_at, make_config
 
@@ -33,7 +33,9 @@ def replay(
         cameras=[{"name": "cam", "source": str(video)}],
         detection=detection,
     )
-    service = Service(config, install_signal_handlers=False, detector=detector, engine=engine)
+    service = Service(
+        config, ServiceOptions(install_signal_handlers=False, detector=detector, engine=engine)
+    )
     return asyncio.run(service.run())["cam"]
 
 
@@ -73,7 +75,7 @@ def test_region_boxes_come_back_in_frame_coordinates(
     first, last = short_clip.appearances[0]
     image = frame_at(short_clip.path, (first + last) / 2)
     frame = Frame("cam", 0, image, datetime.now(UTC), 0.0)
-    stages = Stages(detector, engine, SqliteDues(tmp_path / "dues.sqlite"), [], None)
+    stages = Stages(detector, EnginePool(engine), SqliteDues(tmp_path / "dues.sqlite"), [], None)
 
     def boxes(**detection: object) -> np.ndarray:
         camera = CameraConfig(name="cam", source="x.mp4", detection=DetectionConfig(**detection))
@@ -86,3 +88,21 @@ def test_region_boxes_come_back_in_frame_coordinates(
     # The region is scaled differently for the detector, so the box moves a few pixels;
     # left in region coordinates it would be 0.3 x 720 = 216 pixels off.
     assert np.allclose(boxes(roi=(0, 0.3, 1, 1)), whole, atol=12)
+
+
+def test_each_camera_reads_with_its_own_engine(tmp_path: Path, detector: Detector) -> None:
+    config = make_config(
+        tmp_path,
+        cameras=[
+            {"name": "paddle", "source": str(tmp_path / "a.mp4")},
+            {"name": "tess", "source": str(tmp_path / "b.mp4"), "reader": {"engine": "tesseract"}},
+            {"name": "also-paddle", "source": str(tmp_path / "c.mp4")},
+        ],
+    )
+    service = Service(config, ServiceOptions(install_signal_handlers=False, detector=detector))
+    stats = asyncio.run(service.run())
+    assert all("no such file" in (s.error or "") for s in stats.values())
+    engines = {p.camera.name: p.reporter.reader.engine for p in service.pipelines}
+    assert engines["paddle"].name == "paddle"
+    assert engines["tess"].name in {"tesserocr", "pytesseract"}
+    assert engines["also-paddle"] is engines["paddle"]  # built once, shared

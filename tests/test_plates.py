@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from streamer.plates import PRESETS, compile_format, fix_confusions, matches_format, normalise
+from streamer.reading.plates import (
+    PRESETS,
+    compile_format,
+    fix_confusions,
+    matches_format,
+    normalise,
+)
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from streamer.config import PlatesConfig, ReaderConfig
-from streamer.demo import plate_image
-from streamer.ocr import OcrEngine, OcrError, TesseractEngine, TextRead, find_tessdata
-from streamer.preprocess import prepare
-from streamer.read import PlateReader, vote
-from streamer.sources import Frame
-from streamer.track import PlateCrop
+from streamer.reading.ocr import OcrEngine, OcrError, TesseractEngine, TextRead, find_tessdata
+from streamer.reading.preprocess import prepare
+from streamer.reading.read import PlateReader, vote
+from streamer.sources.frame import Frame
+from streamer.tools.demo import plate_image
+from streamer.vision.track import PlateCrop
 
 
 def rendered_plate(
@@ -149,7 +149,7 @@ def test_missing_tesseract_data_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("TESSDATA_PREFIX", raising=False)
-    monkeypatch.setattr("streamer.ocr.glob.glob", lambda pattern: [])
-    monkeypatch.setattr("streamer.ocr.Path.is_file", lambda self: False)
+    monkeypatch.setattr("streamer.reading.ocr.glob.glob", lambda pattern: [])
+    monkeypatch.setattr("streamer.reading.ocr.Path.is_file", lambda self: False)
     with pytest.raises(OcrError, match="install Debian's tesseract-ocr"):
         find_tessdata(tmp_path)

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from streamer.config import RecordingsConfig
-from streamer.dues import NOT_FOUND
+from streamer.delivery.recordings import EvidenceWriter
 from streamer.events import PlateEvent
-from streamer.recordings import EvidenceWriter
-from streamer.sources import Frame
-from streamer.track import PlateCrop
+from streamer.sources.frame import Frame
+from streamer.stores.dues import NOT_FOUND
+from streamer.vision.track import PlateCrop
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from streamer.detect import YoloDetector
-from streamer.evaluate import char_accuracy
 from streamer.events import PlateEvent
-from streamer.ocr import OcrEngine
-from streamer.plates import normalise
-from streamer.service import Service
+from streamer.reading.ocr import OcrEngine
+from streamer.reading.plates import normalise
+from streamer.service import Service, ServiceOptions
+from streamer.tools.evaluate import char_accuracy
+from streamer.vision.detect import YoloDetector
 
 from conftest import SHARED_DATA, make_config
 
@@ -50,7 +50,9 @@ def replay(
     config = make_config(
         tmp_path, cameras=[{"name": "cam", "source": str(video)}], plates={"formats": ["vn"]}
     )
-    service = Service(config, install_signal_handlers=False, detector=detector, engine=engine)
+    service = Service(
+        config, ServiceOptions(install_signal_handlers=False, detector=detector, engine=engine)
+    )
     stats = asyncio.run(service.run())
     assert stats["cam"].error is None
     return stats["cam"].events_list

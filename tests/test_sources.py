@@ -11,17 +11,12 @@ from pathlib import Path
 import pytest
 
 from streamer.config import CameraConfig, LiveConfig
-from streamer.demo import DemoManifest
-from streamer.sources import (
-    CaptureSource,
-    FileSource,
-    Sampler,
-    SourceError,
-    backoff_delays,
-    mask_url,
-    open_source,
-    read_in_thread,
-)
+from streamer.sources import open_source
+from streamer.sources.files import FileSource
+from streamer.sources.frame import Sampler, SourceError, mask_url
+from streamer.sources.live import CaptureSource, backoff_delays
+from streamer.sources.threads import read_in_thread
+from streamer.tools.demo import DemoManifest
 
 
 def test_every_frame_with_media_time(short_clip: DemoManifest) -> None:

@@ -10,8 +10,8 @@ import pytest
 import supervision as sv
 
 from streamer.config import TrackerConfig
-from streamer.sources import Frame
-from streamer.track import PlateTracker, crop_quality
+from streamer.sources.frame import Frame
+from streamer.vision.track import PlateTracker, crop_quality
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -24,11 +24,11 @@ from receiver import Behaviour, Receiver, verify
 from rtsp import free_port
 
 from streamer.config import Config
-from streamer.demo import DemoManifest
-from streamer.detect import YoloDetector
-from streamer.dues import SqliteDues
-from streamer.ocr import OcrEngine
-from streamer.service import Service
+from streamer.reading.ocr import OcrEngine
+from streamer.service import Service, ServiceOptions
+from streamer.stores.dues import SqliteDues
+from streamer.tools.demo import DemoManifest
+from streamer.vision.detect import YoloDetector
 
 from conftest import make_config
 
@@ -56,7 +56,9 @@ def config_for(
 
 
 def run_daemon(config: Config, detector: YoloDetector, engine: OcrEngine) -> Service:
-    service = Service(config, install_signal_handlers=False, detector=detector, engine=engine)
+    service = Service(
+        config, ServiceOptions(install_signal_handlers=False, detector=detector, engine=engine)
+    )
     asyncio.run(service.run())
     return service
 
@@ -117,7 +119,9 @@ def test_refused_connections_until_the_receiver_starts(
     config = config_for(tmp_path, short_clip, [{"url": late.url, **FAST_RETRY}])
 
     async def scenario() -> None:
-        service = Service(config, install_signal_handlers=False, detector=detector, engine=engine)
+        service = Service(
+            config, ServiceOptions(install_signal_handlers=False, detector=detector, engine=engine)
+        )
         task = asyncio.create_task(service.run())
         await asyncio.sleep(3)  # connections are refused meanwhile
         assert not task.done()

@@ -14,18 +14,31 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from streamer.config import OutboxConfig, WebhookConfig
+from streamer.delivery.sinks import JsonLinesSink
 from streamer.events import CameraStatus, Event
-from streamer.sinks import JsonLinesSink
 
 logger = logging.getLogger(__name__)
 
-PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+
+class DeliveryState(StrEnum):
+    """Where a delivery stands: waiting (and retried), delivered (2xx), or refused for
+    good (the dead letters, which ``streamer outbox retry`` sends again)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+PENDING, DELIVERED, DEAD = DeliveryState.PENDING, DeliveryState.DELIVERED, DeliveryState.DEAD
+#: Called, from the thread that committed an event, with the webhooks it was queued for.
+WakeCallback = Callable[[Sequence[str]], None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -61,7 +74,7 @@ class Delivery:
 
     id: int
     target: str
-    state: str
+    state: DeliveryState
     attempts: int
     next_at: float
     last_error: str | None
@@ -189,7 +202,7 @@ class Outbox:
             Delivery(
                 id=int(row[0]),
                 target=str(row[1]),
-                state=str(row[2]),
+                state=DeliveryState(row[2]),
                 attempts=int(row[3]),
                 next_at=float(row[4]),
                 last_error=row[5],
@@ -213,7 +226,7 @@ class Outbox:
         self._update(delivery_id, DEAD, error, None)
 
     def _update(
-        self, delivery_id: int, state: str, error: str | None, next_at: float | None
+        self, delivery_id: int, state: DeliveryState, error: str | None, next_at: float | None
     ) -> None:
         now = time.time()
         with self._connect() as connection:
@@ -223,7 +236,7 @@ class Outbox:
                 (state, error, next_at, now, delivery_id),
             )
 
-    def list(self, state: str | None = None, limit: int = 100) -> list[Delivery]:
+    def list(self, state: DeliveryState | None = None, limit: int = 100) -> list[Delivery]:
         """Deliveries, newest first, optionally only those in ``state``."""
         if state is None:
             return self._select("1 ORDER BY d.id DESC LIMIT ?", (limit,))
@@ -246,7 +259,7 @@ class Outbox:
                 )
         return cursor.rowcount
 
-    def purge(self, state: str) -> int:
+    def purge(self, state: DeliveryState) -> int:
         """Delete deliveries in ``state`` and events no delivery refers to any more."""
         with self._connect() as connection:
             count = connection.execute("DELETE FROM deliveries WHERE state = ?", (state,)).rowcount
@@ -263,13 +276,13 @@ class Outbox:
             connection.execute("DELETE FROM events WHERE id NOT IN (SELECT event FROM deliveries)")
         return count
 
-    def counts(self) -> dict[tuple[str, str], int]:
+    def counts(self) -> dict[tuple[str, DeliveryState], int]:
         """Deliveries per (webhook, state): the outbox depth for metrics."""
         with self._connect() as connection:
             rows = connection.execute(
                 "SELECT target, state, COUNT(*) FROM deliveries GROUP BY target, state"
             ).fetchall()
-        return {(str(target), str(state)): int(count) for target, state, count in rows}
+        return {(str(target), DeliveryState(state)): int(count) for target, state, count in rows}
 
 
 class OutboxSink:
@@ -280,10 +293,11 @@ class OutboxSink:
     leaves it unmarked, and :meth:`recover` logs it on the next start.
     """
 
-    def __init__(self, outbox: Outbox, log: JsonLinesSink, wake: Any = None) -> None:
+    def __init__(
+        self, outbox: Outbox, log: JsonLinesSink, wake: WakeCallback | None = None
+    ) -> None:
         self.outbox = outbox
         self.log = log
-        #: Called (from the committing thread) with the webhooks an event was queued for.
         self.wake = wake
 
     def send(self, event: Event) -> None:

@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 
 from streamer.config import CameraConfig
-from streamer.detect import Detector, gate
-from streamer.dues import Dues
-from streamer.ocr import OcrEngine
-from streamer.plates import matches_format
-from streamer.read import PlateReader
-from streamer.track import cut_crop
+from streamer.reading.ocr import OcrEngine
+from streamer.reading.plates import matches_format
+from streamer.reading.read import PlateReader
+from streamer.stores.dues import Dues
+from streamer.vision.detect import Detector, filter_detections
+from streamer.vision.track import cut_crop
 
 
 class ImageError(ValueError):
@@ -61,7 +61,7 @@ class ImageProcessor:
 
     def best_plate(self, image: np.ndarray) -> Detection | None:
         """The most confident plate box that passes the detection gates, if any."""
-        detections = gate(self.detector.detect(image), self.camera.detection)
+        detections = filter_detections(self.detector.detect(image), self.camera.detection)
         if len(detections) == 0 or detections.confidence is None:
             return None
         best = int(np.argmax(detections.confidence))

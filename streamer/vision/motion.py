@@ -1,9 +1,9 @@
-"""Where and when to detect: a camera's region of interest and its motion gate.
+"""When to detect: a camera's motion gate.
 
 A gate camera looks at an empty lane most of the day. Comparing a small grey copy of the
 region with the one examined before costs a fraction of a millisecond; detection costs
 several. So frames where nothing moved are not detected, and the tracker keeps its open
-tracks where they were (see :meth:`streamer.track.PlateTracker.hold`).
+tracks where they were (see :meth:`streamer.vision.track.PlateTracker.hold`).
 """
 
 from __future__ import annotations
@@ -12,34 +12,12 @@ import cv2
 import numpy as np
 
 from streamer.config import DetectionConfig
+from streamer.vision.region import region
 
 #: Width in pixels of the grey copy compared between frames.
 MOTION_WIDTH = 160
 #: Grey levels a pixel must change by to count as moved (above compression noise).
 MOTION_LEVEL = 25
-
-
-def region_box(
-    shape: tuple[int, ...], roi: tuple[float, float, float, float] | None
-) -> tuple[int, int, int, int]:
-    """The region of interest in pixels ``(x1, y1, x2, y2)`` for an image of ``shape``.
-
-    Example:
-        >>> region_box((720, 1280, 3), (0.0, 0.5, 1.0, 1.0))
-        (0, 360, 1280, 720)
-    """
-    height, width = shape[:2]
-    if roi is None:
-        return 0, 0, width, height
-    x1, y1, x2, y2 = roi
-    left, top = round(x1 * width), round(y1 * height)
-    return left, top, max(left + 1, round(x2 * width)), max(top + 1, round(y2 * height))
-
-
-def region(image: np.ndarray, roi: tuple[float, float, float, float] | None) -> np.ndarray:
-    """The region of interest of ``image`` (a view, not a copy)."""
-    x1, y1, x2, y2 = region_box(image.shape, roi)
-    return image[y1:y2, x1:x2]
 
 
 class MotionGate:

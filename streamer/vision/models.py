@@ -194,7 +194,7 @@ _EXPORT_SCRIPT = """
 import sys
 from pathlib import Path
 
-from streamer.models import export_openvino
+from streamer.vision.models import export_openvino
 
 try:
     export_openvino(Path(sys.argv[1]), int(sys.argv[2]))

@@ -1,7 +1,7 @@
 """Reading a track's plate: each of its best crops is read, and the reads vote.
 
 The :class:`PlateReader` of a camera reads the best crops of a finished track with the
-shared :class:`~streamer.ocr.OcrEngine`, normalises and checks the text, and lets the reads
+shared :class:`~streamer.reading.ocr.OcrEngine`, normalises and checks the text, and lets the reads
 vote, so one bad frame does not decide the plate.
 """
 
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamer.config import PlatesConfig, ReaderConfig
-from streamer.ocr import OcrEngine, TextRead
-from streamer.plates import edit_distance, fix_confusions, matches_format, normalise
-from streamer.track import PlateCrop
+from streamer.reading.ocr import OcrEngine, TextRead
+from streamer.reading.plates import edit_distance, fix_confusions, matches_format, normalise
+from streamer.vision.track import PlateCrop
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
+from streamer.stores.dues import SqliteDues
+
 logger = logging.getLogger(__name__)
 
-Frame = NDArray[np.uint8]
+ImageBGR = NDArray[np.uint8]
 
 PLATE_PATTERN = re.compile(r"^([A-Z]{2})([0-9]{2})([A-Z]{1,2})([0-9]{4})$")
 
@@ -96,7 +98,7 @@ def _font_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def _text_image(text: str, height: int) -> Frame:
+def _text_image(text: str, height: int) -> ImageBGR:
     """Dark-on-white glyphs of ``text``, cropped tight, about ``height`` pixels tall."""
     font_path = _font_path()
     if font_path is not None:
@@ -107,7 +109,7 @@ def _text_image(text: str, height: int) -> Frame:
         for char in text:  # one by one, without kerning, so glyphs never touch
             draw.text((x, size * 0.25), char, font=font, fill=0)
             x += font.getlength(char)
-        glyphs: Frame = np.asarray(image, dtype=np.uint8)
+        glyphs: ImageBGR = np.asarray(image, dtype=np.uint8)
     else:  # pragma: no cover - matplotlib is always installed with ultralytics
         scale = height / 22.0
         (width, tall), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, scale, 6)
@@ -117,7 +119,7 @@ def _text_image(text: str, height: int) -> Frame:
     return glyphs[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
 
 
-def plate_image(plate: str, yellow: bool = False) -> Frame:
+def plate_image(plate: str, yellow: bool = False) -> ImageBGR:
     """The plate at sprite resolution: light background, dark border, text filling it."""
     scale = 3  # draw large, then shrink for smooth edges
     width, height = _PLATE_W * scale, _PLATE_H * scale
@@ -138,7 +140,7 @@ def plate_image(plate: str, yellow: bool = False) -> Frame:
     return np.asarray(small, dtype=np.uint8)
 
 
-def _vehicle_sprite(vehicle: DemoVehicle, index: int, rng: np.random.Generator) -> Frame:
+def _vehicle_sprite(vehicle: DemoVehicle, index: int, rng: np.random.Generator) -> ImageBGR:
     """A front view of a car as BGRA (alpha in channel 3), ground line at ``_GROUND``."""
     hue = int(rng.integers(0, 180))
     sat, val = int(rng.integers(40, 220)), int(rng.integers(90, 235))
@@ -173,7 +175,7 @@ def _vehicle_sprite(vehicle: DemoVehicle, index: int, rng: np.random.Generator) 
     return sprite
 
 
-def _background(size: tuple[int, int], rng: np.random.Generator) -> Frame:
+def _background(size: tuple[int, int], rng: np.random.Generator) -> ImageBGR:
     """A static car-park entrance: sky, buildings, trees, a road with markings, a barrier."""
     width, height = size
     horizon = int(height * 0.36)
@@ -233,7 +235,7 @@ def _pose(u: float, size: tuple[int, int], lane: float) -> tuple[float, float, f
     return scale, width / 2 + lane * _CAR_W * scale, ground_y
 
 
-def _composite(frame: Frame, sprite: Frame, scale: float, gx: float, gy: float) -> None:
+def _composite(frame: ImageBGR, sprite: ImageBGR, scale: float, gx: float, gy: float) -> None:
     """Paste the sprite scaled by ``scale`` with its ground centre at ``(gx, gy)``."""
     w, h = max(1, round(_CAR_W * scale)), max(1, round(_CAR_H * scale))
     small = cv2.resize(sprite, (w, h), interpolation=cv2.INTER_AREA)
@@ -323,3 +325,14 @@ def render_video(
     appearances = tuple((min(ts, default=0.0), max(ts, default=0.0)) for ts in seen)
     logger.info("Rendered %d demo frames (%d vehicles) to %s", frame_count, len(vehicles), path)
     return DemoManifest(path, float(fps), frame_count, size, tuple(vehicles), appearances)
+
+
+def seed_demo_dues(dues: SqliteDues) -> None:
+    """Put the demo vehicles' dues in the database: some pending, one paid, one unknown."""
+    cleared = False
+    for vehicle in DEMO_VEHICLES:
+        if vehicle.dues_amount > 0:
+            dues.set(vehicle.plate, vehicle.dues_amount, vehicle.dues_message)
+        elif not cleared:
+            dues.set(vehicle.plate, 0.0, "Paid")
+            cleared = True

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from streamer.preprocess import prepare, text_band
+from streamer.config import ReaderConfig
+from streamer.reading.preprocess import prepare, text_band
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class TesseractEngine:
             self.name = "pytesseract"
 
     def read(self, crop: np.ndarray) -> TextRead:
-        """Read a plate crop: :func:`~streamer.preprocess.prepare`, then one line of text."""
+        """Read a plate crop: :func:`~streamer.reading.preprocess.prepare`, then one line."""
         return self.recognise(prepare(crop))
 
     def recognise(self, image: np.ndarray) -> TextRead:
@@ -236,3 +237,33 @@ def engine_named(engine: str, tessdata: Path | None = None) -> OcrEngine:
     if engine == "paddle":
         return PaddleEngine()
     return TesseractEngine(tessdata)
+
+
+class EnginePool:
+    """A daemon's OCR engines: one per distinct ``reader`` setting (engine and Tesseract
+    data), built on first use and shared by every camera that asks for it, so each camera
+    reads with its own ``reader.engine``. Given ``engine``, every camera uses that one.
+
+    Example:
+        >>> engines = EnginePool()
+        >>> engines(camera.reader).read(crop)
+    """
+
+    def __init__(self, engine: OcrEngine | None = None) -> None:
+        self._fixed = engine
+        self._built: dict[tuple[str, Path | None], OcrEngine] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, reader: ReaderConfig) -> OcrEngine:
+        """The engine for ``reader``.
+
+        Raises:
+            OcrError: when it cannot start, saying what to install.
+        """
+        if self._fixed is not None:
+            return self._fixed
+        key = (reader.engine, reader.tessdata if reader.engine == "tesseract" else None)
+        with self._lock:
+            if key not in self._built:
+                self._built[key] = engine_named(*key)
+            return self._built[key]

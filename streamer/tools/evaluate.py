@@ -16,9 +16,7 @@ the most specific preset that fits them is used (``ua`` for Ukrainian labels, sa
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
-import math
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -28,32 +26,30 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streamer.api.images import ImageProcessor
 from streamer.config import Config, PlatesConfig
-from streamer.detect import Detector, YoloDetector
-from streamer.dues import NOT_FOUND, DuesResult
-from streamer.images import ImageProcessor
-from streamer.ocr import OcrEngine, engine_named
-from streamer.plates import PRESETS, edit_distance, format_templates, matches_format, normalise
-from streamer.read import PlateReader
-from streamer.service import Service
+from streamer.reading.ocr import OcrEngine, engine_named
+from streamer.reading.plates import edit_distance
+from streamer.reading.read import PlateReader
+from streamer.service import Service, ServiceOptions
+from streamer.stores.dues import NOT_FOUND, DuesResult
+from streamer.tools.labels import (
+    Box,
+    Labelled,
+    discover,
+    items,
+    label_file,
+    labelled_plates,
+    plates_for,
+    video_labels,
+)
+from streamer.vision.detect import Detector, YoloDetector
 
 Metric = float | int | str
-Box = tuple[float, float, float, float]
-Reader = Callable[["_Labelled", np.ndarray], tuple[str, bool]]
+Reader = Callable[["Labelled", np.ndarray], tuple[str, bool]]
 
 #: Metrics that are fractions 0..1, shown as percentages.
 RATES = frozenset({"detected", "exact", "exact_o_as_0", "char_accuracy", "read_exactly"})
-#: The label files looked for when a folder is given.
-LABEL_FILES = ("labels.json", "labels.csv", "groundtruth.csv", "events.csv")
-_HEADER = {"image", "file", "filename", "path"}
-_EXPECTED = (
-    "expected labels.json, an image CSV (image,plate[,x,y,w,h]), a crops CSV "
-    "(file,state,plate) or an events.csv (video,plate,...)"
-)
-
-
-class EvalError(ValueError):
-    """A path is not a labelled set this module understands; the message says what is."""
 
 
 def char_accuracy(read: str, truth: str) -> float:
@@ -82,149 +78,11 @@ class SetReport:
     misses: tuple[tuple[str, str, str], ...] = ()
 
 
-@dataclass(frozen=True)
-class _Labelled:
-    """An image or crop and its plates; ``box`` ``(x1, y1, x2, y2)`` when labelled."""
-
-    path: Path
-    plates: tuple[str, ...]
-    box: Box | None = None
-
-
 class _NoDues:
     """Dues that know no plate: evaluation does not look dues up."""
 
     def lookup(self, plate: str) -> DuesResult:
         return NOT_FOUND
-
-
-def label_file(path: Path) -> Path:
-    """``path``, or the one label file (:data:`LABEL_FILES`) inside it when it is a folder.
-
-    Raises:
-        EvalError: (a ValueError) when the folder holds none or several.
-    """
-    if not path.is_dir():
-        return path
-    found = [path / name for name in LABEL_FILES if (path / name).is_file()]
-    if len(found) != 1:
-        raise EvalError(f"{path}: expected one of {', '.join(LABEL_FILES)} in the folder")
-    return found[0]
-
-
-def _rows(path: Path) -> list[list[str]]:
-    with path.open(newline="", encoding="utf-8") as stream:
-        return [[cell.strip() for cell in row] for row in csv.reader(stream) if any(row)]
-
-
-def discover(path: Path) -> str:
-    """Which kind of labelled set ``path`` (a label file or its folder) is: ``images``,
-    ``crops`` or ``videos``.
-
-    Raises:
-        EvalError: (a ValueError) saying what was expected, when it is none of them or
-            cannot be read.
-    """
-    path = label_file(path)
-    try:
-        if path.suffix.lower() == ".json":
-            if isinstance(json.loads(path.read_text(encoding="utf-8")), dict):
-                return "images"
-        elif path.suffix.lower() == ".csv":
-            first = [cell.lower() for cell in next(iter(_rows(path)), [])]
-            header = bool(first) and first[0] in _HEADER
-            if "video" in first and "plate" in first:
-                return "videos"
-            if (header and "state" in first) or (not header and len(first) == 3):
-                return "crops"
-            if len(first) in {2, 6}:
-                return "images"
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise EvalError(f"{path}: cannot read labels ({error}); {_EXPECTED}") from None
-    raise EvalError(f"{path}: not a known kind of labels; {_EXPECTED}")
-
-
-def _items(path: Path, kind: str) -> list[_Labelled]:
-    """The labelled images (``kind`` ``images``) or crops of a label file."""
-
-    def image(name: str) -> Path:
-        direct = path.parent / name
-        return direct if direct.exists() else path.parent / "images" / name
-
-    if path.suffix.lower() == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return [
-            _Labelled(
-                image(name), tuple(normalise(p) for p in ([ps] if isinstance(ps, str) else ps))
-            )
-            for name, ps in data.items()
-        ]
-    items = []
-    for row in _rows(path):
-        if row[0].lower() in _HEADER or len(row) < (2 if kind == "images" else 3):
-            continue
-        box = None
-        if kind == "images" and len(row) >= 6 and all(row[2:6]):
-            x, y, w, h = (float(v) for v in row[2:6])
-            box = (x, y, x + w, y + h)
-        plate = normalise(row[1] if kind == "images" else row[2])
-        items.append(_Labelled(image(row[0]), (plate,), box))
-    return items
-
-
-def video_labels(events_csv: Path) -> dict[str, list[str]]:
-    """Each video, in order of appearance, and its labelled plates (none: negative control)."""
-    videos: dict[str, list[str]] = {}
-    with events_csv.open(newline="", encoding="utf-8") as stream:
-        for row in csv.DictReader(stream):
-            plates = videos.setdefault(row["video"].strip(), [])
-            if plate := normalise(row.get("plate") or ""):
-                plates.append(plate)
-    return videos
-
-
-def labelled_plates(path: Path) -> list[str]:
-    """Every labelled plate of the set at ``path`` (see :func:`discover`).
-
-    Raises:
-        EvalError: when the labels cannot be read or parsed.
-    """
-    path, kind = label_file(path), discover(path)
-    try:
-        if kind == "videos":
-            return [plate for plates in video_labels(path).values() for plate in plates]
-        return [plate for item in _items(path, kind) for plate in item.plates]
-    except (KeyError, TypeError, ValueError) as error:
-        raise EvalError(f"{path}: malformed {kind} labels ({error!r}); {_EXPECTED}") from None
-
-
-def _breadth(entry: str, lengths: set[int]) -> float:
-    """log10 of how many plates of ``lengths`` a format allows: smaller is more specific."""
-    templates = format_templates(PRESETS.get(entry, entry)) or [[]]
-    sizes = {"L": 26, "D": 10, "X": 36}
-    count = sum(
-        math.prod(sizes.get(kind, 1) for kind in template)
-        for expansions in templates
-        for template in set(expansions)
-        if len(template) in lengths
-    )  # a format too rich to expand counts as allowing anything
-    return math.log10(count or sum(36**n for n in lengths) or 1)
-
-
-def plates_for(plates: PlatesConfig, labels: Sequence[str], share: float = 0.8) -> PlatesConfig:
-    """``plates`` with formats that fit ``labels``: the configured ones when at least
-    ``share`` of the labels match them, else the most specific preset that does, else
-    unchanged (no labels, or no preset fits)."""
-
-    def fit(formats: Sequence[str]) -> float:
-        return sum(matches_format(plate, formats) for plate in labels) / len(labels)
-
-    fitting = [name for name in PRESETS if labels and fit([name]) >= share]
-    if not labels or fit(plates.formats) >= share or not fitting:
-        return plates
-    lengths = {len(plate) for plate in labels}
-    best = min(fitting, key=lambda name: _breadth(name, lengths))
-    return plates.model_copy(update={"formats": [best]})
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -238,7 +96,7 @@ def _score(path: Path, kind: str, engine: str, limit: int | None, read: Reader) 
     """Read the first ``limit`` items whose image loads; ``read`` gives (text, detected)."""
     count = missing = detected = exact = loose = 0
     accuracy, elapsed, misses = 0.0, 0.0, []
-    for item in _items(path, kind):
+    for item in items(path, kind):
         if limit is not None and count >= limit:
             break
         image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
@@ -277,7 +135,7 @@ def evaluate_images(
     ``exact_o_as_0``, ``char_accuracy`` (mean, against the nearest label), ``ms_per_image``.
     """
 
-    def read(item: _Labelled, image: np.ndarray) -> tuple[str, bool]:
+    def read(item: Labelled, image: np.ndarray) -> tuple[str, bool]:
         found = processor.best_plate(image)
         if found is None:
             return "", False
@@ -296,7 +154,7 @@ def evaluate_crops(
     glyph, as the openalpr labels do), ``char_accuracy`` (mean) and ``ms_per_crop``.
     """
 
-    def read(item: _Labelled, image: np.ndarray) -> tuple[str, bool]:
+    def read(item: Labelled, image: np.ndarray) -> tuple[str, bool]:
         return reader.read_crop(image).text, True
 
     return _score(label_file(groundtruth), "crops", engine_name, limit, read)
@@ -308,17 +166,9 @@ def _replay_config(config: Config, video: Path, plates: PlatesConfig, folder: Pa
         update={"name": "eval", "source": str(video), "enabled": True, "realtime": False}
         | {"plates": plates}
     )
-    return config.model_copy(
-        update={
-            "cameras": [camera],
-            "http": config.http.model_copy(update={"enabled": False}),
-            "webhooks": [],
-            "events_log": folder / "events.jsonl",
-            "dues": config.dues.model_copy(update={"database": folder / "dues.sqlite"}),
-            "recordings": config.recordings.model_copy(update={"directory": folder / "evidence"}),
-            "outbox": config.outbox.model_copy(update={"database": folder / "outbox.sqlite"}),
-        }
-    )
+    http = config.http.model_copy(update={"enabled": False})
+    replay = config.model_copy(update={"cameras": [camera], "http": http, "webhooks": []})
+    return replay.with_files_in(folder)
 
 
 def evaluate_videos(
@@ -339,9 +189,10 @@ def evaluate_videos(
     for video, truths in labels.items():
         with tempfile.TemporaryDirectory(prefix="streamer-eval-") as folder:
             replay = _replay_config(config, events_csv.parent / video, plates, Path(folder))
-            service = Service(
-                replay, install_signal_handlers=False, detector=detector, engine=engine
+            options = ServiceOptions(
+                install_signal_handlers=False, detector=detector, engine=engine
             )
+            service = Service(replay, options)
             stats = asyncio.run(service.run())["eval"]
         read = [event.plate_number for event in stats.events_list]
         matching = [p for p in read if any(char_accuracy(p, t) >= 0.5 for t in truths)]

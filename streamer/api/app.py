@@ -16,32 +16,30 @@ everything but ``/health`` needs ``Authorization: Bearer <token>`` or ``?token=`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
-import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from streamer.api.images import ImageError, ImageProcessor, decode_image
+from streamer.api.metrics import CONTENT_TYPE, Metrics
 from streamer.config import Config, HttpConfig
-from streamer.dues import SqliteDues
-from streamer.events import Event
-from streamer.images import ImageError, ImageProcessor, decode_image
-from streamer.metrics import CONTENT_TYPE, Metrics
-from streamer.pipeline import CameraPipeline
-from streamer.plates import normalise
-from streamer.sources import mask_url
+from streamer.events import iso
+from streamer.pipeline import CameraSnapshot
+from streamer.reading.plates import normalise
+from streamer.stores.dues import DuesStore
+from streamer.stores.history import EventHistory
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Seconds between keep-alive comments on an idle live stream.
+KEEPALIVE_S = 15
 
 
 class ApiError(web.HTTPException):
@@ -50,90 +48,6 @@ class ApiError(web.HTTPException):
     def __init__(self, status: int, message: str) -> None:
         self.status_code = status
         super().__init__(text=json.dumps({"error": message}), content_type="application/json")
-
-
-def evidence_url(path: str | None, directory: Path) -> str | None:
-    """The ``/evidence/...`` URL of an evidence file, or ``None`` outside the folder."""
-    if not path:
-        return None
-    try:
-        relative = Path(path).resolve().relative_to(directory.resolve())
-    except ValueError:
-        return None
-    return "/evidence/" + relative.as_posix()
-
-
-@dataclass
-class EventHistory:
-    """Recent events for ``/api/events`` and the live stream; a sink of the pipeline.
-
-    ``send`` is called from pipeline threads; subscribers are asyncio queues on the loop.
-    """
-
-    size: int
-    evidence: Path
-    events: deque[dict[str, Any]] = field(init=False)
-    subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
-    loop: asyncio.AbstractEventLoop | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __post_init__(self) -> None:
-        self.events = deque(maxlen=self.size)
-
-    def load(self, log: Path) -> None:
-        """Seed the history from the end of an events log (after a restart)."""
-        try:
-            with log.open(encoding="utf-8") as stream:
-                lines = deque(stream, maxlen=self.size)
-        except OSError:
-            return
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                self._remember(json.loads(line))
-
-    def _remember(self, record: dict[str, Any]) -> dict[str, Any]:
-        if record.get("type") == "plate":
-            record["crop_url"] = evidence_url(record.get("crop_path"), self.evidence)
-            record["snapshot_url"] = evidence_url(record.get("snapshot_path"), self.evidence)
-        with self._lock:
-            self.events.append(record)
-        return record
-
-    def send(self, event: Event) -> None:
-        """Keep ``event`` and push it to every live subscriber."""
-        record = self._remember(event.to_json())
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._publish, record)
-
-    def _publish(self, record: dict[str, Any]) -> None:
-        for queue in list(self.subscribers):
-            if queue.full():  # a stalled browser tab: drop its oldest, keep it live
-                queue.get_nowait()
-            queue.put_nowait(record)
-
-    def query(
-        self,
-        plate: str | None,
-        camera: str | None,
-        dues_pending: bool | None,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Plate events newest first, filtered; the page and the total that matched."""
-        with self._lock:
-            records = list(self.events)
-        matches = [
-            r
-            for r in reversed(records)
-            if r.get("type") == "plate"
-            and (plate is None or plate in str(r.get("plate_number", "")))
-            and (camera is None or r.get("camera") == camera)
-            and (
-                dues_pending is None
-                or bool(r.get("dues_result", {}).get("dues_pending")) == dues_pending
-            )
-        ]
-        return matches[offset : offset + limit], len(matches)
 
 
 def _flag(value: str | None, name: str) -> bool | None:
@@ -165,10 +79,10 @@ class Api:
         self,
         config: Config,
         processor: ImageProcessor,
-        dues: SqliteDues,
+        dues: DuesStore,
         history: EventHistory,
         metrics: Metrics,
-        pipelines: Callable[[], Sequence[CameraPipeline]] = tuple,
+        snapshots: Callable[[], Sequence[CameraSnapshot]] = tuple,
     ) -> None:
         self.config = config
         self.http: HttpConfig = config.http
@@ -176,7 +90,7 @@ class Api:
         self.dues = dues
         self.history = history
         self.metrics = metrics
-        self.pipelines = pipelines
+        self.snapshots = snapshots
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -226,8 +140,7 @@ class Api:
 
     async def stop(self) -> None:
         """Stop listening and close the live streams."""
-        for queue in list(self.history.subscribers):
-            queue.put_nowait({})  # wakes the stream handlers, which then end
+        self.history.close()  # wakes the stream handlers, which then end
         if self.runner is not None:
             await self.runner.cleanup()
 
@@ -287,14 +200,11 @@ class Api:
         return body
 
     async def dashboard(self, request: web.Request) -> web.Response:
-        page = resources.files("streamer").joinpath("web/dashboard.html").read_text("utf-8")
+        page = resources.files("streamer.api").joinpath("web/dashboard.html").read_text("utf-8")
         return web.Response(text=page, content_type="text/html")
 
     async def health(self, request: web.Request) -> web.Response:
-        cameras = {
-            p.camera.name: p.stats.status or ("running" if p.running else "finished")
-            for p in self.pipelines()
-        }
+        cameras = {camera.name: camera.state for camera in self.snapshots()}
         return web.json_response({"status": "ok", "cameras": cameras})
 
     async def metrics_text(self, request: web.Request) -> web.Response:
@@ -339,13 +249,12 @@ class Api:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
-        self.history.subscribers.add(queue)
+        queue = self.history.subscribe()
         try:
             await response.write(b": connected\n\n")
             while True:
                 try:
-                    record = await asyncio.wait_for(queue.get(), timeout=15)
+                    record = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
                 except TimeoutError:
                     await response.write(b": keep-alive\n\n")
                     continue
@@ -356,33 +265,26 @@ class Api:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            self.history.subscribers.discard(queue)
+            self.history.unsubscribe(queue)
         return response
 
     async def cameras(self, request: web.Request) -> web.Response:
-        cameras = []
-        for pipeline in self.pipelines():
-            stats = pipeline.stats
-            status = stats.status or ("file" if pipeline.running else "finished")
-            cameras.append(
-                {
-                    "name": pipeline.camera.name,
-                    "source": mask_url(pipeline.camera.source),
-                    "status": status,
-                    "fps": round(stats.fps, 1),
-                    "frames": stats.frames,
-                    "detected": stats.detected,
-                    "still": stats.still,
-                    "skipped": stats.skipped,
-                    "events": stats.events,
-                    "last_frame_at": stats.last_frame_at.isoformat(timespec="milliseconds").replace(
-                        "+00:00", "Z"
-                    )
-                    if stats.last_frame_at
-                    else None,
-                    "error": stats.error,
-                }
-            )
+        cameras = [
+            {
+                "name": camera.name,
+                "source": camera.source,
+                "status": camera.state,
+                "fps": round(camera.fps, 1),
+                "frames": camera.frames,
+                "detected": camera.detected,
+                "still": camera.still,
+                "skipped": camera.skipped,
+                "events": camera.events,
+                "last_frame_at": iso(camera.last_frame_at) if camera.last_frame_at else None,
+                "error": camera.error,
+            }
+            for camera in self.snapshots()
+        ]
         return web.json_response({"cameras": cameras})
 
     def _plate(self, request: web.Request) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import supervision as sv
 
 from streamer.config import DetectionConfig, ModelConfig
-from streamer.models import (
+from streamer.vision.models import (
     ModelError,
     OpenVinoExport,
     ensure_openvino_export,
@@ -50,7 +50,7 @@ class Detector(Protocol):
         ...
 
 
-def gate(detections: sv.Detections, config: DetectionConfig) -> sv.Detections:
+def filter_detections(detections: sv.Detections, config: DetectionConfig) -> sv.Detections:
     """Keep boxes at or above ``config.confidence`` and ``config.min_area`` pixels."""
     if len(detections) == 0:
         return detections

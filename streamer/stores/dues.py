@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from streamer.plates import confusable_form, edit_distance, normalise
+from streamer.reading.plates import confusable_form, edit_distance, normalise
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,26 @@ class Dues(Protocol):
 
     def lookup(self, plate: str) -> DuesResult:
         """Dues for normalised ``plate``; ``found: false`` when unknown."""
+        ...
+
+
+class DuesStore(Dues, Protocol):
+    """The dues database as the API and the CLI manage it."""
+
+    def set(self, plate: str, amount: float, message: str = "") -> None:
+        """Create or replace the dues of ``plate``."""
+        ...
+
+    def clear(self, plate: str) -> bool:
+        """Remove ``plate``'s row; ``False`` when there was none."""
+        ...
+
+    def records(self) -> list[DuesRecord]:
+        """Every row, ordered by plate."""
+        ...
+
+    def import_csv(self, path: Path) -> int:
+        """Upsert rows from a CSV file, all or nothing; returns the count."""
         ...
 
 

@@ -24,14 +24,14 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from streamer.config import WebhookConfig
-from streamer.outbox import Delivery, Outbox
+from streamer.delivery.outbox import Delivery, Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ class SenderStats:
     delivered: int = 0
     failed_attempts: int = 0
     dead: int = 0
-    latencies_s: list[float] = field(default_factory=list, repr=False)
 
 
 @dataclass(frozen=True)
@@ -122,7 +121,6 @@ class WebhookSender:
         if outcome.ok:
             self._failures = 0
             self.stats.delivered += 1
-            self.stats.latencies_s.append(time.time() - delivery.created_at)
             await asyncio.to_thread(self.outbox.delivered, delivery.id)
             return
         error = outcome.error or "failed"
@@ -149,8 +147,8 @@ class WebhookSender:
         )
         await asyncio.to_thread(self.outbox.retry_later, delivery.id, error, time.time() + wait)
 
-    def _request(self, delivery: Delivery) -> tuple[bytes, dict[str, str], Any]:
-        """Body bytes to sign, headers, and what aiohttp sends as ``data``."""
+    def _request(self, delivery: Delivery) -> tuple[dict[str, str], Any]:
+        """The headers (signed, with a secret) and what aiohttp sends as ``data``."""
         payload = dict(delivery.payload)
         crop = self._crop(payload) if self.config.attach_crop != "none" else None
         if crop is not None and self.config.attach_crop == "base64":
@@ -170,9 +168,9 @@ class WebhookSender:
             form.add_field("event", body, content_type="application/json", filename="event.json")
             if crop is not None:
                 form.add_field("crop", crop, content_type="image/jpeg", filename="crop.jpg")
-            return body, headers, form
+            return headers, form
         headers["Content-Type"] = "application/json"
-        return body, headers, body
+        return headers, body
 
     @staticmethod
     def _crop(payload: dict[str, Any]) -> bytes | None:
@@ -186,7 +184,7 @@ class WebhookSender:
 
     async def post(self, delivery: Delivery) -> _Outcome:
         """One attempt; classifies the answer as delivered, retry later, or refused."""
-        _, headers, data = self._request(delivery)
+        headers, data = self._request(delivery)
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
         try:
             async with self.session.post(

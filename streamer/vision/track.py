@@ -18,8 +18,11 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from streamer.config import TrackerConfig
-from streamer.sources import Frame
+from streamer.sources.frame import Frame
 
+#: ByteTrack counts how long it keeps a lost track in frames at this rate (and scales them
+#: by the ``frame_rate`` it is given), so a timeout in seconds is this many frames a second.
+BYTETRACK_BUFFER_FPS = 30
 #: Crops are cut with this fraction of the box added on each side, so a slightly tight
 #: box does not clip characters; the reader finds the plate inside.
 CROP_MARGIN = 0.08
@@ -120,7 +123,7 @@ class PlateTracker:
         self.camera = camera
         self.config = config
         self._tracker = ByteTrackTracker(
-            lost_track_buffer=max(1, round(config.lost_timeout_s * 30)),
+            lost_track_buffer=max(1, round(config.lost_timeout_s * BYTETRACK_BUFFER_FPS)),
             frame_rate=frame_rate,
             track_activation_threshold=config.activation_threshold,
             minimum_consecutive_frames=1,

@@ -16,7 +16,7 @@ import numpy as np
 
 from streamer.config import RecordingsConfig
 from streamer.events import PlateEvent
-from streamer.track import PlateCrop
+from streamer.vision.track import PlateCrop
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,29 @@
+"""What the benchmarks share: where the repository and its data are, a config whose files
+live in a scratch folder, and the frame of a video at a given time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamer.config import Config, parse_config
+from streamer.sources.files import FileSource
+
+ROOT = Path(__file__).resolve().parent.parent
+#: The development videos (absent in a user's clone: the benchmarks then skip them).
+SHARED_VIDEOS = ROOT.parent / "shared" / "data" / "videos"
+
+
+def bench_config(folder: Path, **settings: Any) -> Config:
+    """The config of ``settings`` (no HTTP API unless asked for), its files in ``folder``."""
+    return parse_config({"http": {"enabled": False}, **settings}).with_files_in(folder)
+
+
+def frame_at(video: Path, seconds: float) -> np.ndarray:
+    """The first frame of ``video`` at or after ``seconds``."""
+    for frame in FileSource("bench", video).frames():
+        if (frame.media_time_s or 0.0) >= seconds:
+            return frame.image
+    raise ValueError(f"{video} is shorter than {seconds} s")

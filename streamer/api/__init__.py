@@ -1,0 +1,2 @@
+"""The HTTP side: the seed's endpoints and single-image processing, operations, metrics
+and the dashboard (``web/``)."""

@@ -1,0 +1,87 @@
+"""The commands that manage the daemon's data and model: dues, outbox, eval, model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+
+from streamer.cli.common import EXIT_CONFIG, EXIT_OK, fail, load
+from streamer.delivery.outbox import DeliveryState, Outbox
+from streamer.stores.dues import SqliteDues
+from streamer.vision.models import fetch_default_weights
+
+
+def cmd_dues(args: argparse.Namespace) -> int:
+    config = load(args)
+    dues = SqliteDues(config.dues.database)
+    if args.dues_command == "import":
+        count = dues.import_csv(args.csv)
+        print(f"imported {count} plates into {config.dues.database}")
+    elif args.dues_command == "set":
+        dues.set(args.plate, args.amount, args.message)
+        print(json.dumps({"plate_number": args.plate, **dues.lookup(args.plate).to_json()}))
+    elif args.dues_command == "clear":
+        if not dues.clear(args.plate):
+            return fail(f"{args.plate}: not in the dues database")
+        print(f"cleared {args.plate}")
+    else:
+        for record in dues.records():
+            print(
+                f"{record.plate:<12} {record.amount:>10.2f}  {record.updated_at}  {record.message}"
+            )
+    return EXIT_OK
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    config = load(args)
+    outbox = Outbox(config.outbox, config.webhooks)
+    if args.outbox_command == "list":
+        for d in outbox.list(args.state and DeliveryState(args.state), args.limit):
+            when = datetime.fromtimestamp(d.created_at, UTC).isoformat(timespec="seconds")
+            plate = d.payload.get("plate_number") or d.payload.get("status") or ""
+            print(
+                f"{d.id:>7} {d.state:<9} {d.target:<16} {d.attempts:>3} {when} "
+                f"{d.event_id} {plate}  {d.last_error or ''}".rstrip()
+            )
+    elif args.outbox_command == "retry":
+        if args.id is None and not args.all:
+            return fail("outbox retry: give a delivery ID or --all")
+        count = outbox.retry(None if args.all else args.id)
+        print(f"{count} deliveries pending again; the running daemon sends them")
+    else:
+        print(f"purged {outbox.purge(DeliveryState.DEAD)} dead deliveries")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from streamer.reading.ocr import OcrError
+    from streamer.tools.evaluate import run as evaluate
+    from streamer.tools.labels import EvalError
+
+    config = load(args)
+    if args.limit is not None and args.limit < 1:
+        return fail("--limit must be at least 1", EXIT_CONFIG)
+    engines = args.engine or [config.reader.engine]
+    started = time.monotonic()
+    try:
+        table = evaluate(args.paths, engines, config, args.out, args.limit)
+    except (EvalError, OcrError) as error:
+        return fail(str(error))
+    print(table)
+    where = f"; figures and misreads in {args.out}" if args.out else ""
+    print(f"evaluated in {time.monotonic() - started:.1f} s{where}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from streamer.vision.detect import YoloDetector
+
+    path = fetch_default_weights(force=args.force)
+    print(f"plate model: {path}")
+    config = load(args)
+    detector = YoloDetector(config.model)
+    print(f"detector ready on {detector.backend}")
+    return EXIT_OK

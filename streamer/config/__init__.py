@@ -1,0 +1,68 @@
+"""Configuration: one pydantic tree loaded from YAML, every field defaulted and bounded.
+
+Unknown keys are rejected, ``${VAR}`` / ``${VAR:-default}`` in string values are taken
+from the environment, and errors name the key path and the value, e.g.
+``cameras.0.source: must not be empty (got '')``.
+
+Sections listed in :data:`CAMERA_OVERRIDABLE` may be repeated under a camera; the
+camera's keys are merged over the global section, so a camera can change one setting
+and inherit the rest. Each module holds the sections of one part of the program
+(``vision``, ``reading``, ``sources``, ``delivery``); ``daemon`` the whole tree and
+``loader`` the YAML loading.
+
+Example::
+
+    cameras:
+      - name: gate-1
+        source: recordings/demo.mp4
+        tracker: {lost_timeout_s: 2.0}
+    events_log: recordings/events.jsonl
+    dues:
+      database: recordings/dues.sqlite
+"""
+
+from __future__ import annotations
+
+from streamer.config.base import ConfigError, Section
+from streamer.config.daemon import (
+    CAMERA_OVERRIDABLE,
+    DEFAULT_CAMERA,
+    Config,
+    DuesConfig,
+    HttpConfig,
+)
+from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
+from streamer.config.loader import (
+    format_validation_error,
+    load_config,
+    parse_config,
+    substitute_env,
+)
+from streamer.config.reading import DedupConfig, PlatesConfig, ReaderConfig
+from streamer.config.sources import CameraConfig, LiveConfig
+from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
+
+__all__ = [
+    "CAMERA_OVERRIDABLE",
+    "DEFAULT_CAMERA",
+    "CameraConfig",
+    "Config",
+    "ConfigError",
+    "DedupConfig",
+    "DetectionConfig",
+    "DuesConfig",
+    "HttpConfig",
+    "LiveConfig",
+    "ModelConfig",
+    "OutboxConfig",
+    "PlatesConfig",
+    "ReaderConfig",
+    "RecordingsConfig",
+    "Section",
+    "TrackerConfig",
+    "WebhookConfig",
+    "format_validation_error",
+    "load_config",
+    "parse_config",
+    "substitute_env",
+]

@@ -1,0 +1,142 @@
+"""The whole configuration: cameras, global sections, stores, HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from streamer.config.base import Section
+from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
+from streamer.config.reading import DedupConfig, PlatesConfig, ReaderConfig
+from streamer.config.sources import CameraConfig, LiveConfig
+from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
+
+#: Global sections that a camera may override key by key.
+CAMERA_OVERRIDABLE = ("detection", "tracker", "reader", "plates", "dedup", "live")
+
+
+class HttpConfig(Section):
+    """The HTTP API and dashboard served by the daemon (and by `streamer serve`)."""
+
+    enabled: bool = Field(True, description="Serve the API and dashboard while running.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on. The default keeps the API on this machine; set "
+        "0.0.0.0 (with a token) to reach it from the network.",
+    )
+    port: int = Field(8003, ge=0, le=65535, description="TCP port (0: any free port).")
+    token: str | None = Field(
+        None,
+        description="When set, every request but /health needs 'Authorization: Bearer "
+        "<token>' (or ?token=<token>, for the dashboard's live stream and images).",
+    )
+    max_upload_mb: float = Field(
+        10.0, gt=0, le=1000, description="Larger uploads are refused with 413."
+    )
+    recent_events: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Events kept in memory for /api/events and the dashboard (the events "
+        "log has them all).",
+    )
+
+
+class DuesConfig(Section):
+    """The dues database."""
+
+    database: Path = Field(
+        Path("recordings/dues.sqlite"),
+        description="SQLite file; created empty when missing. Manage it with `streamer dues`.",
+    )
+
+
+#: The camera of the embedded defaults: the demo recording.
+DEFAULT_CAMERA = {"name": "gate-1", "source": "recordings/demo.mp4"}
+
+
+def _default_cameras() -> list[CameraConfig]:
+    return [CameraConfig.model_validate(DEFAULT_CAMERA)]
+
+
+class Config(Section):
+    """The whole configuration of the daemon."""
+
+    cameras: list[CameraConfig] = Field(default_factory=_default_cameras, min_length=1)
+    events_log: Path = Field(
+        Path("recordings/events.jsonl"), description="JSON-lines log of every event."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    reader: ReaderConfig = Field(default_factory=ReaderConfig)
+    plates: PlatesConfig = Field(default_factory=PlatesConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
+    shutdown_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="On SIGTERM/SIGINT, open tracks are read and written as events; the "
+        "daemon exits after at most this long even if that is not finished.",
+    )
+    dues: DuesConfig = Field(default_factory=DuesConfig)
+    recordings: RecordingsConfig = Field(default_factory=RecordingsConfig)
+    webhooks: list[WebhookConfig] = Field(default_factory=list)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    events_log_max_bytes: int = Field(
+        50_000_000,
+        ge=0,
+        le=10**12,
+        description="Rotate the events log when it passes this size (0: never).",
+    )
+    events_log_backups: int = Field(
+        5, ge=0, le=1000, description="Rotated events logs kept (events.jsonl.1, .2, …)."
+    )
+
+    def with_files_in(self, folder: Path) -> Config:
+        """A copy whose files (events log, dues, outbox, evidence) all live in ``folder``."""
+        return self.model_copy(
+            update={
+                "events_log": folder / "events.jsonl",
+                "dues": self.dues.model_copy(update={"database": folder / "dues.sqlite"}),
+                "outbox": self.outbox.model_copy(update={"database": folder / "outbox.sqlite"}),
+                "recordings": self.recordings.model_copy(update={"directory": folder / "evidence"}),
+            }
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_camera_overrides(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "cameras" not in data:
+            data = {**data, "cameras": [DEFAULT_CAMERA]}
+        if not isinstance(data["cameras"], list):
+            return data
+        cameras = []
+        for camera in data["cameras"]:
+            if isinstance(camera, dict):
+                camera = dict(camera)
+                for section in CAMERA_OVERRIDABLE:
+                    base = data.get(section) or {}
+                    own = camera.get(section) or {}
+                    if isinstance(base, dict) and isinstance(own, dict):
+                        camera[section] = {**base, **own}
+            cameras.append(camera)
+        return {**data, "cameras": cameras}
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        for kind, names in (
+            ("camera", [c.name for c in self.cameras]),
+            ("webhook", [w.label for w in self.webhooks]),
+        ):
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"{kind} names must be unique: {', '.join(duplicates)}")
+        return self

@@ -1,0 +1,100 @@
+"""Loading a config: YAML, ``${VAR}`` substitution, validation, one line per error."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from streamer.config.base import ConfigError
+from streamer.config.daemon import Config
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def substitute_env(value: Any, path: str = "") -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a parsed YAML tree.
+
+    Raises:
+        ConfigError: when a variable without a default is not set.
+    """
+    if isinstance(value, dict):
+        return {
+            key: substitute_env(item, f"{path}.{key}" if path else str(key))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [
+            substitute_env(item, f"{path}.{index}" if path else str(index))
+            for index, item in enumerate(value)
+        ]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path or '<root>'}: environment variable {name} is not set")
+
+    return _ENV_PATTERN.sub(replace, value)
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One ``key.path: message (got value)`` line per problem."""
+    lines = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "<root>"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key"
+        got = problem.get("input")
+        suffix = "" if problem["type"] in {"missing", "extra_forbidden"} else f" (got {got!r})"
+        if isinstance(got, dict | list):
+            suffix = ""
+        lines.append(f"{location}: {message}{suffix}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any) -> Config:
+    """Validate a parsed YAML tree (after ``${VAR}`` substitution) into a :class:`Config`.
+
+    Raises:
+        ConfigError: naming each bad key path and value.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"<root>: expected a mapping of settings (got {type(data).__name__})")
+    try:
+        return Config.model_validate(substitute_env(data))
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None
+
+
+def load_config(path: Path | None) -> Config:
+    """Load and validate the YAML file at ``path``; ``None`` gives the embedded defaults.
+
+    Raises:
+        ConfigError: when the file cannot be read or parsed, or a value is invalid.
+    """
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        reason = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: {reason}") from None
+    return parse_config(data)

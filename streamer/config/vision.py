@@ -1,0 +1,139 @@
+"""Settings of the detector, of which frames are detected, and of the tracker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from streamer.config.base import Section
+
+
+class ModelConfig(Section):
+    """The plate detector shared by every camera."""
+
+    weights: Path | None = Field(
+        None,
+        description="YOLO weights (.pt) trained for plates. Empty: the default fastanpr "
+        "YOLOv8n plate model fetched at set-up. Bring weights trained for your region.",
+    )
+    backend: Literal["auto", "openvino", "torch"] = Field(
+        "auto",
+        description="'auto' runs an OpenVINO export of the weights on CPU (made once and "
+        "cached next to them): several times faster than torch and without torch's memory. "
+        "It falls back to torch if the export cannot be made.",
+    )
+    image_size: int = Field(
+        640,
+        ge=160,
+        le=1920,
+        multiple_of=32,
+        description="Inference size in pixels. Larger finds smaller, farther plates but "
+        "costs time roughly with its square.",
+    )
+
+
+class DetectionConfig(Section):
+    """Which frames are detected, where, and which boxes are kept for tracking."""
+
+    confidence: float = Field(
+        0.25,
+        ge=0.01,
+        le=1.0,
+        description="Minimum detector confidence. Lower keeps faint plates alive in the "
+        "tracker (ByteTrack uses low-score boxes) at the price of more noise.",
+    )
+    min_area: int = Field(
+        150,
+        ge=0,
+        le=1_000_000,
+        description="Minimum box area in pixels; smaller plates are too small to read.",
+    )
+    rate_fps: float = Field(
+        5.0,
+        ge=0,
+        le=120,
+        description="Frames detected per second of the source's clock; the frames between "
+        "are decoded but not converted or detected, and the tracker carries each plate "
+        "across the gap. A vehicle at a gate is in view for a second or more, so 5 "
+        "reads it as well as every frame does at a fraction of the cost; raise it for "
+        "faster traffic (a track needs tracker.min_frames sightings). 0 detects every frame.",
+    )
+    motion_gate: bool = Field(
+        True,
+        description="Skip detection on frames where nothing moved in the region of interest "
+        "since the last examined frame; open tracks stay alive meanwhile, so a vehicle "
+        "waiting at a barrier remains one track. Saves most of the work on a quiet gate.",
+    )
+    motion_threshold: float = Field(
+        0.002,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of the region's pixels (on a 160-pixel-wide grey copy) that "
+        "must change for a frame to count as moving. Raise it for rain, foliage or a "
+        "flickering light; 0 treats every change as motion.",
+    )
+    roi: tuple[float, float, float, float] | None = Field(
+        None,
+        description="Region of interest as fractions of the frame, [x1, y1, x2, y2] "
+        "(e.g. [0, 0.4, 1, 1] for the lower 60%). Only this part is detected and watched "
+        "for motion: faster, and no plates from the road behind the gate. Empty: the "
+        "whole frame.",
+    )
+
+    @field_validator("roi")
+    @classmethod
+    def _roi_ordered(
+        cls, roi: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if roi is None:
+            return None
+        x1, y1, x2, y2 = roi
+        if not (0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1):
+            raise ValueError("must be [x1, y1, x2, y2] with 0 <= x1 < x2 <= 1, 0 <= y1 < y2 <= 1")
+        return roi
+
+
+class TrackerConfig(Section):
+    """ByteTrack settings and how a track ends."""
+
+    lost_timeout_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="A track ends (and its plate is read) once it has not been seen for "
+        "this long in media time. Longer survives occlusion; shorter emits sooner.",
+    )
+    activation_threshold: float = Field(
+        0.35,
+        ge=0.0,
+        le=1.0,
+        description="Detector confidence needed to start a new track.",
+    )
+    high_confidence: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Boxes at or above this are matched first; lower ones only extend tracks.",
+    )
+    minimum_iou: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Overlap needed to match a box to a track. Plates move fast relative to "
+        "their size, so keep this low.",
+    )
+    min_frames: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Tracks seen in fewer frames are treated as noise and give no event.",
+    )
+    best_crops: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="How many of a track's best crops (by size, sharpness, confidence and "
+        "distance from the frame edge) are kept for reading.",
+    )

@@ -1,0 +1,82 @@
+"""Recorded video files, with their media timestamps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+
+from streamer.sources.frame import DECODER_THREADS, Frame, Sampler, SourceError
+
+
+class FileSource:
+    """The frames of a recorded video file, with their media timestamps.
+
+    With ``realtime``, frames are released at their media time (as a camera would deliver
+    them) and the source counts as live, so a slow pipeline drops frames instead of lagging.
+    With ``rate_fps``, only the frames due at that rate are converted and handed on.
+    """
+
+    def __init__(
+        self, camera: str, path: Path, realtime: bool = False, rate_fps: float = 0.0
+    ) -> None:
+        self.camera = camera
+        self.path = path
+        self.live = realtime
+        self.rate_fps = rate_fps
+        self.decoded = 0
+        self._closed = threading.Event()
+
+    def open(self) -> cv2.VideoCapture:
+        """Open the file, failing with one line that names it and the reason.
+
+        Raises:
+            SourceError: when the file is missing, unreadable or not a video.
+        """
+        if not self.path.exists():
+            raise SourceError(f"{self.path}: no such file")
+        if not self.path.is_file():
+            raise SourceError(f"{self.path}: not a file")
+        capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, DECODER_THREADS)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(f"{self.path}: cannot open as video (unreadable or corrupt)")
+        return capture
+
+    def frames(self) -> Iterator[Frame]:
+        """Decode the file front to back; an empty file is an error, not a silent success."""
+        capture = self.open()
+        sampler = Sampler(self.rate_fps)
+        started = datetime.now(UTC)
+        started_clock = time.monotonic()
+        try:
+            while not self._closed.is_set():
+                if not capture.grab():
+                    break
+                index = self.decoded
+                self.decoded += 1
+                media_time = max(0.0, capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
+                if self.live:
+                    delay = started_clock + media_time - time.monotonic()
+                    if delay > 0 and self._closed.wait(delay):
+                        break
+                if not sampler.due(media_time):
+                    continue
+                ok, image = capture.retrieve()
+                if not ok:
+                    continue
+                yield Frame(
+                    self.camera, index, image, started + timedelta(seconds=media_time), media_time
+                )
+        finally:
+            capture.release()
+        if self.decoded == 0 and not self._closed.is_set():
+            raise SourceError(f"{self.path}: no frames could be decoded")
+
+    def close(self) -> None:
+        """Stop at the next frame."""
+        self._closed.set()
