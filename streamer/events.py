@@ -18,6 +18,11 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _parse(text: str) -> datetime:
+    """The moment :func:`iso` wrote."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 class CameraState(StrEnum):
     """Where a camera stands. A live camera is ``online``, ``offline`` or ``reconnecting``
     (the states its :class:`CameraStatus` events report); a recorded file is ``file``
@@ -32,9 +37,22 @@ class CameraState(StrEnum):
     FAILED = "failed"
 
 
+class Phase(StrEnum):
+    """Which of a vehicle's plate events this is: ``early`` while it is still in view, as
+    soon as its reads agree; ``final`` when its track has ended, with the vote over its
+    best crops. Both carry the vehicle's one ``event_id``."""
+
+    EARLY = "early"
+    FINAL = "final"
+
+
 @dataclass(frozen=True)
 class PlateEvent:
-    """One vehicle's plate, read and checked. ``to_json()`` is the documented event shape."""
+    """One vehicle's plate, read and checked. ``to_json()`` is the documented event shape.
+
+    ``previous_plate_number`` is set on a final event whose plate differs from its early
+    event's.
+    """
 
     camera: str
     plate_number: str
@@ -50,7 +68,14 @@ class PlateEvent:
     crop_path: str | None = None
     snapshot_path: str | None = None
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    phase: Phase = Phase.FINAL
+    previous_plate_number: str | None = None
     type: str = "plate"
+
+    @property
+    def key(self) -> str:
+        """Unique per event and phase: ``<event_id>:<phase>`` (the webhooks' Idempotency-Key)."""
+        return f"{self.event_id}:{self.phase}"
 
     def with_evidence(self, crop_path: str | None, snapshot_path: str | None) -> PlateEvent:
         """A copy with the evidence file paths filled in."""
@@ -58,7 +83,7 @@ class PlateEvent:
 
     def to_json(self) -> dict[str, Any]:
         """The event as a JSON-ready dict (one line of the events log)."""
-        return {
+        record: dict[str, Any] = {
             "type": self.type,
             "event_id": self.event_id,
             "camera": self.camera,
@@ -74,7 +99,44 @@ class PlateEvent:
             "dues_result": self.dues_result.to_json(),
             "crop_path": self.crop_path,
             "snapshot_path": self.snapshot_path,
+            "phase": self.phase,
         }
+        if self.previous_plate_number:
+            record["previous_plate_number"] = self.previous_plate_number
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> PlateEvent:
+        """The event of one line of the events log (the inverse of :meth:`to_json`).
+
+        Raises:
+            KeyError, TypeError, ValueError: when ``record`` is not a plate event.
+        """
+        dues = record["dues_result"]
+        return cls(
+            camera=str(record["camera"]),
+            plate_number=str(record["plate_number"]),
+            confidence=float(record["confidence"]),
+            detector_confidence=float(record["detector_confidence"]),
+            bbox=tuple(int(v) for v in record["bbox"]),  # type: ignore[arg-type]
+            first_seen=_parse(record["first_seen"]),
+            last_seen=_parse(record["last_seen"]),
+            media_time_s=None if record["media_time_s"] is None else float(record["media_time_s"]),
+            frames=int(record["frames"]),
+            format_valid=bool(record["format_valid"]),
+            dues_result=DuesResult(
+                bool(dues["found"]),
+                bool(dues["dues_pending"]),
+                float(dues["amount"]),
+                str(dues["message"]),
+                dues.get("possible_match"),
+            ),
+            crop_path=record.get("crop_path"),
+            snapshot_path=record.get("snapshot_path"),
+            event_id=str(record["event_id"]),
+            phase=Phase(record.get("phase", Phase.FINAL)),
+            previous_plate_number=record.get("previous_plate_number"),
+        )
 
 
 @dataclass(frozen=True)
@@ -87,6 +149,11 @@ class CameraStatus:
     at: datetime
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     type: str = "camera_status"
+
+    @property
+    def key(self) -> str:
+        """Unique per event: its ``event_id``."""
+        return self.event_id
 
     def to_json(self) -> dict[str, Any]:
         """The status as a JSON-ready dict (one line of the events log)."""

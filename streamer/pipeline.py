@@ -36,7 +36,7 @@ from streamer.stores.dues import Dues
 from streamer.vision.detect import Detector, filter_detections
 from streamer.vision.motion import MotionGate
 from streamer.vision.region import region, to_frame
-from streamer.vision.track import FinishedTrack, PlateTracker
+from streamer.vision.track import FinishedTrack, OpenTrack, PlateTracker
 
 logger = logging.getLogger(__name__)
 
@@ -173,11 +173,18 @@ class CameraPipeline:
         self.stats = CameraStats()
         self.state = CameraState.STARTING
         self.stop = asyncio.Event()
-        self._reports: asyncio.Queue[FinishedTrack | CameraStatus | None] = asyncio.Queue(
-            REPORT_QUEUE
+        self._reports: asyncio.Queue[OpenTrack | FinishedTrack | CameraStatus | None] = (
+            asyncio.Queue(REPORT_QUEUE)
         )
         self._in_flight: deque[_InFlight] = deque()
         self._status_puts: set[asyncio.Task[None]] = set()
+        # Detection regardless of motion: the frames left to detect since the source
+        # (re)connected, and the source clock of the last frame sent to detection.
+        self._connection: int | None = None
+        self._start_frames_left = 0
+        self._last_detected: float | None = None
+        # Tracks that gave an early event: their final event is the same vehicle's.
+        self._early: set[int] = set()
 
     def snapshot(self) -> CameraSnapshot:
         """The camera's state and counters now."""
@@ -250,13 +257,37 @@ class CameraPipeline:
         return self.stats
 
     async def _examine(self, frame: Frame, decoded: int) -> None:
-        """Start detecting ``frame``, unless nothing moved since the last examined frame."""
-        # The motion gate compares with the frame before, so it runs in frame order.
+        """Start detecting ``frame``, unless nothing moved since the last examined frame
+        and nothing else asks for it (see :meth:`_must_detect`)."""
+        if frame.connection != self._connection:  # started, or reconnected
+            self._connection = frame.connection
+            self._start_frames_left = self.camera.detection.start_frames
+            self.motion = MotionGate(self.camera.detection) if self.motion else None
+        must = self._must_detect(frame)
+        # The motion gate compares with the frame before, so it runs in frame order (and
+        # sees every examined frame, detected or not).
         motion = self.motion
         moved = motion is None or await asyncio.to_thread(motion.moved, frame.image)
-        loop = asyncio.get_running_loop()
-        detecting = loop.run_in_executor(None, self.detect, frame) if moved else None
+        detecting = None
+        if moved or must:
+            self._last_detected = frame.clock_s
+            detecting = asyncio.get_running_loop().run_in_executor(None, self.detect, frame)
         self._in_flight.append(_InFlight(frame, detecting, decoded))
+
+    def _must_detect(self, frame: Frame) -> bool:
+        """Whether to detect ``frame`` even if nothing moved: one of the first frames after
+        the source (re)connected (a vehicle may stand in view), or due at the camera's
+        ``unread_rate_fps`` while an open track's plate is not read with confidence (a
+        vehicle that stopped before it was read)."""
+        if self._start_frames_left > 0:
+            self._start_frames_left -= 1
+            return True
+        rate = self.camera.detection.unread_rate_fps
+        return (
+            rate > 0
+            and self.tracker.unsettled
+            and (self._last_detected is None or frame.clock_s - self._last_detected >= 1 / rate)
+        )
 
     async def _track_oldest(self, keep: int) -> None:
         """Track the oldest frames in flight, in order, until ``keep`` are left."""
@@ -271,6 +302,11 @@ class CameraPipeline:
                 finished = self.tracker.update(oldest.frame, detections)
             for track in finished:
                 await self._reports.put(track)
+            events = self.camera.events
+            for progressed in (
+                self.tracker.progress(events.max_event_delay_s) if events.early else []
+            ):
+                await self._reports.put(progressed)
             self.stats.count_frame(oldest.frame, oldest.decoded)
             if self.on_frame is not None:
                 self.on_frame(oldest.frame)
@@ -300,9 +336,13 @@ class CameraPipeline:
             except Exception:
                 logger.exception("camera %s: sink %s failed", self.camera.name, type(sink).__name__)
 
-    def _report_and_deliver(self, track: FinishedTrack) -> PlateEvent | Skipped:
-        """The track's event, delivered (blocking; runs in a worker thread)."""
-        result = self.reporter.report(track)
+    def _report_and_deliver(self, track: OpenTrack | FinishedTrack) -> PlateEvent | Skipped | None:
+        """The track's event (early for an open track, if its reads agree; final for a
+        finished one), delivered (blocking; runs in a worker thread)."""
+        if isinstance(track, OpenTrack):
+            result = self.reporter.progress(track)
+        else:
+            result = self.reporter.report(track)
         if isinstance(result, PlateEvent):
             self.deliver(result)
         return result
@@ -312,17 +352,33 @@ class CameraPipeline:
             if isinstance(item, CameraStatus):
                 await asyncio.to_thread(self.deliver, item)
                 continue
-            self.stats.tracks += 1
             try:
                 result = await asyncio.to_thread(self._report_and_deliver, item)
             except Exception:
                 logger.exception("camera %s: track %d failed", self.camera.name, item.track_id)
                 continue
+            if isinstance(item, OpenTrack):
+                if result is not None:  # read with confidence (or a repeat): settled
+                    self.tracker.settle(item.track_id)
+                if isinstance(result, PlateEvent):
+                    self._early.add(item.track_id)
+                    self._count(result)
+                elif result is Skipped.MERGED:
+                    self.stats.merged += 1
+                continue
+            self.stats.tracks += 1
+            was_early = item.track_id in self._early
+            self._early.discard(item.track_id)
             if result is Skipped.UNREADABLE:
                 self.stats.unread += 1
-            elif result is Skipped.MERGED:
+            elif result is Skipped.MERGED and not was_early:
                 self.stats.merged += 1
             elif isinstance(result, PlateEvent):
-                self.stats.events += 1
-                self.stats.dues_events += result.dues_result.dues_pending
+                if not was_early:
+                    self._count(result)
                 self.stats.events_list.append(result)
+
+    def _count(self, event: PlateEvent) -> None:
+        """A vehicle's first event (early, or final without an early one)."""
+        self.stats.events += 1
+        self.stats.dues_events += event.dues_result.dues_pending

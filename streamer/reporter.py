@@ -1,5 +1,5 @@
-"""From a finished track to its vehicle's event: read the plate, merge repeats, look up
-the dues, save the evidence.
+"""From a track to its vehicle's events: read the plate, merge repeats, look up the dues,
+save the evidence; early while the vehicle is in view, final when its track ends.
 
 A camera's :class:`TrackReporter` runs in its reading task, apart from detection. Its
 :class:`Deduplicator` merges a repeat of the same plate seen within the configured window
@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from streamer.config import CameraConfig, DedupConfig
 from streamer.delivery.recordings import EvidenceWriter
-from streamer.events import PlateEvent
-from streamer.reading.ocr import OcrEngine
-from streamer.reading.read import PlateReader
+from streamer.events import Phase, PlateEvent
+from streamer.reading.ocr import OcrEngine, TextRead
+from streamer.reading.read import PlateRead, PlateReader
 from streamer.stores.dues import Dues
-from streamer.vision.track import FinishedTrack
+from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop, Track
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,24 @@ class Deduplicator:
         return True
 
 
+def finals_of(earlies: Sequence[dict[str, Any]], dues: Dues) -> list[PlateEvent]:
+    """The final events of early events whose tracks a crash ended (as the events log has
+    them): their plate as the early read had it, with the dues looked up again."""
+    finals = []
+    for record in earlies:
+        try:
+            early = PlateEvent.from_json(record)
+        except (KeyError, TypeError, ValueError) as error:
+            logger.error("early event %s cannot be finalised: %r", record.get("event_id"), error)
+            continue
+        finals.append(
+            replace(early, phase=Phase.FINAL, dues_result=dues.lookup(early.plate_number))
+        )
+    if finals:
+        logger.warning("finalising %d early event(s) whose track a restart ended", len(finals))
+    return finals
+
+
 class Skipped(StrEnum):
     """Why a finished track gave no event."""
 
@@ -63,12 +83,30 @@ class StageTimer(Protocol):
         ...
 
 
+@dataclass
+class _Vehicle:
+    """What the reporter knows of an open track: each crop's read (each crop is read once),
+    its early event, and whether its plate was a repeat of a recent vehicle."""
+
+    reads: dict[PlateCrop, TextRead] = field(default_factory=dict)
+    early: PlateEvent | None = None
+    merged: bool = False
+
+
 class TrackReporter:
-    """Turns one camera's finished tracks into plate events.
+    """Turns one camera's tracks into plate events: an early event as soon as an open
+    track's reads agree (:meth:`progress`), and a final one when it ends (:meth:`report`).
+
+    The early rule: ``events.early_reads`` reads of the track's best ``reader.crops`` crops
+    give the same plate and their vote's confidence is at least ``events.early_confidence``
+    or, once the track is overdue (in view ``events.max_event_delay_s``), any plate the
+    reads agree on. The final event votes over the best crops of the whole track (reads
+    already made are not made again) and keeps the early event's ``event_id``.
 
     Example:
         >>> reporter = TrackReporter(camera, engine, dues, evidence)
-        >>> event = reporter.report(track)   # a PlateEvent, or why there is none
+        >>> reporter.progress(open_track)   # an early PlateEvent, or None (not yet)
+        >>> reporter.report(finished)       # the final PlateEvent, or why there is none
     """
 
     def __init__(
@@ -80,24 +118,81 @@ class TrackReporter:
         timer: StageTimer | None = None,
     ) -> None:
         self.camera = camera.name
+        self.events = camera.events
         self.reader = PlateReader(engine, camera.reader, camera.plates)
         self.dedup = Deduplicator(camera.dedup)
         self.dues = dues
         self.evidence = evidence
         self.timer = timer
+        self._vehicles: dict[int, _Vehicle] = {}
+
+    def progress(self, track: OpenTrack) -> PlateEvent | Skipped | None:
+        """The early event of an open track whose reads now agree; ``Skipped.MERGED`` when
+        its plate repeats a recent vehicle's; ``None`` while they do not agree yet
+        (blocking; runs in a worker thread)."""
+        vehicle = self._vehicles.setdefault(track.track_id, _Vehicle())
+        if vehicle.early is not None or vehicle.merged:
+            return None
+        read = self._read(vehicle, track)
+        if read is None:
+            return None
+        agreeing = sum(vote == read.text for vote in read.votes)
+        confident = (
+            agreeing >= self.events.early_reads and read.confidence >= self.events.early_confidence
+        )
+        if not (confident or track.overdue):
+            return None
+        if not self.dedup.admit(read.text, track.first_seen, track.last_seen):
+            vehicle.merged = True
+            logger.info("camera %s: %s seen again, merged", self.camera, read.text)
+            return Skipped.MERGED
+        vehicle.early = self._event(track, read, Phase.EARLY)
+        return vehicle.early
 
     def report(self, track: FinishedTrack) -> PlateEvent | Skipped:
-        """Read, merge and check one finished track (blocking; runs in a worker thread)."""
-        started = time.perf_counter()
-        read = self.reader.read(track.crops)
-        if self.timer is not None:
-            self.timer.observe("ocr", self.camera, time.perf_counter() - started)
+        """The final event of a finished track: its early event's, with the vote over the
+        whole track, or a new one (blocking; runs in a worker thread)."""
+        vehicle = self._vehicles.pop(track.track_id, None) or _Vehicle()
+        read = self._read(vehicle, track)
+        early = vehicle.early
+        if early is not None:
+            if read is None:  # the best crops no longer agree: the early read stands
+                dues = self.dues.lookup(early.plate_number)
+                return replace(
+                    early,
+                    phase=Phase.FINAL,
+                    last_seen=track.last_seen,
+                    frames=track.frames,
+                    dues_result=dues,
+                )
+            self.dedup.admit(read.text, track.first_seen, track.last_seen)
+            return self._event(track, read, Phase.FINAL, early)
         if read is None:
             logger.debug("camera %s: track %d unreadable", self.camera, track.track_id)
             return Skipped.UNREADABLE
         if not self.dedup.admit(read.text, track.first_seen, track.last_seen):
             logger.info("camera %s: %s seen again, merged", self.camera, read.text)
             return Skipped.MERGED
+        return self._event(track, read, Phase.FINAL)
+
+    def _read(self, vehicle: _Vehicle, track: Track) -> PlateRead | None:
+        """The vote over the track's best ``reader.crops`` crops, reading those not read."""
+        chosen = track.crops[: self.reader.reader.crops]
+        vehicle.reads = {crop: vehicle.reads[crop] for crop in chosen if crop in vehicle.reads}
+        unread = [crop for crop in chosen if crop not in vehicle.reads]
+        if unread:
+            started = time.perf_counter()
+            for crop in unread:
+                vehicle.reads[crop] = self.reader.read_crop(crop.image)
+            if self.timer is not None:
+                self.timer.observe("ocr", self.camera, time.perf_counter() - started)
+        return self.reader.agree(chosen, [vehicle.reads[crop] for crop in chosen])
+
+    def _event(
+        self, track: Track, read: PlateRead, phase: Phase, early: PlateEvent | None = None
+    ) -> PlateEvent:
+        """The event of ``read``, with its dues and evidence; a final one keeps the event id
+        of its ``early`` event (and names the early plate where it changed)."""
         event = PlateEvent(
             camera=self.camera,
             plate_number=read.text,
@@ -110,11 +205,21 @@ class TrackReporter:
             frames=track.frames,
             format_valid=read.format_valid,
             dues_result=self.dues.lookup(read.text),
+            phase=phase,
         )
+        if early is not None:
+            changed = early.plate_number != read.text
+            event = replace(
+                event,
+                event_id=early.event_id,
+                previous_plate_number=early.plate_number if changed else None,
+            )
         if self.evidence is not None:
             try:
                 event = event.with_evidence(*self.evidence.save(event, read.crop))
             except OSError as error:
                 logger.error("camera %s: evidence not saved: %s", self.camera, error)
-        logger.debug("camera %s: %s (votes %s)", self.camera, read.text, ",".join(read.votes))
+        logger.debug(
+            "camera %s: %s %s (votes %s)", self.camera, phase, read.text, ",".join(read.votes)
+        )
         return event

@@ -36,6 +36,7 @@ from streamer.delivery.sinks import JsonLinesSink, Sink
 from streamer.delivery.webhooks import WebhookSender
 from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, CameraStats, FrameCallback, Stages
 from streamer.reading.ocr import EnginePool, OcrEngine, OcrError
+from streamer.reporter import finals_of
 from streamer.stores.dues import DuesError, SqliteDues
 from streamer.stores.history import EventHistory
 from streamer.vision.detect import Detector, YoloDetector
@@ -164,15 +165,12 @@ class Service:
             log = JsonLinesSink(events_log, config.events_log_max_bytes, config.events_log_backups)
             self._exit.callback(log.close)
             self._evidence = EvidenceWriter(config.recordings)
-            if config.webhooks:
-                # First of the sinks: the outbox commits each event, then logs it, before
-                # anything else sees it (see OutboxSink).
-                self.outbox = Outbox(config.outbox, config.webhooks)
-                guarded = OutboxSink(self.outbox, log, self._wake_senders)
-                guarded.recover()
-                sinks.append(guarded)
-            else:
-                sinks.append(log)
+            # First of the sinks: the outbox commits each event, then logs it, before
+            # anything else sees it (see OutboxSink).
+            outbox = self.outbox = Outbox(config.outbox, config.webhooks)
+            guarded = OutboxSink(outbox, log, self._wake_senders)
+            guarded.recover()
+            sinks.append(guarded)
         except (DuesError, OutboxError, OSError) as error:
             raise StartupError(str(error)) from None
         detector = options.detector or build_detector(config)
@@ -195,9 +193,11 @@ class Service:
                 self.metrics,
                 lambda: [pipeline.snapshot() for pipeline in self.pipelines],
             )
-        stages = Stages(
-            detector, engines, dues, [*sinks, *options.extra_sinks], self._evidence, self.metrics
-        )
+        sinks += options.extra_sinks
+        for final in finals_of(outbox.orphans(), dues):  # a crash ended their tracks
+            for sink in sinks:
+                sink.send(final)
+        stages = Stages(detector, engines, dues, sinks, self._evidence, self.metrics)
         self.pipelines = [
             CameraPipeline(camera, stages, on_frame=options.on_frame) for camera in cameras
         ]
@@ -211,7 +211,7 @@ class Service:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self.request_stop, signum)
                 self._exit.callback(loop.remove_signal_handler, signum)
-        if self.outbox is not None:
+        if config.webhooks:
             session = await self._exit.enter_async_context(aiohttp.ClientSession())
             self.senders = [WebhookSender(hook, self.outbox, session) for hook in config.webhooks]
             for sender in self.senders:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -65,6 +66,26 @@ def frame_at(video: Path, seconds: float) -> np.ndarray:
     capture.release()
     assert ok, f"no frame at {seconds}s in {video}"
     return image
+
+
+def vehicles(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The final plate event of each vehicle, in the order the vehicles first appeared.
+
+    Checks what a consumer relies on: one ``event_id`` per vehicle, at most one early
+    event and then exactly one final event per ``event_id``.
+    """
+    phases: dict[str, list[str]] = {}
+    finals: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.get("type") != "plate":
+            continue
+        event_id = str(record["event_id"])
+        phases.setdefault(event_id, []).append(str(record["phase"]))
+        if record["phase"] == "final":
+            finals[event_id] = record
+    for event_id, seen in phases.items():
+        assert seen in (["final"], ["early", "final"]), (event_id, seen)
+    return [finals[event_id] for event_id in phases]
 
 
 def make_config(tmp_path: Path, **overrides: object) -> Config:

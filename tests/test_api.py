@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -372,7 +373,9 @@ def test_cameras_metrics_and_the_live_stream(
                 if line.startswith("event: "):
                     kind = line.removeprefix("event: ")
                 elif line.startswith("data: ") and kind == "plate":
-                    received.append(json.loads(line.removeprefix("data: ")))
+                    event = json.loads(line.removeprefix("data: "))
+                    if event["phase"] == "final":  # each vehicle's early event came first
+                        received.append(event)
                     if len(received) == len(short_clip.vehicles):
                         return received
         return received
@@ -400,7 +403,10 @@ def test_cameras_metrics_and_the_live_stream(
     assert 'streamer_events_total{camera="gate",dues_pending="false"} 2.0' in metrics
     assert 'streamer_frames_processed_total{camera="gate"} ' in metrics
     assert 'streamer_detect_seconds_count{camera="gate"}' in metrics
-    assert 'streamer_ocr_seconds_count{camera="gate"} 2.0' in metrics
+    # every read of a crop is timed: early reads and the final vote's remaining crops
+    reads = re.search(r'streamer_ocr_seconds_count\{camera="gate"\} (\S+)', metrics)
+    assert reads is not None
+    assert float(reads.group(1)) >= 2
     assert 'streamer_camera_up{camera="standby"} 0.0' in metrics
     # /health reads the same snapshot as /api/cameras
     health = call("GET", f"{url}/health", headers={})[1]

@@ -16,7 +16,7 @@ from streamer.config import DetectionConfig
 from streamer.stores.dues import SqliteDues
 from streamer.tools.demo import DEMO_VEHICLES, DemoManifest, seed_demo_dues
 
-from conftest import frame_at
+from conftest import frame_at, vehicles
 
 
 def streamer(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -59,7 +59,7 @@ def demo_replay(
     seed_demo_dues(SqliteDues(tmp_path / "dues.sqlite"))
     out = tmp_path / "out.jsonl"
     result = streamer("replay", demo_video.path, "--config", config, "--events-out", out)
-    return result, read_events(out) if out.exists() else [], tmp_path
+    return result, vehicles(read_events(out)) if out.exists() else [], tmp_path
 
 
 def test_replay_gives_one_correct_event_per_vehicle(
@@ -117,7 +117,7 @@ def test_run_keeps_other_cameras_going_when_a_file_is_missing(
     assert result.returncode == 1
     assert "no-such-video.mp4: no such file" in result.stderr
     assert "Traceback" not in result.stderr
-    events = read_events(tmp_path / "events.jsonl")
+    events = vehicles(read_events(tmp_path / "events.jsonl"))
     assert [(e["camera"], e["plate_number"]) for e in events] == [
         ("good", v.plate) for v in short_clip.vehicles
     ]
@@ -255,4 +255,6 @@ def test_replay_reads_the_plates_with_either_engine(
     out = tmp_path / "events.jsonl"
     result = streamer("replay", short_clip.path, "--config", config, "--events-out", out)
     assert result.returncode == 0, result.stderr
-    assert [e["plate_number"] for e in read_events(out)] == [v.plate for v in short_clip.vehicles]
+    assert [e["plate_number"] for e in vehicles(read_events(out))] == [
+        v.plate for v in short_clip.vehicles
+    ]

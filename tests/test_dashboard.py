@@ -53,9 +53,13 @@ def test_new_events_appear_on_the_open_page(
         assert "Toll unpaid" in row.text
         plain = browser.find(f'#events [data-plate="{first}"]')[0]
         assert "dues" not in (plain.get_attribute("class") or "").split()
-        # Newest on top.
-        plates = [e.get_attribute("data-plate") for e in browser.find("#events [data-plate]")]
-        assert plates == [second, first]
+        # One row per vehicle, its early event replaced in place by its final one.
+        browser.wait_for(f'#events [data-plate="{second}"][data-phase="final"]', timeout=30)
+        rows = browser.find("#events [data-plate]")
+        assert [(e.get_attribute("data-plate"), e.get_attribute("data-phase")) for e in rows] == [
+            (second, "final"),  # newest on top
+            (first, "final"),
+        ]
         # Thumbnails load through the token.
         assert browser.execute(
             "return [...document.querySelectorAll('#events img')]"

@@ -26,7 +26,7 @@ from streamer.service import Service, ServiceOptions
 from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
-from conftest import make_config
+from conftest import make_config, vehicles
 
 #: Fast reconnection for tests; the defaults suit real cameras.
 FAST_LIVE = {
@@ -94,11 +94,9 @@ class Daemon:
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
     def plates(self, camera: str) -> list[object]:
-        return [
-            r["plate_number"]
-            for r in self.records()
-            if r["type"] == "plate" and r["camera"] == camera
-        ]
+        """The plates of the vehicles whose final events are in the log."""
+        finals = [r for r in self.records() if r.get("phase") == "final"]
+        return [r["plate_number"] for r in vehicles(finals) if r["camera"] == camera]
 
     def statuses(self, camera: str) -> list[tuple[object, object]]:
         return [

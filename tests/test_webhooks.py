@@ -30,7 +30,7 @@ from streamer.stores.dues import SqliteDues
 from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 
-from conftest import make_config
+from conftest import make_config, vehicles
 
 FAST_RETRY = {"retry_initial_s": 0.2, "retry_max_s": 1.0}
 
@@ -76,8 +76,11 @@ def without_cameras(config: Config) -> Config:
 
 
 def logged_events(config: Config) -> dict[str, dict[str, object]]:
-    lines = config.events_log.read_text().splitlines()
-    return {e["event_id"]: e for e in map(json.loads, lines) if e["type"] == "plate"}
+    """The plate events of the log by their Idempotency-Key (``<event_id>:<phase>``), after
+    checking that each vehicle has one event_id, an early event and then a final one."""
+    records = [json.loads(line) for line in config.events_log.read_text().splitlines()]
+    assert all(e["phase"] == "final" for e in vehicles(records))
+    return {f"{e['event_id']}:{e['phase']}": e for e in records if e["type"] == "plate"}
 
 
 @pytest.mark.parametrize(
@@ -103,7 +106,7 @@ def test_every_event_arrives_despite_failures(
     config = config_for(tmp_path, short_clip, [{"url": receiver.url, **FAST_RETRY, **webhook}])
     service = run_daemon(config, detector, engine)
     events = logged_events(config)
-    assert len(events) == 2
+    assert len(events) == 4  # two vehicles, each early and final
     assert receiver.delivered == events  # exactly once after dedup on Idempotency-Key
     assert len(receiver.requests) > len(events)  # failures were retried
     assert service.senders[0].stats.failed_attempts >= 1
@@ -154,12 +157,17 @@ def test_signature_verifies_and_dues_filter_applies(
         alerts.stop()
     events = logged_events(config)
     assert everything.delivered == events
-    assert [e["plate_number"] for e in alerts.delivered.values()] == [short_clip.vehicles[1].plate]
+    alerted = [(e["plate_number"], e["phase"]) for e in alerts.delivered.values()]
+    assert alerted == [
+        (short_clip.vehicles[1].plate, "early"),
+        (short_clip.vehicles[1].plate, "final"),
+    ]
     for request in everything.requests:
         assert verify("s3cret", request.headers, request.body)
         assert not verify("wrong", request.headers, request.body)
         assert not verify("s3cret", request.headers, request.body + b" ")
-        assert request.headers["Idempotency-Key"] == request.event["event_id"]
+        event = request.event
+        assert request.headers["Idempotency-Key"] == f"{event['event_id']}:{event['phase']}"
     for request in alerts.requests:
         assert verify("other", request.headers, request.body)
 
@@ -177,7 +185,7 @@ def test_crop_attachment(
         tmp_path, short_clip, [{"url": receiver.url, "attach_crop": mode, "secret": "k"}]
     )
     run_daemon(config, detector, engine)
-    assert len(receiver.requests) == 2
+    assert len(receiver.requests) == 4  # two vehicles, each early and final
     for request in receiver.requests:
         jpeg = (
             base64.b64decode(request.event["crop_jpeg_base64"])
@@ -201,8 +209,8 @@ def test_refused_for_good_goes_to_dead_letters_and_can_be_retried(
     receiver.behaviour = Behaviour(status=422)
     config = config_for(tmp_path, short_clip, [{"url": receiver.url, "name": "crm"}])
     service = run_daemon(config, detector, engine)
-    assert len(receiver.requests) == 2  # no retries of a 4xx
-    assert service.senders[0].stats.dead == 2
+    assert len(receiver.requests) == 4  # no retries of a 4xx (two vehicles, two phases)
+    assert service.senders[0].stats.dead == 4
     config_file = write_yaml(config, tmp_path / "streamer.yaml")
     cli = [sys.executable, "-m", "streamer", "outbox"]
     listing = subprocess.run(
@@ -211,7 +219,7 @@ def test_refused_for_good_goes_to_dead_letters_and_can_be_retried(
         text=True,
         check=True,
     ).stdout
-    assert listing.count("dead") == 2
+    assert listing.count("dead") == 4
     assert "HTTP 422" in listing
     retried = subprocess.run(
         [*cli, "retry", "--all", "--config", str(config_file)],
@@ -219,7 +227,7 @@ def test_refused_for_good_goes_to_dead_letters_and_can_be_retried(
         text=True,
         check=True,
     ).stdout
-    assert retried.startswith("2 deliveries pending again")
+    assert retried.startswith("4 deliveries pending again")
     receiver.behaviour = Behaviour(status=200)
     run_daemon(without_cameras(config), detector, engine)  # a restart delivers what is pending
     assert receiver.delivered == logged_events(config)
@@ -248,7 +256,7 @@ def test_dead_receiver_does_not_slow_the_events_log(
     )
     started = time.monotonic()
     service = run_daemon(config, detector, engine)
-    assert len(logged_events(config)) == 2
+    assert len(logged_events(config)) == 4
     assert receiver.delivered == {}
     assert time.monotonic() - started < 25  # did not wait for the hanging receiver
     assert service.outbox is not None
@@ -278,7 +286,7 @@ def test_sigkill_during_delivery_loses_nothing(
     finally:
         if daemon.poll() is None:
             daemon.kill()
-    assert len(receiver.delivered) < 2  # killed before everything went out
+    assert len(receiver.delivered) < 4  # killed before everything went out
     receiver.behaviour = Behaviour()
     write_yaml(without_cameras(config), path)
     result = subprocess.run(

@@ -44,7 +44,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             plate = d.payload.get("plate_number") or d.payload.get("status") or ""
             print(
                 f"{d.id:>7} {d.state:<9} {d.target:<16} {d.attempts:>3} {when} "
-                f"{d.event_id} {plate}  {d.last_error or ''}".rstrip()
+                f"{d.key} {plate}  {d.last_error or ''}".rstrip()
             )
     elif args.outbox_command == "retry":
         if args.id is None and not args.all:

@@ -38,7 +38,7 @@ from streamer.config.loader import (
     parse_config,
     substitute_env,
 )
-from streamer.config.reading import DedupConfig, PlatesConfig, ReaderConfig
+from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
 from streamer.config.sources import CameraConfig, LiveConfig
 from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
 
@@ -51,6 +51,7 @@ __all__ = [
     "DedupConfig",
     "DetectionConfig",
     "DuesConfig",
+    "EventsConfig",
     "HttpConfig",
     "LiveConfig",
     "ModelConfig",

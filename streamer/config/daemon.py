@@ -9,12 +9,12 @@ from pydantic import Field, model_validator
 
 from streamer.config.base import Section
 from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
-from streamer.config.reading import DedupConfig, PlatesConfig, ReaderConfig
+from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
 from streamer.config.sources import CameraConfig, LiveConfig
 from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
 
 #: Global sections that a camera may override key by key.
-CAMERA_OVERRIDABLE = ("detection", "tracker", "reader", "plates", "dedup", "live")
+CAMERA_OVERRIDABLE = ("detection", "tracker", "reader", "plates", "dedup", "events", "live")
 
 
 class HttpConfig(Section):
@@ -75,6 +75,7 @@ class Config(Section):
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
     plates: PlatesConfig = Field(default_factory=PlatesConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
     shutdown_timeout_s: float = Field(
         10.0,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
 from streamer.config.base import Section
+
+#: A vehicle's plate events: while it is in view, and when its track has ended.
+PhaseName = Literal["early", "final"]
 
 
 class WebhookConfig(Section):
@@ -31,6 +34,13 @@ class WebhookConfig(Section):
     )
     only_dues: bool = Field(
         False, description="Send only plate events whose dues are pending (alerts)."
+    )
+    phases: list[PhaseName] = Field(
+        default_factory=lambda: list(get_args(PhaseName)),
+        min_length=1,
+        description="Which of a vehicle's plate events to send: 'early' (while it is in view, "
+        "for alerts that must act at once) and 'final' (when its track ends, with the voted "
+        "plate). Both carry the same event_id.",
     )
     include_status: bool = Field(
         False, description="Also send camera_status events (online/offline/reconnecting)."

@@ -69,3 +69,36 @@ class DedupConfig(Section):
         description="A plate seen again on the same camera within this many seconds of its "
         "last sighting is merged into the first event instead of giving a new one.",
     )
+
+
+class EventsConfig(Section):
+    """When a vehicle is reported: early, while it is still in view, and finally when its
+    track ends (both with the same event_id)."""
+
+    early: bool = Field(
+        True,
+        description='Emit an early event ("phase": "early") as soon as the reads of a '
+        "track agree, while the vehicle is still in view; its final event follows with the "
+        "same event_id when the track ends. Off: one event per vehicle, when it has left.",
+    )
+    early_reads: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description="Reads of the track's best crops that must give the same plate before "
+        "the early event. 1 alerts sooner; 2 rarely reports a plate the final vote changes.",
+    )
+    early_confidence: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="...and the confidence of their vote must be at least this (it falls "
+        "with any disagreement between the reads).",
+    )
+    max_event_delay_s: float = Field(
+        3.0,
+        gt=0,
+        le=3600,
+        description="A vehicle in view this long is reported early with its best read so "
+        "far, even when the reads do not agree yet, so an alert never waits for it to leave.",
+    )

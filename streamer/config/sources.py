@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from streamer.config.base import Section
-from streamer.config.reading import DedupConfig, PlatesConfig, ReaderConfig
+from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
 from streamer.config.vision import DetectionConfig, TrackerConfig
 
 
@@ -70,6 +70,7 @@ class CameraConfig(Section):
     reader: ReaderConfig = Field(default_factory=ReaderConfig)
     plates: PlatesConfig = Field(default_factory=PlatesConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
 
     @field_validator("source")
     @classmethod

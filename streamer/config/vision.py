@@ -74,6 +74,22 @@ class DetectionConfig(Section):
         "must change for a frame to count as moving. Raise it for rain, foliage or a "
         "flickering light; 0 treats every change as motion.",
     )
+    start_frames: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="Frames detected after the camera starts or reconnects, whether or not "
+        "anything moves, so a vehicle already standing in view is found (a still scene "
+        "never trips the motion gate). At least tracker.min_frames.",
+    )
+    unread_rate_fps: float = Field(
+        1.0,
+        ge=0,
+        le=120,
+        description="While an open track's plate is not read with confidence yet, frames "
+        "are detected at least this often even when nothing moves, so a vehicle that "
+        "stopped before it could be read still is. 0: only on motion.",
+    )
     roi: tuple[float, float, float, float] | None = Field(
         None,
         description="Region of interest as fractions of the frame, [x1, y1, x2, y2] "

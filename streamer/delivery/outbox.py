@@ -22,7 +22,7 @@ from typing import Any
 
 from streamer.config import OutboxConfig, WebhookConfig
 from streamer.delivery.sinks import JsonLinesSink
-from streamer.events import CameraStatus, Event
+from streamer.events import CameraStatus, Event, PlateEvent
 
 logger = logging.getLogger(__name__)
 
@@ -40,15 +40,23 @@ PENDING, DELIVERED, DEAD = DeliveryState.PENDING, DeliveryState.DELIVERED, Deliv
 #: Called, from the thread that committed an event, with the webhooks it was queued for.
 WakeCallback = Callable[[Sequence[str]], None]
 
+#: The schema's version, kept in SQLite's ``user_version``. Version 1 keyed events by
+#: ``event_id`` alone; since a vehicle has an early and a final event with one event_id,
+#: version 2 keys them by ``key`` (``<event_id>:<phase>``).
+SCHEMA_VERSION = 2
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL UNIQUE,
+    event_id TEXT NOT NULL,
+    phase TEXT,
     type TEXT NOT NULL,
     payload TEXT NOT NULL,
     created_at REAL NOT NULL,
     logged INTEGER NOT NULL DEFAULT 1
 );
+CREATE INDEX IF NOT EXISTS events_by_id ON events (event_id, phase);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY,
     event INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
@@ -62,6 +70,48 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (target, state, id);
 """
+
+#: Events no delivery needs any more, and that are not an early event still waiting for
+#: its final one (:meth:`Outbox.orphans` finds those after a crash).
+_UNNEEDED = """
+DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event FROM deliveries)
+AND NOT (phase = 'early' AND NOT EXISTS (
+    SELECT 1 FROM events final WHERE final.event_id = events.event_id AND final.phase = 'final'
+))
+"""
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Bring an outbox of an older schema to :data:`SCHEMA_VERSION`, all or nothing."""
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    if version == SCHEMA_VERSION:
+        return
+    connection.isolation_level = None  # this function manages its one transaction
+    # An old table is renamed aside; deliveries must keep pointing at "events".
+    connection.execute("PRAGMA legacy_alter_table=ON")
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        old = "events" in tables
+        if old:
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
+            logged = "logged" if "logged" in columns else "1"  # before the column: logged
+            connection.execute("ALTER TABLE events RENAME TO events_v1")
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            connection.execute(statement)
+        if old:
+            # SQLite cannot change a table's keys: copy the rows, ids kept for deliveries.
+            connection.execute(
+                "INSERT INTO events (id, key, event_id, phase, type, payload, created_at, logged)"
+                f" SELECT id, event_id, event_id, NULL, type, payload, created_at, {logged} "
+                "FROM events_v1"
+            )
+            connection.execute("DROP TABLE events_v1")
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
 
 
 class OutboxError(RuntimeError):
@@ -81,12 +131,17 @@ class Delivery:
     event_id: str
     created_at: float
     payload: dict[str, Any]
+    #: Unique per event and phase (``<event_id>:<phase>``): the request's Idempotency-Key.
+    key: str
 
 
 def wants(webhook: WebhookConfig, event: Event) -> bool:
-    """Whether ``webhook``'s filter lets ``event`` through."""
+    """Whether ``webhook``'s filters let ``event`` through (``only_dues`` by the event's own
+    dues, so an early and a final event may differ)."""
     if isinstance(event, CameraStatus):
         return webhook.include_status
+    if event.phase not in webhook.phases:
+        return False
     return not webhook.only_dues or event.dues_result.dues_pending
 
 
@@ -107,19 +162,15 @@ class Outbox:
             config.database.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as connection:
                 connection.execute("PRAGMA journal_mode=WAL")
-                connection.executescript(_SCHEMA)
-                columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
-                if "logged" not in columns:  # an outbox from before the column
-                    connection.execute(
-                        "ALTER TABLE events ADD COLUMN logged INTEGER NOT NULL DEFAULT 1"
-                    )
+            with self._connect(foreign_keys=False) as connection:
+                _migrate(connection)
         except (OSError, sqlite3.Error) as error:
             raise OutboxError(f"outbox.database: cannot open {config.database}: {error}") from None
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
+    def _connect(self, foreign_keys: bool = True) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.config.database, timeout=30)) as connection:
-            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             connection.execute("PRAGMA synchronous=NORMAL")
             with connection:
                 yield connection
@@ -127,19 +178,21 @@ class Outbox:
     def add(self, event: Event) -> list[str]:
         """Commit ``event`` with a pending delivery per webhook that wants it.
 
-        Returns the webhooks it is queued for. When a webhook already has
-        ``max_pending`` pending deliveries, its oldest is moved to the dead letters.
+        Every event is kept (for a while), wanted or not, so that an early event whose
+        final one a crash prevented is found again (:meth:`orphans`). Returns the webhooks
+        it is queued for. When a webhook already has ``max_pending`` pending deliveries,
+        its oldest is moved to the dead letters.
         """
         targets = [w.label for w in self.webhooks if wants(w, event)]
-        if not targets:
-            return []
         now = time.time()
         payload = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        phase = event.phase if isinstance(event, PlateEvent) else None
         with self._connect() as connection:
             cursor = connection.execute(
-                "INSERT OR IGNORE INTO events (event_id, type, payload, created_at, logged) "
-                "VALUES (?, ?, ?, ?, 0)",
-                (event.event_id, event.type, payload, now),
+                "INSERT OR IGNORE INTO events "
+                "(key, event_id, phase, type, payload, created_at, logged) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (event.key, event.event_id, phase, event.type, payload, now),
             )
             if cursor.rowcount == 0:  # already queued (a replayed add): nothing new
                 return []
@@ -152,18 +205,30 @@ class Outbox:
                 )
         return targets
 
-    def logged(self, event_ids: Sequence[str]) -> None:
-        """Record that these events are in the events log."""
+    def logged(self, keys: Sequence[str]) -> None:
+        """Record that these events (by :attr:`~streamer.events.PlateEvent.key`) are in the
+        events log."""
         with self._connect() as connection:
             connection.executemany(
-                "UPDATE events SET logged = 1 WHERE event_id = ?", [(i,) for i in event_ids]
+                "UPDATE events SET logged = 1 WHERE key = ?", [(k,) for k in keys]
             )
 
-    def unlogged(self) -> list[dict[str, Any]]:
-        """Events committed here but not yet in the events log (a crash came between)."""
+    def unlogged(self) -> list[tuple[str, dict[str, Any]]]:
+        """Events committed here but not yet in the events log (a crash came between), as
+        (key, payload)."""
         with self._connect() as connection:
             rows = connection.execute(
-                "SELECT payload FROM events WHERE logged = 0 ORDER BY id"
+                "SELECT key, payload FROM events WHERE logged = 0 ORDER BY id"
+            ).fetchall()
+        return [(str(key), json.loads(payload)) for key, payload in rows]
+
+    def orphans(self) -> list[dict[str, Any]]:
+        """Early plate events whose final event never came (a crash ended their track)."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT payload FROM events early WHERE early.phase = 'early' AND NOT EXISTS "
+                "(SELECT 1 FROM events final WHERE final.event_id = early.event_id "
+                "AND final.phase = 'final') ORDER BY early.id"
             ).fetchall()
         return [json.loads(payload) for (payload,) in rows]
 
@@ -194,7 +259,7 @@ class Outbox:
         with self._connect() as connection:
             rows = connection.execute(
                 "SELECT d.id, d.target, d.state, d.attempts, d.next_at, d.last_error, "
-                f"e.event_id, e.created_at, e.payload FROM deliveries d JOIN events e "
+                f"e.event_id, e.created_at, e.payload, e.key FROM deliveries d JOIN events e "
                 f"ON e.id = d.event WHERE {where}",
                 args,
             ).fetchall()
@@ -209,6 +274,7 @@ class Outbox:
                 event_id=str(row[6]),
                 created_at=float(row[7]),
                 payload=json.loads(row[8]),
+                key=str(row[9]),
             )
             for row in rows
         ]
@@ -263,7 +329,7 @@ class Outbox:
         """Delete deliveries in ``state`` and events no delivery refers to any more."""
         with self._connect() as connection:
             count = connection.execute("DELETE FROM deliveries WHERE state = ?", (state,)).rowcount
-            connection.execute("DELETE FROM events WHERE id NOT IN (SELECT event FROM deliveries)")
+            connection.execute(_UNNEEDED, (time.time() - self.config.keep_delivered_s,))
         return count
 
     def purge_delivered(self) -> int:
@@ -273,7 +339,7 @@ class Outbox:
             count = connection.execute(
                 "DELETE FROM deliveries WHERE state = ? AND updated_at < ?", (DELIVERED, cutoff)
             ).rowcount
-            connection.execute("DELETE FROM events WHERE id NOT IN (SELECT event FROM deliveries)")
+            connection.execute(_UNNEEDED, (cutoff,))
         return count
 
     def counts(self) -> dict[tuple[str, DeliveryState], int]:
@@ -306,16 +372,15 @@ class OutboxSink:
         if targets and self.wake is not None:
             self.wake(targets)  # delivery need not wait for the log
         self.log.send(event)
-        if targets:
-            self.outbox.logged([event.event_id])
+        self.outbox.logged([event.key])
 
     def recover(self) -> int:
         """Log the events a crash committed but kept out of the log; returns how many."""
         records = self.outbox.unlogged()
         if records:
-            for record in records:
+            for _, record in records:
                 self.log.write(record)
-            self.outbox.logged([str(record["event_id"]) for record in records])
+            self.outbox.logged([key for key, _ in records])
             logger.warning(
                 "events log: added %d event(s) that a crash kept out of it", len(records)
             )

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from streamer.events import CameraStatus, Event
+from streamer.events import CameraStatus, Event, Phase
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +72,15 @@ class JsonLinesSink:
 
 
 class ConsoleSink:
-    """One readable line per event on a terminal stream (the CLI's ``run`` and ``demo``)."""
+    """One readable line per vehicle on a terminal stream (the CLI's ``run`` and ``demo``):
+    its first event (early, or final when there was no early one), and its final event
+    again only where that changed the plate or the dues."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self._lock = threading.Lock()
+        # The plate and dues each early event printed, until its final event comes.
+        self._early: dict[str, tuple[str, bool]] = {}
 
     def send(self, event: Event) -> None:
         """Print ``event`` as one line: time, camera, plate, confidence, dues; or a status."""
@@ -90,6 +94,15 @@ class ConsoleSink:
                 )
             return
         dues = event.dues_result
+        shown = (event.plate_number, dues.dues_pending)
+        note = ""
+        with self._lock:
+            if event.phase == Phase.EARLY:
+                self._early[event.event_id] = shown
+            elif (early := self._early.pop(event.event_id, None)) is not None:
+                if early == shown:
+                    return
+                note = f" (final; early read {early[0]})"
         if dues.dues_pending:
             status = f"DUES PENDING {dues.amount:.2f} ({dues.message})"
         elif dues.found:
@@ -105,7 +118,7 @@ class ConsoleSink:
         with self._lock:
             print(
                 f"{event.camera:<10} {where} {event.plate_number:<12}{valid} "
-                f"conf={event.confidence:.2f} {status}",
+                f"conf={event.confidence:.2f} {status}{note}",
                 file=self.stream,
                 flush=True,
             )

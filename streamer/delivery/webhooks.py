@@ -7,7 +7,8 @@ the ``Retry-After`` the receiver asked for); the sender holds back the whole web
 meanwhile, so a dead receiver is not hammered and order is kept. Any other 4xx is logged
 and moved to the dead letters. Senders are independent: a slow webhook delays nobody else.
 
-Every request carries ``Idempotency-Key: <event_id>``; with a secret, also
+Every request carries ``Idempotency-Key: <event_id>:<phase>`` (a camera status: its
+``event_id``), unique per request that is not a retry; with a secret, also
 ``X-Streamer-Timestamp`` and ``X-Streamer-Signature: sha256=<hex>``, the HMAC-SHA256 of
 ``"<timestamp>." + body`` (for multipart requests, the body of the ``event`` part).
 """
@@ -155,7 +156,7 @@ class WebhookSender:
             payload["crop_jpeg_base64"] = base64.b64encode(crop).decode()
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {
-            "Idempotency-Key": delivery.event_id,
+            "Idempotency-Key": delivery.key,
             "X-Streamer-Event": str(payload.get("type", "plate")),
             "User-Agent": "streamer-webhook/1",
         }

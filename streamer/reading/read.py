@@ -112,7 +112,11 @@ class PlateReader:
     def read(self, crops: Sequence[PlateCrop]) -> PlateRead | None:
         """The agreed plate of the best ``reader.crops`` crops, or ``None`` if unreadable."""
         chosen = list(crops[: self.reader.crops])
-        reads = [self.read_crop(crop.image) for crop in chosen]
+        return self.agree(chosen, [self.read_crop(crop.image) for crop in chosen])
+
+    def agree(self, chosen: Sequence[PlateCrop], reads: Sequence[TextRead]) -> PlateRead | None:
+        """The plate that the reads of ``chosen`` crops (one each, in order) agree on, or
+        ``None`` if there is none."""
         agreed = vote(reads, self.plates.formats)
         if agreed is None:
             return None

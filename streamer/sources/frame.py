@@ -41,6 +41,8 @@ class Frame:
         captured_at: wall-clock time of the frame (for a file: start of the replay plus
             the frame's media time, so gaps in the media keep their length).
         media_time_s: position in a recorded file in seconds; ``None`` for live sources.
+        connection: which connection of the source delivered it: 0 for a file, counting
+            up from 1 with each (re)connection of a live source.
     """
 
     camera: str
@@ -48,6 +50,7 @@ class Frame:
     image: np.ndarray = field(repr=False)
     captured_at: datetime
     media_time_s: float | None
+    connection: int = 0
 
     @property
     def clock_s(self) -> float:

@@ -96,7 +96,7 @@ class CaptureSource:
         """Frames for as long as the source runs, reconnecting whenever the stream fails."""
         delays = backoff_delays(self.config)
         sampler = Sampler(self.rate_fps)
-        attempt = 0
+        attempt = connection = 0
         while not self._closed.is_set():
             if attempt:
                 wait = next(delays)
@@ -109,6 +109,7 @@ class CaptureSource:
                 if not capture.isOpened():
                     self._report(CameraState.OFFLINE, f"cannot open {self.description}")
                     continue
+                connection += 1
                 last_frame = time.monotonic()
                 while not self._closed.is_set():
                     if not capture.grab():
@@ -129,7 +130,7 @@ class CaptureSource:
                         continue
                     ok, image = capture.retrieve()
                     if ok and image is not None:
-                        yield Frame(self.camera, index, image, datetime.now(UTC), None)
+                        yield Frame(self.camera, index, image, datetime.now(UTC), None, connection)
             finally:
                 capture.release()
 

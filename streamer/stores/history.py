@@ -36,7 +36,9 @@ def evidence_url(path: str | None, directory: Path) -> str | None:
 class EventHistory:
     """Recent events for ``/api/events`` and the live stream; a sink of the pipeline.
 
-    ``send`` is called from pipeline threads; subscribers are asyncio queues on the loop.
+    One record per vehicle: a final plate event takes the place of its early one (same
+    ``event_id``). ``send`` is called from pipeline threads; subscribers are asyncio
+    queues on the loop, and get every phase.
     """
 
     size: int
@@ -45,6 +47,8 @@ class EventHistory:
     subscribers: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
     loop: asyncio.AbstractEventLoop | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The kept record of each plate event's ``event_id`` (updated in place).
+    _vehicles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.events = deque(maxlen=self.size)
@@ -61,11 +65,24 @@ class EventHistory:
                 self._remember(json.loads(line))
 
     def _remember(self, record: dict[str, Any]) -> dict[str, Any]:
-        if record.get("type") == "plate":
-            record["crop_url"] = evidence_url(record.get("crop_path"), self.evidence)
-            record["snapshot_url"] = evidence_url(record.get("snapshot_path"), self.evidence)
+        if record.get("type") != "plate":
+            with self._lock:
+                self.events.append(record)
+            return record
+        record["crop_url"] = evidence_url(record.get("crop_path"), self.evidence)
+        record["snapshot_url"] = evidence_url(record.get("snapshot_path"), self.evidence)
         with self._lock:
+            kept = self._vehicles.get(str(record.get("event_id")))
+            if kept is not None:  # the vehicle's final event: its row changes in place
+                kept.clear()
+                kept.update(record)
+                return record
             self.events.append(record)
+            self._vehicles[str(record.get("event_id"))] = record
+            if len(self._vehicles) > 2 * self.size:  # forget what the window dropped
+                self._vehicles = {
+                    str(r.get("event_id")): r for r in self.events if r.get("type") == "plate"
+                }
         return record
 
     def send(self, event: Event) -> None:
@@ -105,7 +122,7 @@ class EventHistory:
     ) -> tuple[list[dict[str, Any]], int]:
         """Plate events newest first, filtered; the page and the total that matched."""
         with self._lock:
-            records = list(self.events)
+            records = [dict(record) for record in self.events]
         matches = [
             r
             for r in reversed(records)

@@ -266,6 +266,8 @@ def render_video(
     seconds_per_vehicle: float = 3.0,
     gap_seconds: float = 1.0,
     seed: int = 0,
+    stop_seconds: float = 0.0,
+    start_seconds: float = 0.0,
 ) -> DemoManifest:
     """Render the demo video: empty road, then each vehicle in turn, each followed by a gap.
 
@@ -278,6 +280,10 @@ def render_video(
         seconds_per_vehicle: How long each vehicle is in view.
         gap_seconds: Empty road before the first vehicle and after each one.
         seed: Seed of the random generator; the same seed gives the same video.
+        stop_seconds: How long each vehicle stands still at the barrier (as a car does
+            while it waits for it to lift), on top of ``seconds_per_vehicle``.
+        start_seconds: Where on that timeline the video starts: past ``gap_seconds``, the
+            first vehicle is already in view in the first frame.
 
     Returns:
         A manifest of the file, its timing and when each vehicle's plate is visible.
@@ -291,7 +297,10 @@ def render_video(
     background = _background(size, rng)
     sprites = [_vehicle_sprite(v, i, rng) for i, v in enumerate(vehicles)]
     noise = [rng.normal(0.0, 3.0, (height, width, 3)).astype(np.int16) for _ in range(8)]
-    frame_count = round((gap_seconds + len(vehicles) * (seconds_per_vehicle + gap_seconds)) * fps)
+    in_view = seconds_per_vehicle + stop_seconds
+    total = gap_seconds + len(vehicles) * (in_view + gap_seconds)
+    frame_count = round((total - start_seconds) * fps)
+    stop_at = seconds_per_vehicle * (_APPROACH + _DWELL)  # when it reaches the barrier
     seen: list[list[float]] = [[] for _ in vehicles]
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
@@ -302,16 +311,17 @@ def render_video(
         if not writer.isOpened():
             raise RuntimeError(f"OpenCV cannot open an MP4 (mp4v) writer for {temp}")
         for index in range(frame_count):
-            t = index / fps
+            t = start_seconds + index / fps
             frame = background.copy()
-            slot, offset = divmod(t - gap_seconds, seconds_per_vehicle + gap_seconds)
+            slot, offset = divmod(t - gap_seconds, in_view + gap_seconds)
             k = int(slot)
-            if 0 <= k < len(vehicles) and offset < seconds_per_vehicle:
-                scale, gx, gy = _pose(offset / seconds_per_vehicle, size, lanes[k])
+            if 0 <= k < len(vehicles) and offset < in_view:
+                moving = offset if offset < stop_at else max(stop_at, offset - stop_seconds)
+                scale, gx, gy = _pose(moving / seconds_per_vehicle, size, lanes[k])
                 _composite(frame, sprites[k], scale, gx, gy)
                 x0, y0, x1, y1 = _plate_box(scale, gx, gy)
                 if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
-                    seen[k].append(t)
+                    seen[k].append(index / fps)
             blurred = cv2.GaussianBlur(frame, (3, 3), 0.6).astype(np.int16)
             grain = noise[int(rng.integers(0, len(noise)))]
             writer.write(np.clip(blurred + grain, 0, 255).astype(np.uint8))

@@ -48,8 +48,8 @@ class PlateCrop:
 
 
 @dataclass(frozen=True)
-class FinishedTrack:
-    """A track that has ended, with its best crops (best first)."""
+class Track:
+    """A track as the reader sees it: when it was seen, and its best crops (best first)."""
 
     camera: str
     track_id: int
@@ -62,6 +62,20 @@ class FinishedTrack:
     def best(self) -> PlateCrop:
         """The highest-quality crop."""
         return self.crops[0]
+
+
+@dataclass(frozen=True)
+class OpenTrack(Track):
+    """A track still in view whose plate is not read with confidence yet, with something
+    new to read: a crop that entered its best ones, or ``overdue`` (in view longer than
+    the camera's ``events.max_event_delay_s``)."""
+
+    overdue: bool = False
+
+
+@dataclass(frozen=True)
+class FinishedTrack(Track):
+    """A track that has ended."""
 
 
 def sharpness(grey: np.ndarray) -> float:
@@ -114,6 +128,18 @@ class _LiveTrack:
     confidence: float = 0.0
     # min-heap of (quality, tiebreak, crop): the worst kept crop is at the top
     crops: list[tuple[float, int, PlateCrop]] = field(default_factory=list)
+    first_clock: float = 0.0
+    # Whether the best crops changed since the reader last saw them; whether the reader
+    # has read the plate with confidence (then it needs nothing more until the end); and
+    # whether it has been told the track is overdue.
+    changed: bool = False
+    settled: bool = False
+    told_overdue: bool = False
+
+    def view(self, camera: str) -> tuple[str, int, datetime, datetime, int, tuple[PlateCrop, ...]]:
+        """The fields of a :class:`Track` of this track (best crop first)."""
+        crops = tuple(crop for _, _, crop in sorted(self.crops, key=lambda e: -e[0]))
+        return camera, self.track_id, self.first_seen, self.last_seen, self.frames, crops
 
 
 class PlateTracker:
@@ -162,7 +188,11 @@ class PlateTracker:
             track = self._live.get(int(tracker_id))
             if track is None:
                 track = _LiveTrack(
-                    int(tracker_id), frame.captured_at, frame.captured_at, frame.clock_s
+                    int(tracker_id),
+                    frame.captured_at,
+                    frame.captured_at,
+                    frame.clock_s,
+                    first_clock=frame.clock_s,
                 )
                 self._live[int(tracker_id)] = track
             track.frames += 1
@@ -173,8 +203,10 @@ class PlateTracker:
             entry = (quality, next(self._tiebreak), crop)
             if len(track.crops) < self.config.best_crops:
                 heapq.heappush(track.crops, entry)
+                track.changed = True
             elif quality > track.crops[0][0]:
                 heapq.heapreplace(track.crops, entry)
+                track.changed = True
         self._last_clock = frame.clock_s
         return self._ended(frame)
 
@@ -209,6 +241,41 @@ class PlateTracker:
         ]
         return self._finish(ended)
 
+    @property
+    def unsettled(self) -> bool:
+        """Whether an open track's plate is not read with confidence yet."""
+        return any(not track.settled for track in self._live.values())
+
+    def settle(self, track_id: int) -> None:
+        """The reader has read this track's plate with confidence: it needs no more
+        :meth:`progress` until the track ends."""
+        if track_id in self._live:
+            self._live[track_id].settled = True
+
+    def progress(self, overdue_s: float | None = None) -> list[OpenTrack]:
+        """Unsettled open tracks with something new to read since the last call: a crop
+        that entered their best ones, or (once) that they have been in view for
+        ``overdue_s`` seconds. Tracks seen in fewer than ``min_frames`` frames are noise
+        until they are seen more, unless they are overdue."""
+        ready = []
+        for track in self._live.values():
+            if track.settled or not track.crops:
+                continue
+            overdue = (
+                overdue_s is not None
+                and self._last_clock is not None
+                and self._last_clock - track.first_clock >= overdue_s
+            )
+            newly_overdue = overdue and not track.told_overdue
+            if not (track.changed or newly_overdue):
+                continue
+            if track.frames < self.config.min_frames and not overdue:
+                continue
+            track.changed = False
+            track.told_overdue = track.told_overdue or overdue
+            ready.append(OpenTrack(*track.view(self.camera), overdue=overdue))
+        return ready
+
     def finish_all(self) -> list[FinishedTrack]:
         """End every open track (the source has ended)."""
         return self._finish(list(self._live))
@@ -217,12 +284,7 @@ class PlateTracker:
         finished = []
         for track_id in track_ids:
             track = self._live.pop(track_id)
-            if track.frames < self.config.min_frames or not track.crops:
+            if not track.crops or (track.frames < self.config.min_frames and not track.settled):
                 continue
-            crops = tuple(crop for _, _, crop in sorted(track.crops, key=lambda e: -e[0]))
-            finished.append(
-                FinishedTrack(
-                    self.camera, track_id, track.first_seen, track.last_seen, track.frames, crops
-                )
-            )
+            finished.append(FinishedTrack(*track.view(self.camera)))
         return finished
