@@ -27,4 +27,4 @@ format:
 	$(VENV)/bin/ruff check --fix streamer tests bench scripts
 
 clean:
-	rm -rf recordings/demo.mp4 recordings/events.jsonl recordings/dues.sqlite recordings/evidence
+	rm -rf recordings/demo.mp4 recordings/events.jsonl* recordings/dues.sqlite recordings/outbox.sqlite* recordings/evidence

@@ -34,7 +34,7 @@ from streamer.sources.frame import Frame, Source, SourceError, mask_url
 from streamer.sources.threads import read_in_thread
 from streamer.stores.dues import Dues
 from streamer.vision.detect import Detector, filter_detections
-from streamer.vision.motion import MotionGate
+from streamer.vision.motion import DetectionSchedule
 from streamer.vision.region import region, to_frame
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateTracker
 
@@ -169,7 +169,7 @@ class CameraPipeline:
         self.reporter = TrackReporter(
             camera, stages.engines(camera.reader), stages.dues, stages.evidence, stages.timer
         )
-        self.motion = MotionGate(camera.detection) if camera.detection.motion_gate else None
+        self.schedule = DetectionSchedule(camera.detection)
         self.stats = CameraStats()
         self.state = CameraState.STARTING
         self.stop = asyncio.Event()
@@ -178,11 +178,6 @@ class CameraPipeline:
         )
         self._in_flight: deque[_InFlight] = deque()
         self._status_puts: set[asyncio.Task[None]] = set()
-        # Detection regardless of motion: the frames left to detect since the source
-        # (re)connected, and the source clock of the last frame sent to detection.
-        self._connection: int | None = None
-        self._start_frames_left = 0
-        self._last_detected: float | None = None
         # Tracks that gave an early event: their final event is the same vehicle's.
         self._early: set[int] = set()
 
@@ -257,37 +252,14 @@ class CameraPipeline:
         return self.stats
 
     async def _examine(self, frame: Frame, decoded: int) -> None:
-        """Start detecting ``frame``, unless nothing moved since the last examined frame
-        and nothing else asks for it (see :meth:`_must_detect`)."""
-        if frame.connection != self._connection:  # started, or reconnected
-            self._connection = frame.connection
-            self._start_frames_left = self.camera.detection.start_frames
-            self.motion = MotionGate(self.camera.detection) if self.motion else None
-        must = self._must_detect(frame)
-        # The motion gate compares with the frame before, so it runs in frame order (and
-        # sees every examined frame, detected or not).
-        motion = self.motion
-        moved = motion is None or await asyncio.to_thread(motion.moved, frame.image)
+        """Start detecting ``frame`` if it is due (see :class:`DetectionSchedule`)."""
+        schedule = self.schedule
+        # The motion gate compares with the frame before, so it runs in frame order.
+        moved = await asyncio.to_thread(schedule.moved, frame) if schedule.motion else True
         detecting = None
-        if moved or must:
-            self._last_detected = frame.clock_s
+        if schedule.due(frame, moved, unread=self.tracker.unsettled):
             detecting = asyncio.get_running_loop().run_in_executor(None, self.detect, frame)
         self._in_flight.append(_InFlight(frame, detecting, decoded))
-
-    def _must_detect(self, frame: Frame) -> bool:
-        """Whether to detect ``frame`` even if nothing moved: one of the first frames after
-        the source (re)connected (a vehicle may stand in view), or due at the camera's
-        ``unread_rate_fps`` while an open track's plate is not read with confidence (a
-        vehicle that stopped before it was read)."""
-        if self._start_frames_left > 0:
-            self._start_frames_left -= 1
-            return True
-        rate = self.camera.detection.unread_rate_fps
-        return (
-            rate > 0
-            and self.tracker.unsettled
-            and (self._last_detected is None or frame.clock_s - self._last_detected >= 1 / rate)
-        )
 
     async def _track_oldest(self, keep: int) -> None:
         """Track the oldest frames in flight, in order, until ``keep`` are left."""
@@ -324,9 +296,14 @@ class CameraPipeline:
 
     def _status_changed(self, status: CameraStatus) -> None:
         self.state = status.status
-        put = asyncio.create_task(self._reports.put(status))
-        self._status_puts.add(put)  # held until done, in order behind earlier ones
-        put.add_done_callback(self._status_puts.discard)
+        # A camera gone offline says nothing more of the vehicles in view: their tracks
+        # end now (with their final events), not whenever frames come back.
+        ended = self.tracker.finish_all() if status.status == CameraState.OFFLINE else []
+        items: list[FinishedTrack | CameraStatus] = [*ended, status]
+        for item in items:
+            put = asyncio.create_task(self._reports.put(item))
+            self._status_puts.add(put)  # held until done, in order behind earlier ones
+            put.add_done_callback(self._status_puts.discard)
 
     def deliver(self, event: Event) -> None:
         """Hand ``event`` to every sink; one failing sink does not stop the others."""

@@ -95,6 +95,7 @@ def make_config(tmp_path: Path, **overrides: object) -> Config:
         "events_log": str(tmp_path / "events.jsonl"),
         "dues": {"database": str(tmp_path / "dues.sqlite")},
         "recordings": {"directory": str(tmp_path / "evidence")},
+        "outbox": {"database": str(tmp_path / "outbox.sqlite")},
         "http": {"enabled": False},
     }
     data.update(overrides)

@@ -37,6 +37,7 @@ def write_config(tmp_path: Path, cameras: list[dict[str, object]], **extra: obje
         "events_log": str(tmp_path / "events.jsonl"),
         "dues": {"database": str(tmp_path / "dues.sqlite")},
         "recordings": {"directory": str(tmp_path / "evidence")},
+        "outbox": {"database": str(tmp_path / "outbox.sqlite")},
         "http": {"enabled": False},
         **extra,
     }

@@ -1,4 +1,4 @@
-"""Events: the JSON shape and merging repeats of a plate."""
+"""Events: the JSON shape, and the events log."""
 
 from __future__ import annotations
 
@@ -6,12 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
-from streamer.config import DedupConfig
 from streamer.delivery.sinks import JsonLinesSink
 from streamer.events import PlateEvent
-from streamer.reporter import Deduplicator
 from streamer.stores.dues import NOT_FOUND
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -56,15 +52,6 @@ def test_event_json_has_the_documented_keys() -> None:
         "amount": 0.0,
         "message": "No record found",
     }
-
-
-@pytest.mark.parametrize(("gap_s", "new_event"), [(5, False), (59, False), (61, True)])
-def test_repeat_within_window_is_merged(gap_s: float, new_event: bool) -> None:
-    dedup = Deduplicator(DedupConfig(window_s=60))
-    assert dedup.admit("KA01AB1234", T0, T0 + timedelta(seconds=3))
-    again = T0 + timedelta(seconds=3 + gap_s)
-    assert dedup.admit("KA01AB1234", again, again + timedelta(seconds=1)) is new_event
-    assert dedup.admit("MH12DE1433", again, again)  # another plate is unaffected
 
 
 def test_events_log_rotates_by_size(tmp_path: Path) -> None:

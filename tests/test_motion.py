@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
 
 from streamer.config import DetectionConfig
-from streamer.vision.motion import MotionGate
+from streamer.sources.frame import Frame
+from streamer.vision.motion import DetectionSchedule, MotionGate
 from streamer.vision.region import region, region_box
 
 ROAD = (720, 1280, 3)
@@ -74,3 +77,27 @@ def test_region_box(roi: tuple[float, float, float, float] | None, box: tuple[in
     assert region_box(ROAD, roi) == box
     x1, y1, x2, y2 = box
     assert region(np.zeros(ROAD, np.uint8), roi).shape == (y2 - y1, x2 - x1, 3)
+
+
+def still_frame(index: int, connection: int = 0, fps: float = 5.0) -> Frame:
+    image = np.zeros((360, 640, 3), np.uint8)
+    return Frame("cam", index, image, datetime.now(UTC), index / fps, connection)
+
+
+def detected(schedule: DetectionSchedule, frames: list[Frame], unread: bool = False) -> list[int]:
+    return [f.index for f in frames if schedule.due(f, schedule.moved(f), unread=unread)]
+
+
+def test_the_first_frames_of_each_connection_are_detected_though_nothing_moves() -> None:
+    schedule = DetectionSchedule(DetectionConfig(start_frames=3, unread_rate_fps=0))
+    assert detected(schedule, [still_frame(i) for i in range(10)]) == [0, 1, 2]
+    reconnected = [still_frame(i, connection=2) for i in range(10, 20)]
+    assert detected(schedule, reconnected) == [10, 11, 12]
+
+
+def test_an_unread_plate_is_looked_at_again_at_the_unread_rate() -> None:
+    schedule = DetectionSchedule(DetectionConfig(start_frames=0, unread_rate_fps=1.0))
+    frames = [still_frame(i) for i in range(12)]  # 5 a second, nothing moves
+    assert detected(schedule, frames[:1]) == [0]  # the first frame: a new connection moved
+    assert detected(schedule, frames[1:], unread=True) == [5, 10]
+    assert detected(schedule, [still_frame(i) for i in range(12, 20)], unread=False) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -11,10 +12,17 @@ from pathlib import Path
 import pytest
 
 from streamer.config import OutboxConfig, WebhookConfig
-from streamer.delivery.outbox import DEAD, DELIVERED, PENDING, Outbox, OutboxSink
+from streamer.delivery.outbox import (
+    DEAD,
+    DELIVERED,
+    PENDING,
+    SCHEMA_VERSION,
+    Outbox,
+    OutboxSink,
+)
 from streamer.delivery.sinks import JsonLinesSink
 from streamer.delivery.webhooks import retry_after_seconds, sign
-from streamer.events import CameraStatus, PlateEvent
+from streamer.events import CameraStatus, Phase, PlateEvent
 from streamer.stores.dues import NOT_FOUND, DuesResult
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -161,3 +169,64 @@ def test_an_outbox_from_before_the_logged_column_opens(tmp_path: Path) -> None:
     assert outbox.unlogged() == []  # what was there before counts as logged
     assert outbox.add(make_event()) == ["all"]
     assert len(outbox.unlogged()) == 1
+
+
+def test_an_outbox_of_schema_version_1_keeps_its_pending_deliveries(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "o.sqlite") as connection:
+        connection.executescript(
+            "CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+            "type TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL, "
+            "logged INTEGER NOT NULL DEFAULT 1);"
+            "CREATE TABLE deliveries (id INTEGER PRIMARY KEY, event INTEGER NOT NULL "
+            "REFERENCES events(id) ON DELETE CASCADE, target TEXT NOT NULL, state TEXT NOT NULL, "
+            "attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, last_error TEXT, "
+            "updated_at REAL NOT NULL, UNIQUE (event, target));"
+            "INSERT INTO events VALUES (7, 'old-id', 'plate', '{\"plate_number\": \"X\"}', 0, 1);"
+            "INSERT INTO deliveries VALUES (3, 7, 'all', 'pending', 1, 0, 'HTTP 500', 0);"
+        )
+    connection.close()
+    outbox = make_outbox(tmp_path)
+    old = outbox.next_due("all")
+    assert old is not None
+    assert (old.id, old.key, old.event_id, old.attempts) == (3, "old-id", "old-id", 1)
+    outbox.delivered(old.id)  # the foreign key still points at the events table
+    final = make_event()
+    early = replace(final, phase=Phase.EARLY)
+    assert outbox.add(early) == ["all"]
+    assert outbox.add(final) == ["all"]  # same event_id, another phase: its own delivery
+    keys = [d.key for d in outbox.list(PENDING)]
+    assert keys == [f"{final.event_id}:final", f"{final.event_id}:early"]
+    with sqlite3.connect(tmp_path / "o.sqlite") as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    connection.close()
+
+
+def test_webhooks_choose_phases_and_only_dues_applies_to_each(tmp_path: Path) -> None:
+    webhooks = [
+        WebhookConfig(url="http://127.0.0.1:1/a", name="early", phases=["early"]),
+        WebhookConfig(url="http://127.0.0.1:1/b", name="final", phases=["final"]),
+        WebhookConfig(url="http://127.0.0.1:1/c", name="alerts", only_dues=True),
+    ]
+    outbox = Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), webhooks)
+    final = make_event(dues=True)
+    early = replace(final, phase=Phase.EARLY, dues_result=NOT_FOUND)  # misread early
+    assert outbox.add(early) == ["early"]
+    assert outbox.add(final) == ["final", "alerts"]
+
+
+def test_an_early_event_without_its_final_one_is_an_orphan_until_then(tmp_path: Path) -> None:
+    nobody = [WebhookConfig(url="http://127.0.0.1:1/a", name="alerts", only_dues=True)]
+    outbox = Outbox(OutboxConfig(database=tmp_path / "o.sqlite", keep_delivered_s=0), nobody)
+    final = make_event()
+    early = replace(final, phase=Phase.EARLY)
+    assert outbox.add(early) == []  # journalled, though no webhook wants it
+    assert [record["event_id"] for record in outbox.orphans()] == [early.event_id]
+    other = make_event("MH12CD5678")
+    outbox.add(other)
+    outbox.purge_delivered()  # retention drops the other event, not the open early one
+    with sqlite3.connect(tmp_path / "o.sqlite") as connection:
+        kept = connection.execute("SELECT key FROM events").fetchall()
+    connection.close()
+    assert kept == [(early.key,)]
+    outbox.add(final)
+    assert outbox.orphans() == []

@@ -35,9 +35,9 @@ def make_detections(
     )
 
 
-def run(tracker: PlateTracker, frames: int, boxes_at: object) -> list[object]:
+def run(tracker: PlateTracker, frames: int, boxes_at: object, start: int = 0) -> list[object]:
     finished = []
-    for index in range(frames):
+    for index in range(start, start + frames):
         boxes = boxes_at(index)  # type: ignore[operator]
         finished += tracker.update(make_frame(index), make_detections(*boxes))
     return finished
@@ -139,3 +139,47 @@ def plate_image(height: int = 40, blur: int = 0) -> np.ndarray:
 def test_crop_quality_prefers(better: tuple, worse: tuple) -> None:  # type: ignore[type-arg]
     size = (640, 360)
     assert crop_quality(*better, size) > crop_quality(*worse, size)
+
+
+def test_progress_offers_new_best_crops_until_the_track_is_settled() -> None:
+    tracker = PlateTracker("cam", TrackerConfig(min_frames=3, best_crops=3))
+    growing = lambda i: [(100, 100, 160 + 8 * i, 120 + 4 * i)]  # noqa: E731
+    run(tracker, 2, growing)
+    assert tracker.progress() == []  # two sightings: noise until min_frames
+    assert tracker.unsettled
+    run(tracker, 3, growing, start=2)
+    (offered,) = tracker.progress()
+    assert offered.frames >= 3
+    assert not offered.overdue
+    assert [c.quality for c in offered.crops] == sorted(
+        (c.quality for c in offered.crops), reverse=True
+    )
+    assert tracker.progress() == []  # nothing new since
+    run(tracker, 1, growing, start=5)
+    assert len(tracker.progress()) == 1  # a better crop came
+    tracker.settle(offered.track_id)
+    assert not tracker.unsettled
+    run(tracker, 3, growing, start=6)
+    assert tracker.progress() == []  # settled: nothing more until it ends
+    (finished,) = tracker.finish_all()
+    assert finished.track_id == offered.track_id
+
+
+def test_a_track_in_view_too_long_is_offered_once_as_overdue() -> None:
+    tracker = PlateTracker("cam", TrackerConfig(min_frames=3, lost_timeout_s=5))
+    still = (100, 100, 200, 130)
+    run(tracker, 5, lambda i: [still])
+    assert [t.overdue for t in tracker.progress(overdue_s=1.0)] == [False]
+    for index in range(5, 30):  # it waits, nothing moves: held, not detected
+        tracker.hold(make_frame(index))
+    (overdue,) = tracker.progress(overdue_s=1.0)  # 29 frames at 25 fps > 1 s
+    assert overdue.overdue
+    assert tracker.progress(overdue_s=1.0) == []
+
+
+def test_a_settled_track_ends_as_a_vehicle_even_when_short() -> None:
+    tracker = PlateTracker("cam", TrackerConfig(min_frames=5))
+    run(tracker, 2, lambda i: [(50, 50, 130, 80)])
+    (track_id,) = [t.track_id for t in tracker.progress(overdue_s=0.0)]  # overdue at once
+    tracker.settle(track_id)  # it was reported early, so it must be reported finally
+    assert [t.track_id for t in tracker.finish_all()] == [track_id]

@@ -1,9 +1,11 @@
-"""When to detect: a camera's motion gate.
+"""When to detect: a camera's motion gate, and the frames detected whatever it says.
 
 A gate camera looks at an empty lane most of the day. Comparing a small grey copy of the
 region with the one examined before costs a fraction of a millisecond; detection costs
 several. So frames where nothing moved are not detected, and the tracker keeps its open
-tracks where they were (see :meth:`streamer.vision.track.PlateTracker.hold`).
+tracks where they were (see :meth:`streamer.vision.track.PlateTracker.hold`). A still
+scene can hide a vehicle, though: one standing in view when the camera (re)connects, or
+one that stopped before it was read. :class:`DetectionSchedule` detects those too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import cv2
 import numpy as np
 
 from streamer.config import DetectionConfig
+from streamer.sources.frame import Frame
 from streamer.vision.region import region
 
 #: Width in pixels of the grey copy compared between frames.
@@ -49,3 +52,46 @@ class MotionGate:
         if self.config.motion_threshold == 0:
             return changed > 0
         return changed >= self.config.motion_threshold * small.size
+
+
+class DetectionSchedule:
+    """Which of a camera's examined frames are detected: those where something moved
+    (with the motion gate on), the first ``start_frames`` after the source (re)connects,
+    and one every ``1 / unread_rate_fps`` seconds while an open track's plate is unread.
+
+    Example:
+        >>> schedule = DetectionSchedule(DetectionConfig())
+        >>> moved = schedule.moved(frame)          # in frame order, in a worker thread
+        >>> schedule.due(frame, moved, unread=tracker.unsettled)
+        True
+    """
+
+    def __init__(self, config: DetectionConfig) -> None:
+        self.config = config
+        self.motion = MotionGate(config) if config.motion_gate else None
+        self._connection: int | None = None
+        self._start_frames_left = 0
+        self._last_detected: float | None = None
+
+    def moved(self, frame: Frame) -> bool:
+        """Whether anything moved since the last examined frame (blocking; frame order).
+        A new connection starts afresh: its first frames are compared with each other."""
+        if frame.connection != self._connection:
+            self._connection = frame.connection
+            self._start_frames_left = self.config.start_frames
+            if self.motion is not None:
+                self.motion = MotionGate(self.config)
+        return self.motion is None or self.motion.moved(frame.image)
+
+    def due(self, frame: Frame, moved: bool, unread: bool) -> bool:
+        """Whether to detect ``frame`` (and count it as detected): it moved, it is one of
+        the first frames of a connection, or an unread plate is due another look."""
+        detect = moved or self._start_frames_left > 0
+        self._start_frames_left = max(0, self._start_frames_left - 1)
+        rate = self.config.unread_rate_fps
+        if not detect and unread and rate > 0:
+            since = None if self._last_detected is None else frame.clock_s - self._last_detected
+            detect = since is None or since >= 1 / rate
+        if detect:
+            self._last_detected = frame.clock_s
+        return detect
