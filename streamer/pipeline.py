@@ -33,10 +33,11 @@ from streamer.sources import is_live, open_source
 from streamer.sources.frame import Frame, Source, SourceError, mask_url
 from streamer.sources.threads import read_in_thread
 from streamer.stores.dues import Dues
-from streamer.vision.detect import Detector, filter_detections
+from streamer.vision.detect import Detector
 from streamer.vision.motion import DetectionSchedule
 from streamer.vision.region import region, to_frame
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateTracker
+from streamer.vision.yolo import filter_detections
 
 logger = logging.getLogger(__name__)
 

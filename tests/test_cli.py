@@ -259,3 +259,17 @@ def test_replay_reads_the_plates_with_either_engine(
     assert [e["plate_number"] for e in vehicles(read_events(out))] == [
         v.plate for v in short_clip.vehicles
     ]
+
+
+def test_model_info_shows_the_choice_and_every_candidate() -> None:
+    result = streamer("model", "info")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("machine: ")
+    assert "OpenVINO" in lines[0]
+    chosen = next(line for line in lines if line.startswith("chosen: "))
+    precision = chosen.split()[1].rstrip(":")
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    assert set(rows) == {"precision", "f32", "bf16", "int8"}
+    assert rows[precision].split("|")[5].strip() == "yes"
+    assert "ms/frame" in chosen

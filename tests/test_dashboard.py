@@ -11,7 +11,7 @@ from rtsp import free_port
 
 from streamer.reading.ocr import OcrEngine
 from streamer.stores.dues import SqliteDues
-from streamer.tools.demo import DemoManifest
+from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
 from conftest import ServiceThread, make_config
@@ -19,12 +19,21 @@ from conftest import ServiceThread, make_config
 TOKEN = "dash-t0ken"
 
 
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> DemoManifest:
+    """Two vehicles after 4 s of empty road: the page is open before the first arrives
+    (an early event comes within a second of it)."""
+    vehicles = (DemoVehicle("MH12DE1433", 0.0, ""), DemoVehicle("TN09BC5678", 250.0, "Toll"))
+    path = tmp_path_factory.mktemp("dashboard") / "clip.mp4"
+    return render_video(path, vehicles, seconds_per_vehicle=2.5, gap_seconds=4.0, seed=7)
+
+
 @pytest.fixture
 def daemon(
     tmp_path: Path, short_clip: DemoManifest, detector: YoloDetector, engine: OcrEngine
 ) -> Iterator[ServiceThread]:
-    """A token-protected daemon replaying the short clip in real time; the second vehicle
-    has dues. A standby camera that never connects keeps the daemon up after the clip."""
+    """A token-protected daemon replaying the clip in real time; the second vehicle has
+    dues. A standby camera that never connects keeps the daemon up after the clip."""
     SqliteDues(tmp_path / "dues.sqlite").set(short_clip.vehicles[1].plate, 250, "Toll unpaid")
     config = make_config(
         tmp_path,

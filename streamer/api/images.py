@@ -17,8 +17,9 @@ from streamer.reading.ocr import OcrEngine
 from streamer.reading.plates import matches_format
 from streamer.reading.read import PlateReader
 from streamer.stores.dues import Dues
-from streamer.vision.detect import Detector, filter_detections
+from streamer.vision.detect import Detector
 from streamer.vision.track import cut_crop
+from streamer.vision.yolo import filter_detections
 
 
 class ImageError(ValueError):

@@ -125,10 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     model = sub.add_parser(
         "model",
         parents=[config_parent],
-        help="fetch the default plate model and prepare its OpenVINO export",
+        help="fetch: the plate model, its OpenVINO models and the precision for this machine; "
+        "info: which precision was chosen, why, and each candidate's speed and agreement",
     )
-    model.add_argument("action", choices=["fetch"])
-    model.add_argument("--force", action="store_true", help="download again")
+    model.add_argument("action", choices=["fetch", "info"])
+    model.add_argument("--force", action="store_true", help="fetch: download the weights again")
+    model.add_argument(
+        "--measure", action="store_true", help="info: measure again instead of the cached choice"
+    )
     sub.add_parser("demo", help="make the demo recording and process it with the defaults")
     return parser
 

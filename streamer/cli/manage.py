@@ -77,11 +77,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
+    """``model fetch``: the weights, their OpenVINO models, the precision for this machine;
+    ``model info``: what was chosen, why, and every candidate's figures."""
     from streamer.vision.detect import YoloDetector
+    from streamer.vision.hardware import this_machine
+    from streamer.vision.models import resolve_weights
+    from streamer.vision.precision import choose
 
-    path = fetch_default_weights(force=args.force)
-    print(f"plate model: {path}")
     config = load(args)
-    detector = YoloDetector(config.model)
-    print(f"detector ready on {detector.backend}")
+    if args.action == "fetch":
+        if config.model.weights is None:
+            print(f"plate model: {fetch_default_weights(force=args.force)}")
+        detector = YoloDetector(config.model)
+        print(f"detector ready on {detector.backend} {detector.precision}")
+        return EXIT_OK
+    weights = resolve_weights(config.model.weights)
+    choice = choose(weights, config.model.image_size, remeasure=args.measure)
+    pinned = config.model.precision
+    print(f"machine: {this_machine().describe()}")
+    print(f"weights: {weights}")
+    print(f"model.precision: {pinned}" + ("" if pinned == "auto" else " (pinned by the config)"))
+    print(f"chosen: {choice.precision}: {choice.reason} (measured {choice.measured_at})")
+    print()
+    print(choice.table())
     return EXIT_OK

@@ -24,6 +24,14 @@ class ModelConfig(Section):
         "cached next to them): several times faster than torch and without torch's memory. "
         "It falls back to torch if the export cannot be made.",
     )
+    precision: Literal["auto", "f32", "bf16", "int8"] = Field(
+        "auto",
+        description="What the OpenVINO model computes in. 'auto' times float32, bfloat16 "
+        "(where the CPU has it) and the INT8 model on this machine, keeps the fastest that "
+        "finds the same plates as float32, and caches the choice per CPU (`streamer model "
+        "info` shows it). bfloat16 is fastest with AMX but can be slower than float32 "
+        "without it; INT8 is fastest on most CPUs without AMX.",
+    )
     image_size: int = Field(
         640,
         ge=160,

