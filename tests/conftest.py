@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
+from rtsp import RtspServer
 
 from streamer import service
 from streamer.config import Config, parse_config
@@ -86,6 +93,76 @@ def vehicles(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for event_id, seen in phases.items():
         assert seen in (["final"], ["early", "final"]), (event_id, seen)
     return [finals[event_id] for event_id in phases]
+
+
+def write_yaml(config: Config, path: Path) -> Path:
+    """``config`` as a YAML file the ``streamer`` command can load."""
+    path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
+    return path
+
+
+def without_cameras(config: Config) -> Config:
+    """The same daemon with its cameras disabled: a restart that only delivers."""
+    cameras = [camera.model_copy(update={"enabled": False}) for camera in config.cameras]
+    return config.model_copy(update={"cameras": cameras})
+
+
+def kill_when(config: Config, path: Path, condition: Callable[[], bool]) -> None:
+    """Run ``streamer run`` on ``config`` (written to ``path``) and SIGKILL it as soon as
+    ``condition()`` holds."""
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "streamer", "run", "--config", str(write_yaml(config, path))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not condition():
+            assert daemon.poll() is None, daemon.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(10)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+
+
+def restart_without_cameras(config: Config, path: Path) -> None:
+    """``streamer run`` again on ``config`` with its cameras disabled, to its end (it
+    delivers what the killed one left)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streamer",
+            "run",
+            "--config",
+            str(write_yaml(without_cameras(config), path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., RtspServer]]:
+    """Starts RTSP servers (see tests/rtsp.py); they are stopped after the test."""
+    servers: list[RtspServer] = []
+
+    def start(video: Path, **kwargs: object) -> RtspServer:
+        server = RtspServer(video, **kwargs)  # type: ignore[arg-type]
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def make_config(tmp_path: Path, **overrides: object) -> Config:

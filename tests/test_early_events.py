@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from receiver import Receiver
 from rtsp import RtspServer, free_port
 
@@ -26,7 +22,7 @@ from streamer.service import Service, ServiceOptions
 from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
-from conftest import make_config, vehicles
+from conftest import kill_when, make_config, restart_without_cameras, vehicles
 
 #: The car of these clips; its plate has dues, so an alert is due while it waits.
 CAR = DemoVehicle("MH12XY7395", 1500.0, "Unpaid parking charges")
@@ -127,30 +123,14 @@ def test_a_car_standing_in_view_when_the_camera_starts_is_read(
     assert stats.events == 1
 
 
-@pytest.fixture
-def server_factory() -> Iterator[Callable[..., RtspServer]]:
-    servers: list[RtspServer] = []
-
-    def start(video: Path, **kwargs: object) -> RtspServer:
-        server = RtspServer(video, **kwargs)  # type: ignore[arg-type]
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def test_a_standing_car_gives_one_event_across_a_reconnection(
     tmp_path: Path,
-    standing_clip: DemoManifest,
     server_factory: Callable[..., RtspServer],
     detector: YoloDetector,
     engine: OcrEngine,
 ) -> None:
     port = free_port()
-    # The first 5 s of the clip, looped: the car never leaves.
+    # The car standing at the barrier for 30 s, served in a loop: it never leaves.
     still = render_video(
         tmp_path / "still.mp4",
         (CAR,),
@@ -206,40 +186,10 @@ def test_a_final_event_follows_its_early_one_across_a_sigkill(
         webhooks=[{"url": receiver.url, "retry_initial_s": 0.2, "retry_max_s": 1.0}],
     )
     path = tmp_path / "streamer.yaml"
-    path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "streamer", "run", "--config", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not receiver.delivered:  # the early event is in; the car still waits
-            assert daemon.poll() is None, daemon.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        daemon.send_signal(signal.SIGKILL)
-        daemon.wait(10)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
+    kill_when(config, path, lambda: bool(receiver.delivered))  # the early event; the car waits
     (early,) = receiver.delivered.values()
     assert early["phase"] == "early"
-    camera = config.cameras[0].model_copy(update={"enabled": False})  # a restart, no camera
-    path.write_text(
-        yaml.safe_dump(
-            json.loads(config.model_copy(update={"cameras": [camera]}).model_dump_json())
-        )
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "streamer", "run", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    restart_without_cameras(config, path)
     final = receiver.delivered[f"{early['event_id']}:final"]
     assert final["plate_number"] == early["plate_number"] == CAR.plate
     (vehicle,) = vehicles(read_log(config))

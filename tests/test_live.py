@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,21 +49,6 @@ def second_clip(tmp_path_factory: pytest.TempPathFactory) -> DemoManifest:
         gap_seconds=0.8,
         seed=11,
     )
-
-
-@pytest.fixture
-def server_factory() -> Iterator[Callable[..., RtspServer]]:
-    servers: list[RtspServer] = []
-
-    def start(video: Path, **kwargs: object) -> RtspServer:
-        server = RtspServer(video, **kwargs)  # type: ignore[arg-type]
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 class Daemon:

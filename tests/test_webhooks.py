@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import yaml
 from receiver import Behaviour, Receiver, verify
 from rtsp import free_port
 
@@ -30,7 +28,14 @@ from streamer.stores.dues import SqliteDues
 from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 
-from conftest import make_config, vehicles
+from conftest import (
+    kill_when,
+    make_config,
+    restart_without_cameras,
+    vehicles,
+    without_cameras,
+    write_yaml,
+)
 
 FAST_RETRY = {"retry_initial_s": 0.2, "retry_max_s": 1.0}
 
@@ -61,18 +66,6 @@ def run_daemon(config: Config, detector: YoloDetector, engine: OcrEngine) -> Ser
     )
     asyncio.run(service.run())
     return service
-
-
-def write_yaml(config: Config, path: Path) -> Path:
-    """``config`` as a YAML file the ``streamer`` command can load."""
-    path.write_text(yaml.safe_dump(json.loads(config.model_dump_json())))
-    return path
-
-
-def without_cameras(config: Config) -> Config:
-    """The same daemon with its camera disabled: a restart that only delivers."""
-    camera = config.cameras[0].model_copy(update={"enabled": False})
-    return config.model_copy(update={"cameras": [camera]})
 
 
 def logged_events(config: Config) -> dict[str, dict[str, object]]:
@@ -268,35 +261,11 @@ def test_sigkill_during_delivery_loses_nothing(
 ) -> None:
     receiver.behaviour = Behaviour(delay_s=1.5)  # each delivery takes a while
     config = config_for(tmp_path, short_clip, [{"url": receiver.url, **FAST_RETRY}])
-    path = write_yaml(config, tmp_path / "streamer.yaml")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "streamer", "run", "--config", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not receiver.requests:  # the first delivery is in flight
-            assert daemon.poll() is None, daemon.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        daemon.send_signal(signal.SIGKILL)
-        daemon.wait(10)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
+    path = tmp_path / "streamer.yaml"
+    kill_when(config, path, lambda: bool(receiver.requests))  # the first delivery is in flight
     assert len(receiver.delivered) < 4  # killed before everything went out
     receiver.behaviour = Behaviour()
-    write_yaml(without_cameras(config), path)
-    result = subprocess.run(
-        [sys.executable, "-m", "streamer", "run", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    restart_without_cameras(config, path)
     events = logged_events(config)
     # Every event that was logged before the kill reached the receiver at least once;
     # deduplicated on Idempotency-Key, exactly once.

@@ -24,13 +24,7 @@ Example::
 from __future__ import annotations
 
 from streamer.config.base import ConfigError, Section
-from streamer.config.daemon import (
-    CAMERA_OVERRIDABLE,
-    DEFAULT_CAMERA,
-    Config,
-    DuesConfig,
-    HttpConfig,
-)
+from streamer.config.daemon import DEFAULT_CAMERA, Config, DuesConfig, HttpConfig
 from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
 from streamer.config.loader import (
     format_validation_error,
@@ -39,13 +33,14 @@ from streamer.config.loader import (
     substitute_env,
 )
 from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
-from streamer.config.sources import CameraConfig, LiveConfig
+from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSections, LiveConfig
 from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
 
 __all__ = [
     "CAMERA_OVERRIDABLE",
     "DEFAULT_CAMERA",
     "CameraConfig",
+    "CameraSections",
     "Config",
     "ConfigError",
     "DedupConfig",

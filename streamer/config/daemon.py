@@ -9,12 +9,8 @@ from pydantic import Field, model_validator
 
 from streamer.config.base import Section
 from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
-from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
-from streamer.config.sources import CameraConfig, LiveConfig
-from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
-
-#: Global sections that a camera may override key by key.
-CAMERA_OVERRIDABLE = ("detection", "tracker", "reader", "plates", "dedup", "events", "live")
+from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSections
+from streamer.config.vision import ModelConfig
 
 
 class HttpConfig(Section):
@@ -61,8 +57,9 @@ def _default_cameras() -> list[CameraConfig]:
     return [CameraConfig.model_validate(DEFAULT_CAMERA)]
 
 
-class Config(Section):
-    """The whole configuration of the daemon."""
+class Config(CameraSections):
+    """The whole configuration of the daemon (the camera sections: every camera's, unless
+    the camera overrides them)."""
 
     cameras: list[CameraConfig] = Field(default_factory=_default_cameras, min_length=1)
     events_log: Path = Field(
@@ -70,13 +67,6 @@ class Config(Section):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     model: ModelConfig = Field(default_factory=ModelConfig)
-    detection: DetectionConfig = Field(default_factory=DetectionConfig)
-    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
-    reader: ReaderConfig = Field(default_factory=ReaderConfig)
-    plates: PlatesConfig = Field(default_factory=PlatesConfig)
-    dedup: DedupConfig = Field(default_factory=DedupConfig)
-    events: EventsConfig = Field(default_factory=EventsConfig)
-    live: LiveConfig = Field(default_factory=LiveConfig)
     shutdown_timeout_s: float = Field(
         10.0,
         gt=0,

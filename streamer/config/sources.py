@@ -43,7 +43,23 @@ class LiveConfig(Section):
     )
 
 
-class CameraConfig(Section):
+class CameraSections(Section):
+    """The sections set for all cameras and overridden per camera, key by key."""
+
+    live: LiveConfig = Field(default_factory=LiveConfig)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    reader: ReaderConfig = Field(default_factory=ReaderConfig)
+    plates: PlatesConfig = Field(default_factory=PlatesConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+
+
+#: Global sections that a camera may override key by key.
+CAMERA_OVERRIDABLE = tuple(CameraSections.model_fields)
+
+
+class CameraConfig(CameraSections):
     """One source of frames and its per-camera settings."""
 
     name: str = Field(
@@ -64,13 +80,6 @@ class CameraConfig(Section):
         "cannot keep up with, as a live camera would (demos, tests). Files otherwise keep "
         "every frame.",
     )
-    live: LiveConfig = Field(default_factory=LiveConfig)
-    detection: DetectionConfig = Field(default_factory=DetectionConfig)
-    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
-    reader: ReaderConfig = Field(default_factory=ReaderConfig)
-    plates: PlatesConfig = Field(default_factory=PlatesConfig)
-    dedup: DedupConfig = Field(default_factory=DedupConfig)
-    events: EventsConfig = Field(default_factory=EventsConfig)
 
     @field_validator("source")
     @classmethod
