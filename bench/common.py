@@ -27,3 +27,18 @@ def frame_at(video: Path, seconds: float) -> np.ndarray:
         if (frame.media_time_s or 0.0) >= seconds:
             return frame.image
     raise ValueError(f"{video} is shorter than {seconds} s")
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Put ``text`` in the markdown file ``path`` between ``<!-- name -->`` markers, in place
+    of what a run before wrote there, or at the end; each benchmark writes its own."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{begin}\n{text.strip()}\n{end}\n"
+    old = path.read_text() if path.exists() else "# Performance\n\n"
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        new = old.rstrip("\n") + "\n\n" + block
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new)

@@ -29,14 +29,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
-import platform
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
@@ -56,12 +57,13 @@ from streamer.sources.files import FileSource
 from streamer.tools.demo import render_video
 from streamer.tools.labels import video_labels
 from streamer.vision.detect import Detector, YoloDetector
-from streamer.vision.models import ensure_openvino_export
+from streamer.vision.export import ensure_int8_export, ensure_openvino_export, export_python
+from streamer.vision.hardware import this_machine
 from streamer.vision.track import PlateTracker, cut_crop
 from streamer.vision.yolo import OpenVinoYolo, filter_detections
 
 from capacity import HELD, Trial, capacity, find_capacity, resample, try_counts
-from common import ROOT, SHARED_VIDEOS, bench_config
+from common import ROOT, SHARED_VIDEOS, bench_config, write_section
 
 #: The settings that turn the speed-ups off: every frame detected, no motion gate.
 EVERY_FRAME: dict[str, object] = {"rate_fps": 0, "motion_gate": False}
@@ -199,14 +201,23 @@ def replay(
 def fast_detector(detector: YoloDetector) -> Detector:
     """The every-frame flow's detector: on OpenVINO, compiled for latency (one frame over
     every core), which suits a caller that waits for each frame better than streamer's
-    one-stream-per-core compilation; the same weights and export."""
+    one-stream-per-core compilation; the same weights, model and precision."""
     if detector.backend != "openvino":
         return detector
-    return OpenVinoYolo(
-        ensure_openvino_export(detector.weights, detector.config.image_size),
-        detector.config.image_size,
-        latency=True,
-    )
+    size = detector.config.image_size
+    if detector.precision == "int8":
+        return OpenVinoYolo(ensure_int8_export(detector.weights, size), size, "f32", latency=True)
+    export = ensure_openvino_export(detector.weights, size)
+    return OpenVinoYolo(export, size, detector.precision, latency=True)
+
+
+def seed_flow(path: Path, formats: list[str], limit: int) -> Flow:
+    """The seed's every-frame flow on its own stack (ultralytics' YOLO on torch, the
+    ``tesseract`` command), run in the model export environment, which has torch."""
+    command = [str(export_python()), __file__, "--seed-flow", str(path), str(limit), *formats]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return Flow(**json.loads(result.stdout.splitlines()[-1]))
 
 
 def every_frame_flow(
@@ -261,7 +272,6 @@ def measure(
     work: Path,
     detector: YoloDetector,
     engine: OcrEngine,
-    seed: tuple[Detector, OcrEngine],
     formats: list[str],
 ) -> Row:
     """Every figure of one input; the seed's own stack, being slow, reads its first
@@ -270,7 +280,7 @@ def measure(
     fast = replay(path, work / name, detector, engine, formats)
     every = replay(path, work / f"{name}-every", detector, engine, formats, EVERY_FRAME)
     flow = every_frame_flow(path, fast_detector(detector), engine, formats, None)
-    seed_flow = every_frame_flow(path, *seed, formats, one_pass)
+    seed = seed_flow(path, formats, one_pass)
     return Row(
         name,
         frames,
@@ -278,7 +288,7 @@ def measure(
         fast.frames / fast.seconds,
         fast.detected,
         every.frames / every.seconds,
-        seed_flow,
+        seed,
         flow,
         1000 * decode_seconds / frames,
         every.ms_detect,
@@ -289,17 +299,6 @@ def measure(
     )
 
 
-def cpu_name() -> str:
-    """The CPU's model name, from ``/proc/cpuinfo`` where there is one."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def render(
     rows: list[Row],
     trials: list[Trial],
@@ -307,15 +306,29 @@ def render(
     engine: OcrEngine,
     seconds: float,
 ) -> str:
+    machine = this_machine()
+    amx = (
+        "This CPU has AMX: bfloat16 is its fast path, and the figures would be slower without it."
+        if machine.has_amx
+        else "This CPU has no AMX: on one with AMX, bfloat16 is faster still."
+    )
     lines = [
-        "# Performance",
+        "## Throughput and capacity",
         "",
-        f"Measured by `bench/performance.py` on {cpu_name()}, {os.cpu_count()} cores, "
-        f"detector on {detector.backend}, OCR engine {engine.name}; inputs looped to at "
-        f"least {seconds:.0f} s (their own compressed stream repeated, unless marked MPEG-4: "
-        "re-encoded). One run: compare the ratios, not the absolute figures.",
+        f"Measured by `bench/performance.py` on **{machine.describe()}**; detector on "
+        f"{detector.backend} in **{detector.precision}** ({precision_reason(detector)}), OCR "
+        f"engine {engine.name}; inputs looped to at least {seconds:.0f} s (their own "
+        "compressed stream repeated, unless marked MPEG-4: re-encoded). One run: compare "
+        f"the ratios, not the absolute figures. {amx}",
         "",
-        "## Throughput on recorded video",
+        "### Detector precision on this machine",
+        "",
+        "From `streamer model info` (ms per frame with every inference stream busy, on "
+        "held-out rendered frames; IoU against float32's boxes):",
+        "",
+        detector.choice.table() if detector.choice else "(pinned by the config: not measured)",
+        "",
+        "### Throughput on recorded video",
         "",
         "`replay` is `streamer replay` with the default settings (detection at "
         f"{DetectionConfig().rate_fps:g} frames per second of video, motion gate on); "
@@ -360,7 +373,7 @@ def render(
     if trials:
         lines += [
             "",
-            "## Live cameras",
+            "### Live cameras",
             "",
             f"Each camera replays the same 1280x720 clip at 25 fps in real time "
             f"(`realtime: true`), {trials[0].seconds:.0f} s; frames the daemon has no time "
@@ -385,7 +398,23 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def precision_reason(detector: YoloDetector) -> str:
+    """Why the detector runs in its precision."""
+    return detector.choice.reason if detector.choice else "pinned by model.precision"
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--seed-flow"]:  # in the export environment: see seed_flow()
+        path, limit, *formats = sys.argv[2:]
+        flow = every_frame_flow(
+            Path(path),
+            YoloDetector(ModelConfig(backend="torch")),
+            TesseractEngine(in_process=False),
+            formats,
+            int(limit),
+        )
+        print(json.dumps(asdict(flow)))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="loop inputs to this long")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "PERFORMANCE.md")
@@ -421,10 +450,9 @@ def main() -> int:
                     looped = loop_video(video, target, args.seconds)
                     name = f"{video.stem} (looped)"
                 inputs.append((name, looped, decode_only(video)[0], ["vn"]))
-        seed = (YoloDetector(ModelConfig(backend="torch")), TesseractEngine(in_process=False))
         for name, path, one_pass, formats in inputs:
             print(f"measuring {name} ...", file=sys.stderr)
-            rows.append(measure(name, path, one_pass, work, detector, engine, seed, formats))
+            rows.append(measure(name, path, one_pass, work, detector, engine, formats))
         parkpow = SHARED_VIDEOS / "parkpow_cars.mp4"
         if not args.no_capacity and parkpow.is_file():
             print("searching for the number of live cameras held ...", file=sys.stderr)
@@ -435,8 +463,7 @@ def main() -> int:
             else:
                 trials = find_capacity(clip, plates, ["vn"], args.most)
     table = render(rows, trials, detector, engine, args.seconds)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table)
+    write_section(args.out, "performance", table)
     print(table)
     return 0
 
