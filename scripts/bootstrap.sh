@@ -5,8 +5,9 @@
 # environment of their own, see streamer/vision/export.py) and the precision measured
 # fastest here. Safe to run again: each step is skipped when already done. With --test,
 # also what the test suite needs: Debian's GStreamer RTSP server (run by Debian's own
-# python3) for the live-camera tests, and Debian's Chromium and its driver for the
-# dashboard tests.
+# python3) for the live-camera tests, Debian's Chromium and its driver for the dashboard
+# tests, and Docker with mmdebstrap for the set-up in a stock Debian container
+# (tests/test_docker.py).
 set -euo pipefail
 with_test=false
 [ "${1:-}" = "--test" ] && with_test=true
@@ -35,6 +36,9 @@ if $with_test && ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspSe
 fi
 if $with_test && ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
     need_apt+=(chromium chromium-driver)  # the dashboard's browser tests use Debian's
+fi
+if $with_test && ! { command -v dockerd >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1; }; then
+    need_apt+=(docker.io mmdebstrap)  # the set-up in a stock Debian container, and the image
 fi
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then

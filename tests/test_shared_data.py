@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from streamer.service import Service, ServiceOptions
 from streamer.tools.evaluate import char_accuracy
 from streamer.vision.detect import YoloDetector
 
-from conftest import SHARED_DATA, make_config
+from conftest import SHARED_DATA, make_config, vehicles
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,11 @@ def replay(
     )
     stats = asyncio.run(service.run())
     assert stats["cam"].error is None
-    return stats["cam"].events_list
+    # One event_id per vehicle in the log (its early event, if any, then its final one).
+    records = [json.loads(line) for line in config.events_log.read_text().splitlines()]
+    finals = list(stats["cam"].events_list)
+    assert [r["event_id"] for r in vehicles(records)] == [e.event_id for e in finals]
+    return finals
 
 
 def test_negative_control_gives_no_event(
