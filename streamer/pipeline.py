@@ -276,10 +276,14 @@ class CameraPipeline:
             for track in finished:
                 await self._reports.put(track)
             events = self.camera.events
-            for progressed in (
-                self.tracker.progress(events.max_event_delay_s) if events.early else []
-            ):
-                await self._reports.put(progressed)
+            # A track gets as many reads as it has sightings: it is read as soon as it has
+            # enough for the early rule, even before tracker.min_frames (a settled track
+            # is reported whatever its length).
+            if events.early:
+                for progressed in self.tracker.progress(
+                    events.max_event_delay_s, events.early_reads
+                ):
+                    await self._reports.put(progressed)
             self.stats.count_frame(oldest.frame, oldest.decoded)
             if self.on_frame is not None:
                 self.on_frame(oldest.frame)

@@ -252,11 +252,14 @@ class PlateTracker:
         if track_id in self._live:
             self._live[track_id].settled = True
 
-    def progress(self, overdue_s: float | None = None) -> list[OpenTrack]:
+    def progress(
+        self, overdue_s: float | None = None, min_frames: int | None = None
+    ) -> list[OpenTrack]:
         """Unsettled open tracks with something new to read since the last call: a crop
         that entered their best ones, or (once) that they have been in view for
-        ``overdue_s`` seconds. Tracks seen in fewer than ``min_frames`` frames are noise
-        until they are seen more, unless they are overdue."""
+        ``overdue_s`` seconds. Tracks seen in fewer than ``min_frames`` frames (default:
+        ``tracker.min_frames``) are left until they are seen more, unless overdue."""
+        least = self.config.min_frames if min_frames is None else min_frames
         ready = []
         for track in self._live.values():
             if track.settled or not track.crops:
@@ -269,7 +272,7 @@ class PlateTracker:
             newly_overdue = overdue and not track.told_overdue
             if not (track.changed or newly_overdue):
                 continue
-            if track.frames < self.config.min_frames and not overdue:
+            if track.frames < least and not overdue:
                 continue
             track.changed = False
             track.told_overdue = track.told_overdue or overdue
