@@ -23,14 +23,14 @@ from datetime import UTC, datetime
 
 import supervision as sv
 
-from streamer.config import CameraConfig, ReaderConfig
+from streamer.config import CameraConfig, ReaderConfig, mask_url
 from streamer.delivery.recordings import EvidenceWriter
 from streamer.delivery.sinks import Sink
 from streamer.events import CameraState, CameraStatus, Event, PlateEvent
 from streamer.reading.ocr import OcrEngine
 from streamer.reporter import Skipped, StageTimer, TrackReporter
 from streamer.sources import is_live, open_source
-from streamer.sources.frame import Frame, Source, SourceError, mask_url
+from streamer.sources.frame import Frame, Source, SourceError
 from streamer.sources.threads import read_in_thread
 from streamer.stores.dues import Dues
 from streamer.vision.detect import Detector

@@ -210,6 +210,9 @@ def test_dues_api(server: ServiceThread) -> None:
     )
 
 
+JSON = {**AUTH, "Content-Type": "application/json"}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "message"),
     [
@@ -235,6 +238,18 @@ def test_dues_api(server: ServiceThread) -> None:
         ("POST", "/check_dues", {"json_body": {"plate_number": 7}}, 400, "plate_number:"),
         ("PUT", "/api/dues/KA01AB1234", {"json_body": {"amount": -5}}, 400, "amount:"),
         ("PUT", "/api/dues/KA01AB1234", {"json_body": {"amount": "lots"}}, 400, "amount:"),
+        *[
+            ("PUT", "/api/dues/KA01AB1234", {"data": body, "headers": JSON}, 400, "finite")
+            for body in (b'{"amount": NaN}', b'{"amount": Infinity}', b'{"amount": 1e400}')
+        ],
+        (
+            "PUT",
+            "/api/dues/KA01AB1234",
+            {"data": b'{"amount": 1' + b"0" * 400 + b"}", "headers": JSON},
+            400,
+            "finite",
+        ),
+        ("GET", "/api/dues/%D0%9A%D0%9001", {}, 400, "only A-Z and 0-9"),
         ("GET", "/api/events?limit=0", {}, 400, "limit: must be between 1 and 1000"),
         ("GET", "/api/events?dues_pending=maybe", {}, 400, "dues_pending: expected true"),
         ("GET", "/evidence/gate/none.jpg", {}, 404, "no such evidence file"),

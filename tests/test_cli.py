@@ -174,6 +174,8 @@ def test_process_prints_the_seed_shape_per_image(demo_video: DemoManifest, tmp_p
             "tracker:\n  min_frames: 0\n",
             "tracker.min_frames: Input should be greater than or equal to 1 (got 0)",
         ),
+        ("cameras:\n  - name: g\n    source: gopher://h/x\n", "unsupported scheme 'gopher'"),
+        ('cameras:\n  - name: g\n    source: "a\\0.mp4"\n', "must not contain a NUL"),
     ],
 )
 @pytest.mark.parametrize("command", ["run", "check-config"])
@@ -273,3 +275,12 @@ def test_model_info_shows_the_choice_and_every_candidate() -> None:
     assert set(rows) == {"precision", "f32", "bf16", "int8"}
     assert rows[precision].split("|")[5].strip() == "yes"
     assert "ms/frame" in chosen
+
+
+def test_check_config_never_prints_a_password(tmp_path: Path) -> None:
+    path = tmp_path / "cameras.yaml"
+    path.write_text("cameras:\n  - name: gate\n    source: rtsp://admin:p@ss/w0rd@10.0.0.7/s\n")
+    result = streamer("check-config", "--config", path)
+    assert result.returncode == 0, result.stderr
+    assert "rtsp://admin:***@10.0.0.7/s" in result.stdout
+    assert "w0rd" not in result.stdout + result.stderr

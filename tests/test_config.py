@@ -122,3 +122,45 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     )
     config = load_config(path)
     assert config.cameras[0].dedup.window_s == 5
+
+
+@pytest.mark.parametrize("token", ["", "   "])
+def test_an_empty_token_is_refused_not_taken_for_none(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    monkeypatch.setenv("STREAMER_TOKEN", token)
+    with pytest.raises(ConfigError, match=r"^http.token: must not be empty"):
+        parse_config({"http": {"host": "0.0.0.0", "token": "${STREAMER_TOKEN}"}})
+
+
+BILLION_LAUGHS = """\
+a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (BILLION_LAUGHS.encode(), "more than 100000 values once its aliases are expanded"),
+        (b"http:\n  token: a\nhttp:\n  port: 9\n", "line 3: duplicate key 'http'"),
+        (b"plates:\n  formats: ['A{99999999999}']\n", "repetition number is too large"),
+        (b"plates:\n  min_length: 9\n  max_length: 4\n", "must not exceed max_length"),
+        (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+        (b"cameras:\n  - name: caf\xe9\n", "not UTF-8"),
+    ],
+    ids=["alias-bomb", "duplicate-key", "huge-repeat", "lengths", "deep", "latin-1"],
+)
+def test_hostile_configs_are_one_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert message in str(error.value)

@@ -108,3 +108,58 @@ def test_two_near_matches_name_neither(dues: SqliteDues) -> None:
     dues.set("KA01AB1234", 500.0)
     dues.set("KA01AB1236", 300.0)
     assert dues.lookup("KA01AB1235").possible_match is None
+
+
+@pytest.mark.parametrize("amount", [float("inf"), float("-inf"), float("nan"), "1e400", "inf"])
+def test_amounts_are_finite(dues: SqliteDues, amount: object) -> None:
+    with pytest.raises(DuesError, match=r"finite|not a number|negative"):
+        dues.set("KA01AB1234", amount)  # type: ignore[arg-type]
+    assert dues.records() == []
+
+
+FOREIGN = r":2: plate .*only A-Z and 0-9"
+
+
+def write(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "dues.csv"
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b"plate,amount\n" + b"KA01AB1234,10\n" * 10_000 + b"MH12CD5678,nan\n", r":10002: amount"),
+        (b"plate,amount\nKA01AB1234,1e400\n", r":2: amount must be a finite number"),
+        (b"plate,amount\nKA01AB1234,10,x\n", r":2: 3 columns, the header has 2"),
+        (b"plate,amount,message\nKA01AB1234,10,caf\xe9\n", r":2: not UTF-8 \(byte 0xe9\)"),
+        (b"plate,amount,message\nKA01AB1234,10," + b"x" * 200_000 + b"\n", r":2: field larger"),
+        # Cyrillic letters that look like Latin ones: KA01AB1234
+        (
+            "plate,amount\n\u041a\u041001\u0410\u04121234,10\n".encode(),
+            r":2: plate .*only A-Z and 0-9",
+        ),
+        ("plate,amount\nKA01\u0967\u0968,10\n".encode(), r":2: plate .*only A-Z and 0-9"),
+    ],
+    ids=[
+        "nan-after-10000",
+        "overflow",
+        "extra-column",
+        "latin-1",
+        "huge-field",
+        "cyrillic",
+        "devanagari-digits",
+    ],
+)
+def test_a_bad_csv_is_one_line_numbered_error_and_imports_nothing(
+    dues: SqliteDues, tmp_path: Path, content: bytes, error: str
+) -> None:
+    with pytest.raises(DuesError, match=error):
+        dues.import_csv(write(tmp_path, content))
+    assert dues.records() == []
+
+
+def test_a_csv_saved_by_a_spreadsheet_imports(dues: SqliteDues, tmp_path: Path) -> None:
+    path = write(tmp_path, "\ufeffPlate,Amount,Message\r\nka-01-ab-1234,12.5,Fine\r\n".encode())
+    assert dues.import_csv(path) == 1
+    assert dues.lookup("KA01AB1234").amount == 12.5

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from streamer.config import CameraConfig, LiveConfig
+from streamer.config import CameraConfig, ConfigError, LiveConfig, mask_url, parse_config
 from streamer.sources import open_source
 from streamer.sources.files import FileSource
-from streamer.sources.frame import Sampler, SourceError, mask_url
+from streamer.sources.frame import Sampler, SourceError
 from streamer.sources.live import CaptureSource, backoff_delays
 from streamer.sources.threads import read_in_thread
 from streamer.tools.demo import DemoManifest
@@ -86,6 +86,11 @@ def test_bad_files_name_the_file(tmp_path: Path, content: bytes | None, message:
         ),
         ("rtsp://10.0.0.7/stream1", "rtsp://10.0.0.7/stream1"),
         ("recordings/demo.mp4", "recordings/demo.mp4"),
+        # Passwords that a regex over the URL's grammar got wrong: '@' and '/' in them.
+        ("rtsp://admin:p@ssw0rd@10.0.0.7/s", "rtsp://admin:***@10.0.0.7/s"),
+        ("rtsp://admin:pa/ss:w@10.0.0.7:554/s", "rtsp://admin:***@10.0.0.7:554/s"),
+        ("rtsp://admin@10.0.0.7/s", "rtsp://admin@10.0.0.7/s"),  # no password
+        ("no frame from rtsp://a:b/c@h/x for 2 s", "no frame from rtsp://a:***@h/x for 2 s"),
     ],
 )
 def test_mask_url(text: str, masked: str) -> None:
@@ -114,12 +119,21 @@ def test_open_source_by_kind(source: str, kind: type) -> None:
     assert isinstance(open_source(CameraConfig(name="c", source=source)), kind)
 
 
-def test_unsupported_scheme_is_one_masked_line() -> None:
-    with pytest.raises(SourceError) as error:
-        open_source(CameraConfig(name="c", source="ftp://user:pw@host/x.mp4"))
+def test_a_file_named_like_a_webcam_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, short_clip: DemoManifest
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "0").write_bytes(short_clip.path.read_bytes())
+    assert isinstance(open_source(CameraConfig(name="c", source="0")), FileSource)
+
+
+@pytest.mark.parametrize("scheme", ["ftp", "file", "gopher"])
+def test_an_unsupported_scheme_is_a_config_error_in_one_masked_line(scheme: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config({"cameras": [{"name": "c", "source": f"{scheme}://user:pw@host/x.mp4"}]})
     assert str(error.value) == (
-        "ftp://user:***@host/x.mp4: unsupported scheme 'ftp' "
-        "(use rtsp://, http://, https://, rtmp://, a file or a webcam)"
+        f"cameras.0.source: unsupported scheme '{scheme}' (use rtsp://, rtsps://, http://, "
+        f"https://, rtmp://, a file or a webcam) (got '{scheme}://user:***@host/x.mp4')"
     )
 
 

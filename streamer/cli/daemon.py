@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from streamer.cli.common import EXIT_FAILED, EXIT_OK, fail, load
-from streamer.config import Config
+from streamer.config import Config, mask_url
 from streamer.delivery.sinks import ConsoleSink
 from streamer.pipeline import CameraStats
 from streamer.service import Service, ServiceOptions
@@ -158,7 +158,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     enabled = [c for c in config.cameras if c.enabled]
     print(
         f"config OK: {len(enabled)} camera(s) enabled: "
-        + ", ".join(f"{c.name} ({c.source})" for c in enabled)
+        + ", ".join(f"{c.name} ({mask_url(c.source)})" for c in enabled)
     )
     return EXIT_OK
 

@@ -23,7 +23,7 @@ Example::
 
 from __future__ import annotations
 
-from streamer.config.base import ConfigError, Section
+from streamer.config.base import ConfigError, Section, mask_url
 from streamer.config.daemon import DEFAULT_CAMERA, Config, DuesConfig, HttpConfig
 from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
 from streamer.config.loader import (
@@ -59,6 +59,7 @@ __all__ = [
     "WebhookConfig",
     "format_validation_error",
     "load_config",
+    "mask_url",
     "parse_config",
     "substitute_env",
 ]

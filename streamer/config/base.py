@@ -1,6 +1,9 @@
-"""The base of every config section, and the error a bad config raises."""
+"""The base of every config section, the error a bad config raises, and the masking of
+the passwords config values carry in URLs."""
 
 from __future__ import annotations
+
+import re
 
 from pydantic import BaseModel, ConfigDict
 
@@ -13,3 +16,31 @@ class Section(BaseModel):
     """A config section: unknown keys are rejected, values cannot be changed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+def _mask_one(url: str) -> str:
+    """``url`` with the password of its user information replaced by ``***``.
+
+    The user information ends at the URL's *last* ``@``: a password may hold ``@``, ``/``
+    or ``:`` unescaped (cameras accept that), which a URL parser would read as the host or
+    the path. Where an ``@`` in the path makes that guess wrong, more is masked, not less.
+    """
+    scheme, _, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not at or not colon:
+        return url
+    return f"{scheme}://{user}:***@{host}"
+
+
+def mask_url(text: str) -> str:
+    """Replace the password of every URL in ``text`` with ``***``.
+
+    Example:
+        >>> mask_url("rtsp://admin:p@ss/w0rd@10.0.0.7:554/stream1")
+        'rtsp://admin:***@10.0.0.7:554/stream1'
+    """
+    return _URL.sub(lambda match: _mask_one(match.group()), text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from streamer.config.base import Section
 from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
@@ -28,6 +28,15 @@ class HttpConfig(Section):
         description="When set, every request but /health needs 'Authorization: Bearer "
         "<token>' (or ?token=<token>, for the dashboard's live stream and images).",
     )
+
+    @field_validator("token")
+    @classmethod
+    def _not_empty(cls, token: str | None) -> str | None:
+        if token is not None and not token.strip():
+            # An empty ${STREAMER_TOKEN} must not turn authentication off unnoticed.
+            raise ValueError("must not be empty (an empty ${VAR}?); leave the key out for none")
+        return token
+
     max_upload_mb: float = Field(
         10.0, gt=0, le=1000, description="Larger uploads are refused with 413."
     )

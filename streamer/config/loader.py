@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from streamer.config.base import ConfigError
+from streamer.config.base import ConfigError, mask_url
 from streamer.config.daemon import Config
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -55,7 +55,8 @@ def format_validation_error(error: ValidationError) -> str:
         if problem["type"] == "extra_forbidden":
             message = "unknown key"
         got = problem.get("input")
-        suffix = "" if problem["type"] in {"missing", "extra_forbidden"} else f" (got {got!r})"
+        shown = mask_url(got) if isinstance(got, str) else got
+        suffix = "" if problem["type"] in {"missing", "extra_forbidden"} else f" (got {shown!r})"
         if isinstance(got, dict | list):
             suffix = ""
         lines.append(f"{location}: {message}{suffix}")
@@ -90,11 +91,69 @@ def load_config(path: Path | None) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 (byte {error.start})") from None
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        reason = getattr(error, "problem", None) or "invalid YAML"
+        reason = getattr(error, "problem", None) or str(error)
         raise ConfigError(f"{path}:{where}: {reason}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     return parse_config(data)
+
+
+#: Nodes a config may hold once its aliases are expanded: far more than any real config,
+#: far fewer than a "billion laughs" (a few hundred bytes that expand to gigabytes).
+MAX_NODES = 100_000
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that also refuses duplicate keys (YAML says a mapping's keys
+    are unique; PyYAML would keep the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str) -> Any:
+    """The YAML document in ``text``, refusing duplicate keys and alias bombs.
+
+    Raises:
+        yaml.YAMLError: naming the line.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_NODES:
+            raise yaml.YAMLError(f"more than {MAX_NODES} values once its aliases are expanded")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for with its aliases expanded (an alias is the node it
+    names again, so each node is counted once per reference, without expanding it)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    sizes[id(node)] = 1  # a node that refers to itself counts once
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, sizes) for item in node.value)
+    sizes[id(node)] = min(size, MAX_NODES + 1)
+    return sizes[id(node)]

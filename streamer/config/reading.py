@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from streamer.config.base import Section
 
@@ -48,6 +48,14 @@ class PlatesConfig(Section):
     )
     min_length: int = Field(4, ge=1, le=20, description="Shortest plate text accepted.")
     max_length: int = Field(10, ge=1, le=20, description="Longest plate text accepted.")
+
+    @model_validator(mode="after")
+    def _lengths_ordered(self) -> PlatesConfig:
+        if self.min_length > self.max_length:
+            raise ValueError(
+                f"min_length ({self.min_length}) must not exceed max_length ({self.max_length})"
+            )
+        return self
 
     @field_validator("formats")
     @classmethod

@@ -10,6 +10,9 @@ from streamer.config.base import Section
 from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
 from streamer.config.vision import DetectionConfig, TrackerConfig
 
+#: URL schemes of the streams a camera can read (through FFmpeg).
+STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "rtmp"})
+
 
 class LiveConfig(Section):
     """Live sources (RTSP, HTTP, webcams): timeouts and reconnection."""
@@ -83,7 +86,15 @@ class CameraConfig(CameraSections):
 
     @field_validator("source")
     @classmethod
-    def _not_blank(cls, source: str) -> str:
+    def _readable(cls, source: str) -> str:
         if not source.strip():
             raise ValueError("must not be empty")
+        if "\x00" in source:
+            raise ValueError("must not contain a NUL character")
+        scheme, sep, _ = source.partition("://")
+        if sep and scheme.lower() not in STREAM_SCHEMES:
+            raise ValueError(
+                f"unsupported scheme {scheme!r} (use rtsp://, rtsps://, http://, https://, "
+                "rtmp://, a file or a webcam)"
+            )
         return source

@@ -48,7 +48,7 @@ def compile_format(entry: str) -> re.Pattern[str]:
     expression = PRESETS.get(entry, entry)
     try:
         return re.compile(f"(?:{expression})")
-    except re.error as error:
+    except (re.error, OverflowError, RecursionError) as error:
         known = ", ".join(sorted(PRESETS))
         raise ValueError(
             f"{entry!r} is neither a preset ({known}) nor a valid regex: {error}"

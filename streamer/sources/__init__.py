@@ -21,14 +21,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamer.config import CameraConfig
+from streamer.config import CameraConfig, mask_url
+from streamer.config.sources import STREAM_SCHEMES
 from streamer.sources.files import FileSource
-from streamer.sources.frame import Source, SourceError, StatusCallback, mask_url
+from streamer.sources.frame import Source, SourceError, StatusCallback
 from streamer.sources.live import CaptureSource
 
 
 def is_live(source: str) -> bool:
-    """Whether a configured source string names a stream or webcam rather than a file."""
+    """Whether a configured source string names a stream or webcam rather than a file.
+    A path that exists is a file, even one named ``0``."""
+    if "://" not in source and Path(source).is_file():
+        return False
     return "://" in source or source.isdigit() or source.startswith("/dev/video")
 
 
@@ -43,7 +47,7 @@ def open_source(camera: CameraConfig, on_status: StatusCallback | None = None) -
     if not is_live(source):
         return FileSource(camera.name, Path(source), realtime=camera.realtime, rate_fps=rate)
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
-    if scheme and scheme not in {"rtsp", "rtsps", "http", "https", "rtmp"}:
+    if scheme and scheme not in STREAM_SCHEMES:  # the config refuses them; a caller may not
         raise SourceError(
             f"{mask_url(source)}: unsupported scheme {scheme!r} "
             "(use rtsp://, http://, https://, rtmp://, a file or a webcam)"

@@ -4,7 +4,6 @@ detection-rate :class:`Sampler`, and URL masking."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -80,19 +79,6 @@ class Source(Protocol):
     def close(self) -> None:
         """Ask ``frames()`` to end soon (called from another thread)."""
         ...
-
-
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
-
-
-def mask_url(text: str) -> str:
-    """Replace the password of every URL in ``text`` with ``***``.
-
-    Example:
-        >>> mask_url("rtsp://admin:s3cret@10.0.0.7:554/stream1")
-        'rtsp://admin:***@10.0.0.7:554/stream1'
-    """
-    return _CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 class Sampler:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import cv2
 
-from streamer.config import LiveConfig
+from streamer.config import LiveConfig, mask_url
 from streamer.events import CameraState
-from streamer.sources.frame import DECODER_THREADS, Frame, Sampler, StatusCallback, mask_url
+from streamer.sources.frame import DECODER_THREADS, Frame, Sampler, StatusCallback
 
 logger = logging.getLogger(__name__)
 

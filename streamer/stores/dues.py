@@ -9,6 +9,8 @@ any thread and see changes made by ``streamer dues`` while the daemon runs.
 from __future__ import annotations
 
 import csv
+import io
+import math
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -155,20 +157,20 @@ class SqliteDues:
         """Create or replace the dues of ``plate``.
 
         Raises:
-            DuesError: for an empty plate or a negative amount.
+            DuesError: for a plate with no letters or digits or with ones outside A-Z and
+                0-9, or an amount that is negative or not a finite number.
         """
-        key = normalise(plate)
-        if not key:
-            raise DuesError(f"plate {plate!r} has no letters or digits")
-        if amount < 0:
-            raise DuesError(f"amount must not be negative (got {amount})")
+        self._upsert([(dues_key(plate), dues_amount(amount), message)])
+
+    def _upsert(self, rows: list[tuple[str, float, str]]) -> None:
+        """Write checked rows in one transaction: all of them, or none."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._connect() as connection:
-            connection.execute(
+            connection.executemany(
                 "INSERT INTO dues (plate, amount, message, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(plate) DO UPDATE SET amount = excluded.amount, "
                 "message = excluded.message, updated_at = excluded.updated_at",
-                (key, float(amount), message, now),
+                [(plate, amount, message, now) for plate, amount, message in rows],
             )
 
     def clear(self, plate: str) -> bool:
@@ -186,33 +188,90 @@ class SqliteDues:
         return [DuesRecord(str(p), float(a), str(m), str(u)) for p, a, m, u in rows]
 
     def import_csv(self, path: Path) -> int:
-        """Upsert rows from a CSV with a header ``plate,amount[,message]``; returns the count.
+        """Upsert rows from a CSV with a header ``plate,amount[,message]`` (UTF-8, with or
+        without the byte-order mark spreadsheets write); returns the count.
 
-        The whole file is checked before anything is written, so a bad row changes nothing.
+        The whole file is checked first and written in one transaction, so a bad row
+        changes nothing.
 
         Raises:
-            DuesError: naming the file, line and problem.
+            DuesError: naming the file, the line and the rule it breaks.
         """
-        rows: list[tuple[str, float, str]] = []
         try:
-            with path.open(newline="", encoding="utf-8") as stream:
-                reader = csv.DictReader(stream)
-                fields = {name.strip().lower() for name in reader.fieldnames or []}
-                if not {"plate", "amount"} <= fields:
-                    raise DuesError(f"{path}: header must name plate and amount columns")
-                for line, row in enumerate(reader, start=2):
-                    row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
-                    try:
-                        amount = float(row["amount"])
-                    except ValueError:
-                        raise DuesError(
-                            f"{path}:{line}: amount {row['amount']!r} is not a number"
-                        ) from None
-                    if not normalise(row["plate"]) or amount < 0:
-                        raise DuesError(f"{path}:{line}: bad plate or negative amount")
-                    rows.append((row["plate"], amount, row.get("message", "")))
+            data = path.read_bytes()
         except OSError as error:
             raise DuesError(f"{path}: cannot read ({error.strerror})") from None
-        for plate, amount, message in rows:
-            self.set(plate, amount, message)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            line = data.count(b"\n", 0, error.start) + 1
+            raise DuesError(f"{path}:{line}: not UTF-8 (byte 0x{data[error.start]:02x})") from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        rows: list[tuple[str, float, str]] = []
+        try:
+            header = [name.strip().lower() for name in next(reader, [])]
+            if not {"plate", "amount"} <= set(header):
+                raise DuesError(f"{path}:1: header must name plate and amount columns")
+            for values in reader:
+                if not any(value.strip() for value in values):
+                    continue
+                rows.append(_row(path, reader.line_num, header, values))
+        except csv.Error as error:
+            raise DuesError(f"{path}:{reader.line_num}: {error}") from None
+        self._upsert(rows)
         return len(rows)
+
+
+def _row(path: Path, line: int, header: list[str], values: list[str]) -> tuple[str, float, str]:
+    """One CSV row as (plate, amount, message), checked.
+
+    Raises:
+        DuesError: naming the file, the line and the rule it breaks.
+    """
+    if len(values) > len(header):
+        raise DuesError(f"{path}:{line}: {len(values)} columns, the header has {len(header)}")
+    row = dict(zip(header, (value.strip() for value in values), strict=False))
+    try:
+        return (
+            dues_key(row.get("plate", "")),
+            dues_amount(row.get("amount", "")),
+            row.get("message", ""),
+        )
+    except DuesError as error:
+        raise DuesError(f"{path}:{line}: {error}") from None
+
+
+def dues_key(plate: str) -> str:
+    """``plate`` as the dues database keys it: :func:`~streamer.reading.plates.normalise`d.
+
+    Raises:
+        DuesError: when it has no letters or digits, or has ones outside A-Z and 0-9 (a
+            Cyrillic or Devanagari plate would otherwise be silently rewritten).
+    """
+    foreign = "".join(sorted({c for c in plate.upper() if c.isalnum() and not c.isascii()}))
+    if foreign:
+        raise DuesError(f"plate {plate!r}: only A-Z and 0-9 are plate characters ({foreign!r})")
+    key = normalise(plate)
+    if not key:
+        raise DuesError(f"plate {plate!r} has no letters or digits")
+    return key
+
+
+def dues_amount(value: object) -> float:
+    """``value`` as an amount of dues: a finite number, not negative.
+
+    Raises:
+        DuesError: saying what is wrong with it.
+    """
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+    try:
+        amount = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an integer too large for a float
+        amount = math.inf
+    except (TypeError, ValueError):
+        raise DuesError(f"amount {shown} is not a number") from None
+    if not math.isfinite(amount):
+        raise DuesError(f"amount must be a finite number (got {shown})")
+    if amount < 0:
+        raise DuesError(f"amount must not be negative (got {shown})")
+    return amount
