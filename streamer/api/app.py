@@ -9,8 +9,10 @@ One aiohttp application in the daemon's event loop (or alone, ``streamer serve``
   ``GET/PUT/DELETE /api/dues/{plate}``;
 - ``GET /`` the dashboard, ``/evidence/...`` the crops and snapshots it shows.
 
-Blocking work (detection, OCR, SQLite) runs in worker threads. With a token configured,
-everything but ``/health`` needs ``Authorization: Bearer <token>`` or ``?token=``.
+Blocking work (image decoding, detection, OCR, SQLite) runs in worker threads. With a
+token configured, everything but ``/health`` needs ``Authorization: Bearer <token>`` or
+``?token=``. Every bad request gets a 4xx with a JSON ``{"error"}`` and one log line;
+connections are capped and timed out (:mod:`streamer.api.connections`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
+from streamer.api.connections import ConnectionGuard, ProtocolLogger
 from streamer.api.images import ImageError, ImageProcessor, decode_image
 from streamer.api.metrics import CONTENT_TYPE, Metrics
 from streamer.config import Config, HttpConfig
 from streamer.events import iso
 from streamer.pipeline import CameraSnapshot
 from streamer.reading.plates import normalise
-from streamer.stores.dues import DuesStore
+from streamer.stores.dues import DuesError, DuesStore, dues_amount, dues_key
 from streamer.stores.history import EventHistory
 
 logger = logging.getLogger(__name__)
@@ -45,9 +49,11 @@ KEEPALIVE_S = 15
 class ApiError(web.HTTPException):
     """An error answered as JSON ``{"error": message}`` with ``status``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         self.status_code = status
-        super().__init__(text=json.dumps({"error": message}), content_type="application/json")
+        super().__init__(
+            text=json.dumps({"error": message}), content_type="application/json", headers=headers
+        )
 
 
 def _flag(value: str | None, name: str) -> bool | None:
@@ -92,7 +98,10 @@ class Api:
         self.metrics = metrics
         self.snapshots = snapshots
         self.runner: web.AppRunner | None = None
+        self.server: asyncio.Server | None = None
+        self.guard: ConnectionGuard | None = None
         self.port: int | None = None
+        self._images = 0  # uploads being handled
 
     def application(self) -> web.Application:
         """The aiohttp application with every route."""
@@ -122,40 +131,67 @@ class Api:
         Raises:
             OSError: naming the address when it cannot be bound.
         """
-        self.history.loop = asyncio.get_running_loop()
-        self.runner = web.AppRunner(self.application(), access_log=None)
+        loop = asyncio.get_running_loop()
+        self.history.loop = loop
+        self.runner = web.AppRunner(
+            self.application(),
+            access_log=None,
+            # A connection must send a whole request within this time (aiohttp's timer
+            # starts at connect and after each response, and data does not reset it).
+            keepalive_timeout=self.http.timeout_s,
+            # After an error answered before the body was read, wait this long at most
+            # for the rest of the body before closing.
+            lingering_time=min(2.0, self.http.timeout_s),
+            logger=ProtocolLogger(logging.getLogger("aiohttp.server")),
+        )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.http.host, self.http.port)
+        assert self.runner.server is not None
+        self.guard = ConnectionGuard(self.runner.server, self.http.max_connections)
         try:
-            await site.start()
+            self.server = await loop.create_server(
+                self.guard, self.http.host, self.http.port, reuse_address=True
+            )
         except OSError as error:
             await self.runner.cleanup()
             raise OSError(
                 f"http: cannot listen on {self.http.host}:{self.http.port} ({error.strerror})"
             ) from None
-        addresses = self.runner.addresses
-        self.port = int(addresses[0][1]) if addresses else self.http.port
+        self.port = int(self.server.sockets[0].getsockname()[1])
         logger.info("HTTP API and dashboard on http://%s:%d/", self.http.host, self.port)
         return self.port
 
     async def stop(self) -> None:
         """Stop listening and close the live streams."""
         self.history.close()  # wakes the stream handlers, which then end
+        if self.server is not None:
+            self.server.close()
         if self.runner is not None:
-            await self.runner.cleanup()
+            await self.runner.cleanup()  # closes the open connections
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.guard is not None:
+            self.guard.busy(request.transport)
         try:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:
             raise ApiError(413, f"upload larger than {self.http.max_upload_mb:g} MB") from None
-        except ApiError:
+        except ApiError as error:
+            if error.status_code >= 500:
+                logger.warning("%s %s: %s", request.method, request.path, error.text)
             raise
         except web.HTTPException as error:
             if error.status_code >= 400:
                 raise ApiError(error.status_code, error.reason) from None
             raise
+        except (ConnectionError, asyncio.CancelledError):
+            raise  # the client went away: nobody to answer
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.path)
+            raise ApiError(500, "internal error; the daemon's log has the details") from None
+        finally:
+            if self.guard is not None:
+                self.guard.idle(request.transport)
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -171,30 +207,61 @@ class Api:
                 raise ApiError(401, "missing or wrong token (Authorization: Bearer <token>)")
         return await handler(request)
 
+    async def _body(self, read: Callable[[], Awaitable[Any]], what: str) -> Any:
+        """The request body as ``read`` parses it, within ``http.timeout_s``; a body the
+        client got wrong is a 400 naming ``what`` was expected."""
+        try:
+            async with asyncio.timeout(self.http.timeout_s):
+                return await read()
+        except TimeoutError:
+            raise ApiError(408, f"body: not received within {self.http.timeout_s:g} s") from None
+        except (web.HTTPException, OSError):
+            raise  # too large (413), or the connection broke
+        except RecursionError:
+            raise ApiError(400, f"body: nested too deeply; expected {what}") from None
+        except Exception as error:
+            # aiohttp's parsers raise ValueError, LookupError, AssertionError, zlib.error,
+            # HttpProcessingError… on malformed bodies; all of them are the client's.
+            detail = str(error)[:200] or type(error).__name__
+            raise ApiError(400, f"body: expected {what} ({detail})") from None
+
     async def _upload(self, request: web.Request) -> bytes:
         if not request.content_type.startswith("multipart/"):
             raise ApiError(400, "send the image as multipart/form-data in the field 'file'")
-        form = await request.post()
+        form = await self._body(request.post, "multipart/form-data with a field 'file'")
         upload = form.get("file")
         if isinstance(upload, web.FileField):
-            data: bytes = upload.file.read()
+            data: bytes = await asyncio.to_thread(upload.file.read)
             return data
-        if isinstance(upload, bytes | bytearray):
+        if isinstance(upload, bytes | bytearray):  # a part without a file name
             return bytes(upload)
         raise ApiError(400, "file: required multipart file field")
 
-    async def _image(self, request: web.Request) -> Any:
-        data = await self._upload(request)
+    async def _on_image(
+        self, request: web.Request, work: Callable[[np.ndarray], dict[str, Any]]
+    ) -> web.Response:
+        """Answer ``work(image)`` for the uploaded image: at most
+        ``http.max_concurrent_images`` at once, decoded and worked on in a thread."""
+        if self._images >= self.http.max_concurrent_images:
+            raise ApiError(
+                503,
+                f"busy: {self._images} images being processed (http.max_concurrent_images)",
+                headers={"Retry-After": "1"},
+            )
+        self._images += 1
         try:
-            return decode_image(data)
-        except ImageError as error:
-            raise ApiError(400, f"file: {error}") from None
+            data = await self._upload(request)
+            limit = self.http.max_image_pixels
+            try:
+                result = await asyncio.to_thread(lambda: work(decode_image(data, limit)))
+            except ImageError as error:
+                raise ApiError(400, f"file: {error}") from None
+        finally:
+            self._images -= 1
+        return web.json_response(result)
 
     async def _json(self, request: web.Request) -> dict[str, Any]:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise ApiError(400, "body: expected a JSON object") from None
+        body = await self._body(request.json, "a JSON object")
         if not isinstance(body, dict):
             raise ApiError(400, "body: expected a JSON object")
         return body
@@ -212,17 +279,13 @@ class Api:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def detect(self, request: web.Request) -> web.Response:
-        image = await self._image(request)
-        return web.json_response(await asyncio.to_thread(self.processor.detect, image))
+        return await self._on_image(request, self.processor.detect)
 
     async def ocr(self, request: web.Request) -> web.Response:
-        image = await self._image(request)
-        return web.json_response(await asyncio.to_thread(self.processor.ocr, image))
+        return await self._on_image(request, self.processor.ocr)
 
     async def process(self, request: web.Request) -> web.Response:
-        image = await self._image(request)
-        result = await asyncio.to_thread(self.processor.process, image)
-        return web.json_response(result)
+        return await self._on_image(request, self.processor.process)
 
     async def check_dues(self, request: web.Request) -> web.Response:
         body = await self._json(request)
@@ -288,10 +351,10 @@ class Api:
         return web.json_response({"cameras": cameras})
 
     def _plate(self, request: web.Request) -> str:
-        plate = normalise(request.match_info["plate"])
-        if not plate:
-            raise ApiError(400, "plate: needs letters or digits")
-        return plate
+        try:
+            return dues_key(request.match_info["plate"])
+        except DuesError as error:
+            raise ApiError(400, f"plate: {error}") from None
 
     async def get_dues(self, request: web.Request) -> web.Response:
         plate = self._plate(request)
@@ -304,8 +367,12 @@ class Api:
         plate = self._plate(request)
         body = await self._json(request)
         amount = body.get("amount")
-        if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
-            raise ApiError(400, f"amount: required non-negative number (got {amount!r})")
+        try:
+            if isinstance(amount, bool) or not isinstance(amount, int | float):
+                raise DuesError(f"required non-negative number (got {amount!r})")
+            amount = dues_amount(amount)  # finite: NaN, Infinity and 1e400 are refused
+        except DuesError as error:
+            raise ApiError(400, f"amount: {error}") from None
         message = body.get("message", "")
         if not isinstance(message, str):
             raise ApiError(400, f"message: expected a string (got {message!r})")
@@ -321,7 +388,11 @@ class Api:
 
     async def evidence(self, request: web.Request) -> web.FileResponse:
         root = self.config.recordings.directory.resolve()
-        path = (root / request.match_info["path"]).resolve()
-        if not path.is_relative_to(root) or path.suffix != ".jpg" or not path.is_file():
+        try:
+            path = (root / request.match_info["path"]).resolve()
+            found = path.is_relative_to(root) and path.suffix == ".jpg" and path.is_file()
+        except (OSError, ValueError, RuntimeError):
+            found = False  # a NUL, a name too long, a symlink loop
+        if not found:
             raise ApiError(404, "no such evidence file")
         return web.FileResponse(path)

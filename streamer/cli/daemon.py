@@ -137,7 +137,9 @@ def cmd_process(args: argparse.Namespace) -> int:
     for path in args.images:
         result: dict[str, object]
         try:
-            result = processor.process(decode_image(path.read_bytes()))
+            result = processor.process(
+                decode_image(path.read_bytes(), config.http.max_image_pixels)
+            )
         except (OSError, ImageError) as error:
             reason = error.strerror if isinstance(error, OSError) else str(error)
             result = {

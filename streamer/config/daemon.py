@@ -40,6 +40,34 @@ class HttpConfig(Section):
     max_upload_mb: float = Field(
         10.0, gt=0, le=1000, description="Larger uploads are refused with 413."
     )
+    max_image_pixels: int = Field(
+        25_000_000,
+        ge=100_000,
+        le=100_000_000,
+        description="Images whose header declares more pixels (width times height) are refused "
+        "with 400 before decoding: a small file can declare a huge image.",
+    )
+    max_concurrent_images: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="Uploads to /detect, /ocr and /process handled at once; past it they "
+        "get 503 with Retry-After.",
+    )
+    timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a client has to send a request's headers, and then its body; "
+        "an idle keep-alive connection is closed after the same time.",
+    )
+    max_connections: int = Field(
+        256,
+        ge=8,
+        le=100_000,
+        description="Open connections at most; past it the connection idle the longest "
+        "(one that has not sent a whole request) is closed to make room.",
+    )
     recent_events: int = Field(
         1000,
         ge=1,
