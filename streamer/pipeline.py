@@ -13,6 +13,7 @@ no locks. Each pipeline describes itself in one :class:`CameraSnapshot`, which m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -20,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import supervision as sv
 
@@ -30,6 +32,7 @@ from streamer.events import CameraState, CameraStatus, Event, PlateEvent
 from streamer.reading.ocr import OcrEngine
 from streamer.reporter import Skipped, StageTimer, TrackReporter
 from streamer.sources import is_live, open_source
+from streamer.sources.files import file_identity
 from streamer.sources.frame import Frame, Source, SourceError
 from streamer.sources.threads import read_in_thread
 from streamer.stores.dues import Dues
@@ -224,6 +227,9 @@ class CameraPipeline:
             source = self.source or open_source(self.camera, on_status)
             if not is_live(self.camera.source):  # a live source reports its own state
                 self.state = CameraState.FILE
+                with contextlib.suppress(OSError):  # the source says why it cannot read
+                    path = Path(self.camera.source)
+                    self.reporter.file_identity = await asyncio.to_thread(file_identity, path)
             # A file keeps FILE_IN_FLIGHT frames in detection at once, so it uses every
             # core; a live source one, so it always detects the newest frame.
             depth = 1 if source.live else FILE_IN_FLIGHT
@@ -234,6 +240,7 @@ class CameraPipeline:
             if self.state == CameraState.FILE:
                 self.state = CameraState.FINISHED
         except SourceError as error:
+            await self._track_oldest(keep=0)  # a damaged file's last frames still count
             self.stats.error = mask_url(str(error))
             self.state = CameraState.FAILED
             logger.error("camera %s: %s", self.camera.name, self.stats.error)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -29,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 #: Plates a deduplicator remembers before it forgets those outside its window.
 DEDUP_MEMORY = 1024
+
+#: The namespace of the event ids derived from a file (see :meth:`TrackReporter.event_id`).
+FILE_EVENTS = uuid.UUID("0f4d5a52-8c1e-5b7e-9a43-2b6c1d3e4f50")
 
 
 class Deduplicator:
@@ -124,7 +128,20 @@ class TrackReporter:
         self.dues = dues
         self.evidence = evidence
         self.timer = timer
+        #: For a recorded file: its :func:`~streamer.sources.files.file_identity`, from
+        #: which event ids are derived; ``None`` (random ids) for live sources.
+        self.file_identity: str | None = None
         self._vehicles: dict[int, _Vehicle] = {}
+
+    def event_id(self, track: Track) -> str:
+        """A new vehicle's ``event_id``. Random for a live source; for a file, derived from
+        the camera, the file's content and where the track starts, so that the file read
+        again (after a crash) gives its vehicles the same ids: the outbox then does not
+        send them again, and a receiver can recognise any it gets twice."""
+        if self.file_identity is None:
+            return str(uuid.uuid4())
+        name = f"{self.camera}:{self.file_identity}:{track.first_clock_s:.3f}:{track.track_id}"
+        return str(uuid.uuid5(FILE_EVENTS, name))
 
     def progress(self, track: OpenTrack) -> PlateEvent | Skipped | None:
         """The early event of an open track whose reads now agree; ``Skipped.MERGED`` when
@@ -205,15 +222,12 @@ class TrackReporter:
             frames=track.frames,
             format_valid=read.format_valid,
             dues_result=self.dues.lookup(read.text),
+            event_id=self.event_id(track) if early is None else early.event_id,
             phase=phase,
         )
         if early is not None:
             changed = early.plate_number != read.text
-            event = replace(
-                event,
-                event_id=early.event_id,
-                previous_plate_number=early.plate_number if changed else None,
-            )
+            event = replace(event, previous_plate_number=early.plate_number if changed else None)
         if self.evidence is not None:
             try:
                 event = event.with_evidence(*self.evidence.save(event, read.crop))

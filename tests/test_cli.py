@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 import yaml
+from test_sources import damaged_copy
 
 from streamer.cli.daemon import camera_names
 from streamer.config import DetectionConfig
@@ -284,3 +286,18 @@ def test_check_config_never_prints_a_password(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "rtsp://admin:***@10.0.0.7/s" in result.stdout
     assert "w0rd" not in result.stdout + result.stderr
+
+
+def test_replay_of_a_damaged_file_says_so_and_exits_1(
+    tmp_path: Path, demo_video: DemoManifest
+) -> None:
+    config = write_config(tmp_path, [{"name": "gate-1", "source": "unused.mp4"}])
+    damaged = damaged_copy(demo_video.path, tmp_path / "gate.mp4")
+    events_out = tmp_path / "out.jsonl"
+    result = streamer("replay", damaged, "--config", config, "--events-out", events_out)
+    assert result.returncode == 1, result.stderr
+    assert re.search(r"gate\.mp4: damaged: \d+ of its 525 frames \(\d+%\)", result.stderr)
+    assert "Traceback" not in result.stderr
+    # The vehicles before the damage are reported.
+    first = demo_video.vehicles[0].plate
+    assert first in [event["plate_number"] for event in vehicles(read_events(events_out))]

@@ -12,7 +12,7 @@ import pytest
 
 from streamer.config import CameraConfig, ConfigError, LiveConfig, mask_url, parse_config
 from streamer.sources import open_source
-from streamer.sources.files import FileSource
+from streamer.sources.files import FileSource, damage, file_identity
 from streamer.sources.frame import Sampler, SourceError
 from streamer.sources.live import CaptureSource, backoff_delays
 from streamer.sources.threads import read_in_thread
@@ -74,6 +74,58 @@ def test_bad_files_name_the_file(tmp_path: Path, content: bytes | None, message:
         path.write_bytes(content)
     with pytest.raises(SourceError, match=rf"gate\.mp4: {message}"):
         list(FileSource("cam", path).frames())
+
+
+def damaged_copy(video: Path, path: Path, flips: int = 2000, seed: int = 1) -> Path:
+    """``video`` with ``flips`` bytes inverted in its middle half (its header and index,
+    at either end, stay intact, so that it still opens)."""
+    data = bytearray(video.read_bytes())
+    rng = random.Random(seed)
+    for _ in range(flips):
+        data[rng.randrange(len(data) // 4, 3 * len(data) // 4)] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_file_fails_after_its_readable_frames(
+    tmp_path: Path, demo_video: DemoManifest
+) -> None:
+    source = FileSource("cam", damaged_copy(demo_video.path, tmp_path / "gate.mp4"))
+    frames = []
+    with pytest.raises(SourceError, match=r"gate\.mp4: damaged: \d+ of its 525 frames \(\d+%\)"):
+        frames.extend(source.frames())
+    assert 0 < len(frames) < 525
+
+
+@pytest.mark.parametrize(
+    ("decoded", "declared", "outcome"),
+    [
+        (525, 525, None),
+        (524, 525, None),  # a container's rounding
+        (500, 525, "damaged: 25 of its 525 frames (5%)"),  # a warning
+        (0, 0, None),  # no frame count declared
+    ],
+)
+def test_damage_below_the_limit_is_a_warning(
+    decoded: int, declared: int, outcome: str | None
+) -> None:
+    found = damage(Path("gate.mp4"), decoded, declared)
+    if outcome is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert outcome in found
+    with pytest.raises(SourceError, match="damaged: 100 of its 525 frames"):
+        damage(Path("gate.mp4"), 425, 525)
+
+
+def test_file_identity_depends_on_the_content_only(tmp_path: Path) -> None:
+    data = random.Random(3).randbytes(3 << 20)
+    first, copy, other = (tmp_path / name for name in ("a.mp4", "b.mp4", "c.mp4"))
+    first.write_bytes(data)
+    copy.write_bytes(data)
+    other.write_bytes(data[:-1] + b"x")
+    assert file_identity(first) == file_identity(copy) != file_identity(other)
 
 
 @pytest.mark.parametrize(

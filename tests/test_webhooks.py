@@ -272,3 +272,32 @@ def test_sigkill_during_delivery_loses_nothing(
     assert events
     assert set(receiver.delivered) >= set(events)
     assert receiver.unique().keys() == events.keys()
+
+
+def test_a_file_read_again_after_sigkill_keeps_its_event_ids(
+    tmp_path: Path, demo_video: DemoManifest, receiver: Receiver
+) -> None:
+    """A daemon killed mid-file reads the file from the start again: the vehicles get the
+    same event ids, so those delivered are not sent again under new ones."""
+    config = config_for(tmp_path, demo_video, [{"url": receiver.url, **FAST_RETRY}])
+    path = tmp_path / "streamer.yaml"
+    kill_when(config, path, lambda: len(receiver.delivered) >= 2)
+    before = dict(receiver.delivered)
+    assert len({event["plate_number"] for event in before.values()}) < 5  # killed mid-file
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "was queued before (the same recording read again)" in result.stderr
+    plates: dict[str, set[str]] = {}
+    for received in receiver.requests:
+        plates.setdefault(received.event["plate_number"], set()).add(received.event["event_id"])
+    expected = {vehicle.plate for vehicle in demo_video.vehicles}
+    assert set(plates) == expected
+    assert all(len(ids) == 1 for ids in plates.values()), plates  # one id per vehicle
+    assert len(receiver.unique()) == len(receiver.requests)  # nothing sent twice
+    assert set(before) <= set(receiver.delivered)

@@ -194,7 +194,12 @@ class Outbox:
                 "VALUES (?, ?, ?, ?, ?, ?, 0)",
                 (event.key, event.event_id, phase, event.type, payload, now),
             )
-            if cursor.rowcount == 0:  # already queued (a replayed add): nothing new
+            if cursor.rowcount == 0:
+                # Queued before: a file read again gives its vehicles the same event ids.
+                logger.info(
+                    "event %s was queued before (the same recording read again): not queued again",
+                    event.key,
+                )
                 return []
             for target in targets:
                 self._make_room(connection, target, now)

@@ -49,7 +49,8 @@ class PlateCrop:
 
 @dataclass(frozen=True)
 class Track:
-    """A track as the reader sees it: when it was seen, and its best crops (best first)."""
+    """A track as the reader sees it: when it was seen, and its best crops (best first).
+    ``first_clock_s`` is its first sighting on the source's clock (a file's media time)."""
 
     camera: str
     track_id: int
@@ -57,6 +58,7 @@ class Track:
     last_seen: datetime
     frames: int
     crops: tuple[PlateCrop, ...]
+    first_clock_s: float = 0.0
 
     @property
     def best(self) -> PlateCrop:
@@ -136,10 +138,20 @@ class _LiveTrack:
     settled: bool = False
     told_overdue: bool = False
 
-    def view(self, camera: str) -> tuple[str, int, datetime, datetime, int, tuple[PlateCrop, ...]]:
+    def view(
+        self, camera: str
+    ) -> tuple[str, int, datetime, datetime, int, tuple[PlateCrop, ...], float]:
         """The fields of a :class:`Track` of this track (best crop first)."""
         crops = tuple(crop for _, _, crop in sorted(self.crops, key=lambda e: -e[0]))
-        return camera, self.track_id, self.first_seen, self.last_seen, self.frames, crops
+        return (
+            camera,
+            self.track_id,
+            self.first_seen,
+            self.last_seen,
+            self.frames,
+            crops,
+            self.first_clock,
+        )
 
 
 class PlateTracker:
