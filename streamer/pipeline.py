@@ -355,6 +355,8 @@ class CameraPipeline:
                 elif result is Skipped.MERGED:
                     self.stats.merged += 1
                 continue
+            if result is Skipped.SHORT:
+                continue  # too short to count, as a track the tracker drops
             self.stats.tracks += 1
             was_early = item.track_id in self._early
             self._early.discard(item.track_id)

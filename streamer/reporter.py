@@ -76,6 +76,7 @@ class Skipped(StrEnum):
     """Why a finished track gave no event."""
 
     UNREADABLE = "unreadable"
+    SHORT = "short"  # fewer than tracker.min_frames sightings, and no early event
     MERGED = "merged"
 
 
@@ -128,6 +129,7 @@ class TrackReporter:
         self.dues = dues
         self.evidence = evidence
         self.timer = timer
+        self.min_frames = camera.tracker.min_frames
         #: For a recorded file: its :func:`~streamer.sources.files.file_identity`, from
         #: which event ids are derived; ``None`` (random ids) for live sources.
         self.file_identity: str | None = None
@@ -170,8 +172,10 @@ class TrackReporter:
         """The final event of a finished track: its early event's, with the vote over the
         whole track, or a new one (blocking; runs in a worker thread)."""
         vehicle = self._vehicles.pop(track.track_id, None) or _Vehicle()
-        read = self._read(vehicle, track)
         early = vehicle.early
+        if early is None and not vehicle.merged and track.frames < self.min_frames:
+            return Skipped.SHORT  # read early, but not yet with confidence
+        read = self._read(vehicle, track)
         if early is not None:
             if read is None:  # the best crops no longer agree: the early read stands
                 dues = self.dues.lookup(early.plate_number)

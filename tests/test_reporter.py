@@ -6,6 +6,7 @@ tested on their own; the real engines read real crops in tests/test_read.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -180,3 +181,17 @@ def test_repeat_within_window_is_merged(gap_s: float, new_event: bool) -> None:
     again = T0 + timedelta(seconds=3 + gap_s)
     assert dedup.admit("KA01AB1234", again, again + timedelta(seconds=1)) is new_event
     assert dedup.admit("MH12DE1433", again, again)  # another plate is unaffected
+
+
+def test_a_short_track_gets_a_final_event_only_after_an_early_one(
+    engine: ScriptedEngine, dues: SqliteDues
+) -> None:
+    report = reporter(engine, dues)
+    reads = [crop(engine, "KA01AB1234", q) for q in (0.5, 0.4)]
+    short = FinishedTrack("gate", 1, T0, T0 + timedelta(seconds=1), 2, tuple(reads))
+    assert report.report(short) is Skipped.SHORT  # no early event: noise, as before
+    early = report.progress(open_track(*reads, track_id=2))
+    assert isinstance(early, PlateEvent)
+    final = report.report(replace(short, track_id=2))
+    assert isinstance(final, PlateEvent)
+    assert (final.event_id, final.phase) == (early.event_id, Phase.FINAL)

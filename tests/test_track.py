@@ -183,3 +183,13 @@ def test_a_settled_track_ends_as_a_vehicle_even_when_short() -> None:
     (track_id,) = [t.track_id for t in tracker.progress(overdue_s=0.0)]  # overdue at once
     tracker.settle(track_id)  # it was reported early, so it must be reported finally
     assert [t.track_id for t in tracker.finish_all()] == [track_id]
+
+
+def test_a_track_offered_to_the_reader_ends_as_a_vehicle_before_it_is_settled() -> None:
+    """The source ends while the reader still holds a short track's early read (a
+    shutdown): its end is reported, so that an early event always gets its final one."""
+    tracker = PlateTracker("cam", TrackerConfig(min_frames=5))
+    run(tracker, 3, lambda i: [(50, 50, 130, 80)])
+    (offered,) = tracker.progress(min_frames=2)
+    assert offered.frames < 5
+    assert [t.track_id for t in tracker.finish_all()] == [offered.track_id]

@@ -132,11 +132,13 @@ class _LiveTrack:
     crops: list[tuple[float, int, PlateCrop]] = field(default_factory=list)
     first_clock: float = 0.0
     # Whether the best crops changed since the reader last saw them; whether the reader
-    # has read the plate with confidence (then it needs nothing more until the end); and
-    # whether it has been told the track is overdue.
+    # has read the plate with confidence (then it needs nothing more until the end);
+    # whether it has been told the track is overdue; and whether it was handed to the
+    # reader at all (then it may have an early event, and its end must be reported).
     changed: bool = False
     settled: bool = False
     told_overdue: bool = False
+    offered: bool = False
 
     def view(
         self, camera: str
@@ -288,6 +290,7 @@ class PlateTracker:
                 continue
             track.changed = False
             track.told_overdue = track.told_overdue or overdue
+            track.offered = True
             ready.append(OpenTrack(*track.view(self.camera), overdue=overdue))
         return ready
 
@@ -296,10 +299,14 @@ class PlateTracker:
         return self._finish(list(self._live))
 
     def _finish(self, track_ids: list[int]) -> list[FinishedTrack]:
+        """End these tracks. One shorter than ``tracker.min_frames`` is dropped, unless the
+        reader has seen it (:meth:`progress`): its early event may still be on its way, and
+        the reader decides (see :meth:`~streamer.reporter.TrackReporter.report`)."""
         finished = []
         for track_id in track_ids:
             track = self._live.pop(track_id)
-            if not track.crops or (track.frames < self.config.min_frames and not track.settled):
+            short = track.frames < self.config.min_frames
+            if not track.crops or (short and not (track.settled or track.offered)):
                 continue
             finished.append(FinishedTrack(*track.view(self.camera)))
         return finished
