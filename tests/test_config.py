@@ -155,8 +155,21 @@ i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
         (b"plates:\n  min_length: 9\n  max_length: 4\n", "must not exceed max_length"),
         (b"a: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
         (b"cameras:\n  - name: caf\xe9\n", "not UTF-8"),
+        (b"plates: {formats: &f [*f]}\n", "line 1: an alias refers to the value that holds it"),
+        (b"? [a, b]\n: 1\n", "a key must be a plain value"),
+        (b"shutdown_timeout_s: " + b"9" * 5000 + b"\n", "integer string conversion"),
     ],
-    ids=["alias-bomb", "duplicate-key", "huge-repeat", "lengths", "deep", "latin-1"],
+    ids=[
+        "alias-bomb",
+        "duplicate-key",
+        "huge-repeat",
+        "lengths",
+        "deep",
+        "latin-1",
+        "self-alias",
+        "list-key",
+        "5000-digits",
+    ],
 )
 def test_hostile_configs_are_one_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "bad.yaml"

@@ -140,6 +140,15 @@ def write(tmp_path: Path, content: bytes) -> Path:
             r":2: plate .*only A-Z and 0-9",
         ),
         ("plate,amount\nKA01\u0967\u0968,10\n".encode(), r":2: plate .*only A-Z and 0-9"),
+        # Letters that upper-case to ASCII ones, and an accent: never rewritten.
+        ("plate,amount\n\ufb01\u00df1234,10\n".encode(), r":2: plate .*only A-Z and 0-9"),
+        ("plate,amount\nKA01A\u0301B1234,10\n".encode(), r":2: plate .*only A-Z and 0-9"),
+        # An open quote swallows the next lines into one value.
+        (
+            b'plate,amount,message\nKA01AB1234,100,"Toll\nMH12XY7395,200,Fine\n',
+            r":2: a value runs over several lines",
+        ),
+        (b"plate,amount\n" + b"K" * 17 + b",10\n", r":2: plate .*longer than 16"),
     ],
     ids=[
         "nan-after-10000",
@@ -149,6 +158,10 @@ def write(tmp_path: Path, content: bytes) -> Path:
         "huge-field",
         "cyrillic",
         "devanagari-digits",
+        "ligature-and-sharp-s",
+        "combining-accent",
+        "open-quote",
+        "too-long",
     ],
 )
 def test_a_bad_csv_is_one_line_numbered_error_and_imports_nothing(
@@ -163,3 +176,15 @@ def test_a_csv_saved_by_a_spreadsheet_imports(dues: SqliteDues, tmp_path: Path) 
     path = write(tmp_path, "\ufeffPlate,Amount,Message\r\nka-01-ab-1234,12.5,Fine\r\n".encode())
     assert dues.import_csv(path) == 1
     assert dues.lookup("KA01AB1234").amount == 12.5
+
+
+@pytest.mark.parametrize("message", ["\ud800", "two\nlines", "x" * 1001])
+def test_a_message_is_one_line_of_text(dues: SqliteDues, message: str) -> None:
+    with pytest.raises(DuesError, match="message:"):
+        dues.set("KA01AB1234", 10, message)
+    assert dues.records() == []
+
+
+def test_separators_from_a_spreadsheet_are_dropped(dues: SqliteDues) -> None:
+    dues.set("KA\u00a001\u2013AB\u20131234", 10)  # a no-break space and en dashes
+    assert dues.lookup("KA01AB1234").found

@@ -287,3 +287,20 @@ def test_decoding_checks_the_header_first() -> None:
     ):
         with pytest.raises(ImageError, match=reason):
             decode_image(data, 25_000_000)
+
+
+def test_evidence_ignores_ranges_it_cannot_serve(server: ServiceThread) -> None:
+    folder = server.service.config.recordings.directory
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "crop.jpg").write_bytes(b"\xff\xd8" + bytes(100))
+    for value in ("bytes=5-1", "bytes=999999-", "lines=1-2"):
+        status, body = call("GET", f"{server.url}/evidence/crop.jpg", headers={"Range": value})
+        assert status == 200, (value, body)
+
+
+def test_a_message_that_is_not_text_is_a_400(server: ServiceThread) -> None:
+    body = b'{"amount": 5, "message": "\\ud800"}'
+    request = post("/api/dues/KA01AB1234", "application/json", body).replace(b"POST", b"PUT", 1)
+    status, answer = raw(server, request)
+    assert status == 400, answer
+    assert b"message:" in answer

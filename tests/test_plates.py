@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from streamer.reading.plates import (
@@ -68,3 +70,10 @@ def test_custom_regex_and_unknown_entries() -> None:
 )
 def test_fix_confusions(read: str, formats: list[str], fixed: str) -> None:
     assert fix_confusions(read, formats) == fixed
+
+
+@pytest.mark.parametrize("entry", ["[A-Z]{1000000000}", "[A-Z]{0,4294967294}", "[0-9]{2,40}"])
+def test_formats_too_rich_to_expand_cost_no_time_or_memory(entry: str) -> None:
+    started = time.perf_counter()
+    assert len(fix_confusions("KAO1", [entry])) == 4
+    assert time.perf_counter() - started < 1

@@ -31,11 +31,12 @@ from aiohttp import web
 from streamer.api.connections import ConnectionGuard, ProtocolLogger
 from streamer.api.images import ImageError, ImageProcessor, decode_image
 from streamer.api.metrics import CONTENT_TYPE, Metrics
+from streamer.api.requests import ApiError, flag, integer, read_json, read_upload
 from streamer.config import Config, HttpConfig
 from streamer.events import iso
 from streamer.pipeline import CameraSnapshot
 from streamer.reading.plates import normalise
-from streamer.stores.dues import DuesError, DuesStore, dues_amount, dues_key
+from streamer.stores.dues import DuesError, DuesStore, dues_amount, dues_key, dues_message
 from streamer.stores.history import EventHistory
 
 logger = logging.getLogger(__name__)
@@ -44,38 +45,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Seconds between keep-alive comments on an idle live stream.
 KEEPALIVE_S = 15
-
-
-class ApiError(web.HTTPException):
-    """An error answered as JSON ``{"error": message}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        self.status_code = status
-        super().__init__(
-            text=json.dumps({"error": message}), content_type="application/json", headers=headers
-        )
-
-
-def _flag(value: str | None, name: str) -> bool | None:
-    if value is None:
-        return None
-    if value.lower() in {"true", "1", "yes"}:
-        return True
-    if value.lower() in {"false", "0", "no"}:
-        return False
-    raise ApiError(400, f"{name}: expected true or false (got {value!r})")
-
-
-def _integer(value: str | None, name: str, default: int, low: int, high: int) -> int:
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError(400, f"{name}: expected an integer (got {value!r})") from None
-    if not low <= number <= high:
-        raise ApiError(400, f"{name}: must be between {low} and {high} (got {number})")
-    return number
 
 
 class Api:
@@ -177,8 +146,12 @@ class Api:
         except web.HTTPRequestEntityTooLarge:
             raise ApiError(413, f"upload larger than {self.http.max_upload_mb:g} MB") from None
         except ApiError as error:
-            if error.status_code >= 500:
-                logger.warning("%s %s: %s", request.method, request.path, error.text)
+            # One line each; a client's errors at debug, so a flood of them cannot fill
+            # the log.
+            level = logging.WARNING if error.status_code >= 500 else logging.DEBUG
+            logger.log(
+                level, "%s %s: %d %s", request.method, request.path, error.status, error.text
+            )
             raise
         except web.HTTPException as error:
             if error.status_code >= 400:
@@ -207,36 +180,6 @@ class Api:
                 raise ApiError(401, "missing or wrong token (Authorization: Bearer <token>)")
         return await handler(request)
 
-    async def _body(self, read: Callable[[], Awaitable[Any]], what: str) -> Any:
-        """The request body as ``read`` parses it, within ``http.timeout_s``; a body the
-        client got wrong is a 400 naming ``what`` was expected."""
-        try:
-            async with asyncio.timeout(self.http.timeout_s):
-                return await read()
-        except TimeoutError:
-            raise ApiError(408, f"body: not received within {self.http.timeout_s:g} s") from None
-        except (web.HTTPException, OSError):
-            raise  # too large (413), or the connection broke
-        except RecursionError:
-            raise ApiError(400, f"body: nested too deeply; expected {what}") from None
-        except Exception as error:
-            # aiohttp's parsers raise ValueError, LookupError, AssertionError, zlib.error,
-            # HttpProcessingError… on malformed bodies; all of them are the client's.
-            detail = str(error)[:200] or type(error).__name__
-            raise ApiError(400, f"body: expected {what} ({detail})") from None
-
-    async def _upload(self, request: web.Request) -> bytes:
-        if not request.content_type.startswith("multipart/"):
-            raise ApiError(400, "send the image as multipart/form-data in the field 'file'")
-        form = await self._body(request.post, "multipart/form-data with a field 'file'")
-        upload = form.get("file")
-        if isinstance(upload, web.FileField):
-            data: bytes = await asyncio.to_thread(upload.file.read)
-            return data
-        if isinstance(upload, bytes | bytearray):  # a part without a file name
-            return bytes(upload)
-        raise ApiError(400, "file: required multipart file field")
-
     async def _on_image(
         self, request: web.Request, work: Callable[[np.ndarray], dict[str, Any]]
     ) -> web.Response:
@@ -250,7 +193,7 @@ class Api:
             )
         self._images += 1
         try:
-            data = await self._upload(request)
+            data = await read_upload(request, self.http.timeout_s)
             limit = self.http.max_image_pixels
             try:
                 result = await asyncio.to_thread(lambda: work(decode_image(data, limit)))
@@ -259,12 +202,6 @@ class Api:
         finally:
             self._images -= 1
         return web.json_response(result)
-
-    async def _json(self, request: web.Request) -> dict[str, Any]:
-        body = await self._body(request.json, "a JSON object")
-        if not isinstance(body, dict):
-            raise ApiError(400, "body: expected a JSON object")
-        return body
 
     async def dashboard(self, request: web.Request) -> web.Response:
         page = resources.files("streamer.api").joinpath("web/dashboard.html").read_text("utf-8")
@@ -288,7 +225,7 @@ class Api:
         return await self._on_image(request, self.processor.process)
 
     async def check_dues(self, request: web.Request) -> web.Response:
-        body = await self._json(request)
+        body = await read_json(request, self.http.timeout_s)
         plate = body.get("plate_number")
         if not isinstance(plate, str) or not normalise(plate):
             raise ApiError(400, "plate_number: required string with letters or digits")
@@ -301,9 +238,9 @@ class Api:
         page, total = self.history.query(
             plate,
             query.get("camera") or None,
-            _flag(query.get("dues_pending"), "dues_pending"),
-            _integer(query.get("limit"), "limit", 50, 1, 1000),
-            _integer(query.get("offset"), "offset", 0, 0, 10**9),
+            flag(query.get("dues_pending"), "dues_pending"),
+            integer(query.get("limit"), "limit", 50, 1, 1000),
+            integer(query.get("offset"), "offset", 0, 0, 10**9),
         )
         return web.json_response({"events": page, "total": total})
 
@@ -365,7 +302,7 @@ class Api:
 
     async def put_dues(self, request: web.Request) -> web.Response:
         plate = self._plate(request)
-        body = await self._json(request)
+        body = await read_json(request, self.http.timeout_s)
         amount = body.get("amount")
         try:
             if isinstance(amount, bool) or not isinstance(amount, int | float):
@@ -374,8 +311,12 @@ class Api:
         except DuesError as error:
             raise ApiError(400, f"amount: {error}") from None
         message = body.get("message", "")
-        if not isinstance(message, str):
-            raise ApiError(400, f"message: expected a string (got {message!r})")
+        try:
+            if not isinstance(message, str):
+                raise DuesError(f"message: expected a string (got {type(message).__name__})")
+            message = dues_message(message)
+        except DuesError as error:
+            raise ApiError(400, str(error)) from None
         await asyncio.to_thread(self.dues.set, plate, float(amount), message)
         result = await asyncio.to_thread(self.dues.lookup, plate)
         return web.json_response({"plate_number": plate, **result.to_json()})
@@ -386,7 +327,7 @@ class Api:
             raise ApiError(404, f"{plate}: not in the dues database")
         return web.Response(status=204)
 
-    async def evidence(self, request: web.Request) -> web.FileResponse:
+    async def evidence(self, request: web.Request) -> web.Response:
         root = self.config.recordings.directory.resolve()
         try:
             path = (root / request.match_info["path"]).resolve()
@@ -395,4 +336,8 @@ class Api:
             found = False  # a NUL, a name too long, a symlink loop
         if not found:
             raise ApiError(404, "no such evidence file")
-        return web.FileResponse(path)
+        try:  # a crop or snapshot: small enough to send whole (no ranges)
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError:
+            raise ApiError(404, "no such evidence file") from None
+        return web.Response(body=data, content_type="image/jpeg")

@@ -16,19 +16,25 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+
+#: What a client's bytes or its going away raise inside aiohttp: not the server's fault.
+CLIENT_FAULTS = (HttpProcessingError, RequestPayloadError, ConnectionError)
 
 logger = logging.getLogger(__name__)
 
 
 class ProtocolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """aiohttp's connection logger. A malformed request is the client's error: it is
-    logged at debug level in one line, without a stack. Anything else keeps its traceback.
+    """aiohttp's connection logger. A malformed request, a body that cannot be decoded or
+    a client that went away is the client's doing: it is logged at debug level in one
+    line, without a stack. Anything else keeps its traceback.
     """
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
-        """Log ``msg`` with its traceback, unless ``exc_info`` is a client's protocol error."""
-        if isinstance(exc_info, HttpProcessingError):
-            self.debug("%s: %s", str(msg) % args if args else msg, exc_info.message)
+        """Log ``msg`` with its traceback, unless ``exc_info`` is a client's fault."""
+        if isinstance(exc_info, CLIENT_FAULTS):
+            text = str(msg) % args if args else str(msg)
+            self.debug("%s: %s: %s", text, type(exc_info).__name__, exc_info)
         else:
             super().exception(msg, *args, exc_info=exc_info, **kw)
 

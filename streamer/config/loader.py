@@ -102,6 +102,8 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}:{where}: {reason}") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply") from None
+    except ValueError as error:  # an integer of thousands of digits
+        raise ConfigError(f"{path}: {error}") from None
     return parse_config(data)
 
 
@@ -118,6 +120,13 @@ class _Loader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool | None):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a plain value, not a list or mapping",
+                    key_node.start_mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -137,23 +146,34 @@ def read_yaml(text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        if _expanded_size(node, {}) > MAX_NODES:
+        if _expanded_size(node, {}, set()) > MAX_NODES:
             raise yaml.YAMLError(f"more than {MAX_NODES} values once its aliases are expanded")
         return loader.construct_document(node)
     finally:
         loader.dispose()
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> int:
     """How many nodes ``node`` stands for with its aliases expanded (an alias is the node it
-    names again, so each node is counted once per reference, without expanding it)."""
+    names again, so each node is counted once per reference, without expanding it).
+
+    Raises:
+        yaml.YAMLError: when an alias names a node that holds it (a config is a tree).
+    """
+    if id(node) in open_:
+        raise yaml.YAMLError(
+            f"line {node.start_mark.line + 1}: an alias refers to the value that holds it"
+        )
     if id(node) in sizes:
         return sizes[id(node)]
-    sizes[id(node)] = 1  # a node that refers to itself counts once
+    open_.add(id(node))
     size = 1
     if isinstance(node, yaml.MappingNode):
-        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+        size += sum(
+            _expanded_size(k, sizes, open_) + _expanded_size(v, sizes, open_) for k, v in node.value
+        )
     elif isinstance(node, yaml.SequenceNode):
-        size += sum(_expanded_size(item, sizes) for item in node.value)
+        size += sum(_expanded_size(item, sizes, open_) for item in node.value)
+    open_.discard(id(node))
     sizes[id(node)] = min(size, MAX_NODES + 1)
     return sizes[id(node)]

@@ -79,6 +79,13 @@ _TOKEN = re.compile(r"\[A-Z\]|\[0-9\]|\[A-Z0-9\]|[A-Z0-9]")
 _COUNT = re.compile(r"\{(\d+)(?:,(\d+))?\}|\?")
 
 
+#: Longest plate a format template is expanded to, and most templates per format: a
+#: format such as ``[A-Z]{0,4294967294}`` is too rich to expand, not a reason to run out
+#: of memory.
+MAX_TEMPLATE_LENGTH = 32
+MAX_TEMPLATES = 10_000
+
+
 def format_templates(expression: str) -> list[list[str]] | None:
     """Per alternative of a format, its tokens expanded to fixed-length class strings
     ("L", "D", "X" for either, or a literal character); ``None`` when too rich to expand."""
@@ -102,9 +109,19 @@ def format_templates(expression: str) -> list[list[str]] | None:
                     low = int(count.group(1))
                     high = int(count.group(2)) if count.group(2) else low
             parts.append((kind, low, high))
+        if sum(low for _, low, _ in parts) > MAX_TEMPLATE_LENGTH:
+            return None
         expansions = [""]
         for kind, low, high in parts:
-            expansions = [e + kind * n for e in expansions for n in range(low, high + 1)]
+            high = min(high, MAX_TEMPLATE_LENGTH)
+            expansions = [
+                e + kind * n
+                for e in expansions
+                for n in range(low, high + 1)
+                if len(e) + n <= MAX_TEMPLATE_LENGTH
+            ]
+            if len(expansions) > MAX_TEMPLATES:
+                return None
         alternatives.append(expansions)
     return alternatives
 

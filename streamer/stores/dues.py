@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import sqlite3
+import unicodedata
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
@@ -160,7 +161,7 @@ class SqliteDues:
             DuesError: for a plate with no letters or digits or with ones outside A-Z and
                 0-9, or an amount that is negative or not a finite number.
         """
-        self._upsert([(dues_key(plate), dues_amount(amount), message)])
+        self._upsert([(dues_key(plate), dues_amount(amount), dues_message(message))])
 
     def _upsert(self, rows: list[tuple[str, float, str]]) -> None:
         """Write checked rows in one transaction: all of them, or none."""
@@ -212,10 +213,11 @@ class SqliteDues:
             header = [name.strip().lower() for name in next(reader, [])]
             if not {"plate", "amount"} <= set(header):
                 raise DuesError(f"{path}:1: header must name plate and amount columns")
+            start = reader.line_num + 1  # the line a record starts on
             for values in reader:
-                if not any(value.strip() for value in values):
-                    continue
-                rows.append(_row(path, reader.line_num, header, values))
+                if any(value.strip() for value in values):
+                    rows.append(_row(path, start, header, values))
+                start = reader.line_num + 1
         except csv.Error as error:
             raise DuesError(f"{path}:{reader.line_num}: {error}") from None
         self._upsert(rows)
@@ -230,12 +232,15 @@ def _row(path: Path, line: int, header: list[str], values: list[str]) -> tuple[s
     """
     if len(values) > len(header):
         raise DuesError(f"{path}:{line}: {len(values)} columns, the header has {len(header)}")
+    if any("\n" in value or "\r" in value for value in values):
+        # csv reads a quote left open as one value running to the next quote, lines on.
+        raise DuesError(f"{path}:{line}: a value runs over several lines (a quote left open?)")
     row = dict(zip(header, (value.strip() for value in values), strict=False))
     try:
         return (
             dues_key(row.get("plate", "")),
             dues_amount(row.get("amount", "")),
-            row.get("message", ""),
+            dues_message(row.get("message", "")),
         )
     except DuesError as error:
         raise DuesError(f"{path}:{line}: {error}") from None
@@ -248,13 +253,42 @@ def dues_key(plate: str) -> str:
         DuesError: when it has no letters or digits, or has ones outside A-Z and 0-9 (a
             Cyrillic or Devanagari plate would otherwise be silently rewritten).
     """
-    foreign = "".join(sorted({c for c in plate.upper() if c.isalnum() and not c.isascii()}))
+    # Checked before upper-casing, which turns some letters into ASCII ones ('ß' → 'SS');
+    # separators (spaces, dashes, dots, in any script) are dropped.
+    foreign = "".join(sorted({c for c in plate if not c.isascii() and not _separator(c)}))
+    shown = repr(plate) if len(plate) <= 40 else f"{plate[:37]!r}..."
     if foreign:
-        raise DuesError(f"plate {plate!r}: only A-Z and 0-9 are plate characters ({foreign!r})")
+        raise DuesError(f"plate {shown}: only A-Z and 0-9 are plate characters ({foreign!r})")
     key = normalise(plate)
     if not key:
-        raise DuesError(f"plate {plate!r} has no letters or digits")
+        raise DuesError(f"plate {shown} has no letters or digits")
+    if len(key) > MAX_PLATE_LENGTH:
+        raise DuesError(f"plate {shown}: longer than {MAX_PLATE_LENGTH} letters and digits")
     return key
+
+
+#: The most letters and digits a plate has (the longest formats have about 10).
+MAX_PLATE_LENGTH = 16
+#: The longest message kept with a plate's dues.
+MAX_MESSAGE_LENGTH = 1000
+
+
+def _separator(char: str) -> bool:
+    """Spaces and punctuation (a no-break space or an en dash pasted from a spreadsheet)."""
+    return unicodedata.category(char)[0] in "ZP"
+
+
+def dues_message(message: str) -> str:
+    """``message`` as kept with dues: one line of text, at most :data:`MAX_MESSAGE_LENGTH`.
+
+    Raises:
+        DuesError: saying what is wrong with it.
+    """
+    if len(message) > MAX_MESSAGE_LENGTH:
+        raise DuesError(f"message: longer than {MAX_MESSAGE_LENGTH} characters")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in message):
+        raise DuesError("message: control characters or broken text (one line of text)")
+    return message
 
 
 def dues_amount(value: object) -> float:

@@ -1,0 +1,102 @@
+"""What a client sends the API, read with bounds: the body within a time limit, a multipart
+upload, a JSON object, query flags and integers. Whatever is wrong with it is an
+:class:`ApiError`: a 4xx answered as JSON ``{"error": ...}`` that names what was expected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+
+class ApiError(web.HTTPException):
+    """An error answered as JSON ``{"error": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self.status_code = status
+        super().__init__(
+            text=json.dumps({"error": message}), content_type="application/json", headers=headers
+        )
+
+
+def flag(value: str | None, name: str) -> bool | None:
+    """The query parameter ``name`` as true/false (also 1/0, yes/no); ``None`` when absent."""
+    if value is None:
+        return None
+    if value.lower() in {"true", "1", "yes"}:
+        return True
+    if value.lower() in {"false", "0", "no"}:
+        return False
+    raise ApiError(400, f"{name}: expected true or false (got {value!r})")
+
+
+def integer(value: str | None, name: str, default: int, low: int, high: int) -> int:
+    """The query parameter ``name`` as an integer from ``low`` to ``high``."""
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ApiError(400, f"{name}: expected an integer (got {value!r})") from None
+    if not low <= number <= high:
+        raise ApiError(400, f"{name}: must be between {low} and {high} (got {number})")
+    return number
+
+
+async def read_body(read: Callable[[], Awaitable[Any]], what: str, timeout_s: float) -> Any:
+    """The request body as ``read`` parses it, within ``timeout_s``; a body the client got
+    wrong is a 400 naming ``what`` was expected.
+
+    Raises:
+        ApiError: 408 when the body is not received in time, 400 when it cannot be parsed.
+        web.HTTPException: 413 when it is too large.
+        OSError: when the connection broke.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await read()
+    except TimeoutError:
+        raise ApiError(408, f"body: not received within {timeout_s:g} s") from None
+    except (web.HTTPException, OSError):
+        raise
+    except RecursionError:
+        raise ApiError(400, f"body: nested too deeply; expected {what}") from None
+    except Exception as error:
+        # aiohttp's parsers raise ValueError, LookupError, AssertionError, zlib.error,
+        # HttpProcessingError… on malformed bodies; all of them are the client's.
+        detail = str(error)[:200] or type(error).__name__
+        raise ApiError(400, f"body: expected {what} ({detail})") from None
+
+
+async def read_upload(request: web.Request, timeout_s: float) -> bytes:
+    """The bytes of the multipart field ``file``.
+
+    Raises:
+        ApiError: when the request is not multipart or has no such field.
+    """
+    if not request.content_type.startswith("multipart/"):
+        raise ApiError(400, "send the image as multipart/form-data in the field 'file'")
+    form = await read_body(request.post, "multipart/form-data with a field 'file'", timeout_s)
+    upload = form.get("file")
+    if isinstance(upload, web.FileField):
+        data: bytes = await asyncio.to_thread(upload.file.read)
+        return data
+    if isinstance(upload, bytes | bytearray):  # a part without a file name
+        return bytes(upload)
+    raise ApiError(400, "file: required multipart file field")
+
+
+async def read_json(request: web.Request, timeout_s: float) -> dict[str, Any]:
+    """The body as a JSON object.
+
+    Raises:
+        ApiError: when it is not one.
+    """
+    body = await read_body(request.json, "a JSON object", timeout_s)
+    if not isinstance(body, dict):
+        raise ApiError(400, "body: expected a JSON object")
+    return body
