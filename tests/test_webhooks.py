@@ -299,5 +299,7 @@ def test_a_file_read_again_after_sigkill_keeps_its_event_ids(
     expected = {vehicle.plate for vehicle in demo_video.vehicles}
     assert set(plates) == expected
     assert all(len(ids) == 1 for ids in plates.values()), plates  # one id per vehicle
-    assert len(receiver.unique()) == len(receiver.requests)  # nothing sent twice
+    # Nothing sent twice, but the one delivery the kill may have caught between the
+    # receiver's 2xx and the outbox's record of it (a webhook sends one at a time).
+    assert len(receiver.requests) - len(receiver.unique()) <= 1
     assert set(before) <= set(receiver.delivered)
