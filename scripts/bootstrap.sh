@@ -6,8 +6,9 @@
 # fastest here. Safe to run again: each step is skipped when already done. With --test,
 # also what the test suite needs: Debian's GStreamer RTSP server (run by Debian's own
 # python3) for the live-camera tests, Debian's Chromium and its driver for the dashboard
-# tests, and Docker with mmdebstrap for the set-up in a stock Debian container
-# (tests/test_docker.py).
+# tests, Docker with mmdebstrap for the set-up in a stock Debian container
+# (tests/test_docker.py), and Mosquitto, the MQTT broker the MQTT tests start on a free
+# port of their own (tests/mosquitto.py).
 set -euo pipefail
 with_test=false
 [ "${1:-}" = "--test" ] && with_test=true
@@ -39,6 +40,9 @@ if $with_test && ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }
 fi
 if $with_test && ! { command -v dockerd >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1; }; then
     need_apt+=(docker.io mmdebstrap)  # the set-up in a stock Debian container, and the image
+fi
+if $with_test && ! { [ -x /usr/sbin/mosquitto ] && [ -x /usr/bin/mosquitto_passwd ]; }; then
+    need_apt+=(mosquitto)  # the MQTT tests' broker (they never use a system one)
 fi
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then

@@ -29,9 +29,12 @@ import aiohttp
 from streamer.api.app import Api
 from streamer.api.images import ImageProcessor
 from streamer.api.metrics import Metrics
-from streamer.config import Config, ReaderConfig
+from streamer.config import CameraConfig, Config, MqttConfig, ReaderConfig
+from streamer.delivery.broker import MqttRefusedError
+from streamer.delivery.mqtt import MqttSender
 from streamer.delivery.outbox import DeliveryState, Outbox, OutboxError, OutboxSink
 from streamer.delivery.recordings import EvidenceWriter
+from streamer.delivery.senders import OutboxSender
 from streamer.delivery.sinks import JsonLinesSink, Sink
 from streamer.delivery.webhooks import WebhookSender
 from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, CameraStats, FrameCallback, Stages
@@ -115,7 +118,8 @@ class Service:
     config: Config
     options: ServiceOptions = field(default_factory=ServiceOptions)
     pipelines: list[CameraPipeline] = field(init=False, default_factory=list)
-    senders: list[WebhookSender] = field(init=False, default_factory=list)
+    #: One per outbox target: each webhook, then the MQTT broker.
+    senders: list[OutboxSender] = field(init=False, default_factory=list)
     outbox: Outbox | None = field(init=False, default=None)
     api: Api | None = field(init=False, default=None)
     metrics: Metrics | None = field(init=False, default=None)
@@ -150,8 +154,8 @@ class Service:
 
     async def startup(self) -> None:
         """Build the shared stages and start the cameras' helpers: signal handlers,
-        webhook senders, housekeeping and the HTTP API. Each part's teardown is registered
-        as it starts."""
+        webhook and MQTT senders, housekeeping and the HTTP API. Each part's teardown is
+        registered as it starts."""
         options, config = self.options, self.config
         loop = self._loop = asyncio.get_running_loop()
         cameras = [] if options.serve_only else [c for c in config.cameras if c.enabled]
@@ -167,7 +171,7 @@ class Service:
             self._evidence = EvidenceWriter(config.recordings)
             # First of the sinks: the outbox commits each event, then logs it, before
             # anything else sees it (see OutboxSink).
-            outbox = self.outbox = Outbox(config.outbox, config.webhooks)
+            outbox = self.outbox = Outbox(config.outbox, config.delivery_targets)
             guarded = OutboxSink(outbox, log, self._wake_senders)
             guarded.recover()
             sinks.append(guarded)
@@ -216,6 +220,8 @@ class Service:
             self.senders = [WebhookSender(hook, self.outbox, session) for hook in config.webhooks]
             for sender in self.senders:
                 self._background(sender.run(), f"webhook-{sender.label}")
+        if config.mqtt is not None:
+            await self._start_mqtt(config.mqtt, outbox, cameras)
         self._background(self._housekeeping(), "housekeeping")
         if self.api is not None:
             try:
@@ -223,6 +229,22 @@ class Service:
             except OSError as error:
                 raise StartupError(str(error)) from None
             self._exit.push_async_callback(self.api.stop)
+
+    async def _start_mqtt(
+        self, mqtt: MqttConfig, outbox: Outbox, cameras: Sequence[CameraConfig]
+    ) -> None:
+        """Start the MQTT sender and wait for its first connection attempt: a broker that
+        refuses the credentials stops the start; one that cannot be reached is logged, and
+        the events wait in the outbox until it answers (as for a webhook that is down)."""
+        try:
+            sender = MqttSender(
+                mqtt, outbox, cameras, lambda: [p.snapshot() for p in self.pipelines]
+            )
+            self.senders.append(sender)
+            self._background(sender.run(), "mqtt")
+            await sender.first_attempt()
+        except (ValueError, MqttRefusedError) as error:  # a certificate, the credentials
+            raise StartupError(str(error)) from None
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``work`` until the service stops."""
@@ -251,8 +273,8 @@ class Service:
         }
 
     async def shutdown(self) -> None:
-        """Give pending webhook deliveries up to ``outbox.drain_timeout_s`` to go out; the
-        rest go out on the next start."""
+        """Give pending deliveries (webhooks, MQTT) up to ``outbox.drain_timeout_s`` to go
+        out; the rest go out on the next start."""
         if not self.senders or self.outbox is None:
             return
         for sender in self.senders:
@@ -266,9 +288,7 @@ class Service:
         except TimeoutError:
             counts = self.outbox.counts()
             pending = sum(n for (_, state), n in counts.items() if state == DeliveryState.PENDING)
-            logger.warning(
-                "%d webhook deliveries still pending; they go out on the next start", pending
-            )
+            logger.warning("%d deliveries still pending; they go out on the next start", pending)
 
     def _wake_senders(self, targets: Sequence[str]) -> None:
         """From a pipeline thread: new deliveries are waiting for ``targets``."""

@@ -178,6 +178,11 @@ def test_process_prints_the_seed_shape_per_image(demo_video: DemoManifest, tmp_p
         ),
         ("cameras:\n  - name: g\n    source: gopher://h/x\n", "unsupported scheme 'gopher'"),
         ('cameras:\n  - name: g\n    source: "a\\0.mp4"\n', "must not contain a NUL"),
+        (
+            "mqtt:\n  url: http://broker:1883\n",
+            "mqtt.url: must be mqtt://host[:port] or mqtts://host[:port] (TLS) "
+            "(got 'http://broker:1883')",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["run", "check-config"])
@@ -197,6 +202,21 @@ def test_check_config_accepts_the_example(tmp_path: Path) -> None:
     result = streamer("check-config", "--config", root / "config" / "streamer.yaml")
     assert result.returncode == 0
     assert "config OK: 1 camera(s) enabled: gate-1 (recordings/demo.mp4)" in result.stdout
+
+
+def test_check_config_names_the_broker_without_its_password(tmp_path: Path) -> None:
+    path = tmp_path / "mqtt.yaml"
+    path.write_text(
+        "mqtt:\n  url: mqtt://broker.lan\n  username: anpr\n  password: hunter2\n"
+        "  client_id: gate-pc\n"
+    )
+    result = streamer("check-config", "--config", path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "mqtt: mqtt://anpr:***@broker.lan:1883 as gate-pc, topics under streamer/, "
+        "discovery under homeassistant/"
+    )
+    assert "hunter2" not in result.stdout + result.stderr
 
 
 def test_missing_weights_is_one_line(tmp_path: Path, short_clip: DemoManifest) -> None:

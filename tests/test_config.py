@@ -177,3 +177,70 @@ def test_hostile_configs_are_one_clear_error(tmp_path: Path, content: bytes, mes
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("mqtt", "message"),
+    [
+        (
+            {"url": "http://broker:1883"},
+            "mqtt.url: must be mqtt://host[:port] or mqtts://host[:port] (TLS) "
+            "(got 'http://broker:1883')",
+        ),
+        (
+            {"url": "mqtt://alice:hunter2@broker"},
+            "mqtt.url: put the user name and password in mqtt.username and mqtt.password "
+            "(got 'mqtt://alice:***@broker')",
+        ),
+        ({"url": "mqtt://broker:70000"}, "mqtt.url: port must be between 1 and 65535"),
+        ({"url": "mqtt://broker/topic"}, "mqtt.url: must be mqtt://host[:port]"),
+        ({"url": "mqtt://broker", "password": "x"}, "mqtt: password needs username"),
+        ({"url": "mqtt://broker", "tls": {"insecure": True}}, "mqtt: tls needs an mqtts:// url"),
+        (
+            {"url": "mqtts://broker", "tls": {"key_file": "k.pem"}},
+            "mqtt.tls: key_file needs cert_file",
+        ),
+        (
+            {"url": "mqtt://broker", "topic_prefix": "site/#"},
+            "mqtt.topic_prefix: String should match pattern",
+        ),
+        ({"url": "mqtt://broker", "qos": 2}, "mqtt.qos: unknown key"),
+        ({"username": "alice"}, "mqtt.url: Field required"),
+    ],
+)
+def test_mqtt_errors_are_one_line_naming_the_key(mqtt: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config({"mqtt": mqtt})
+    assert str(error.value).startswith(message)
+    assert "hunter2" not in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_mqtt_settings_and_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Config().mqtt is None  # off unless configured
+    monkeypatch.setenv("MQTT_PASSWORD", "p@ss:word")
+    config = parse_config(
+        {
+            "mqtt": {
+                "url": "mqtts://broker.lan",
+                "username": "anpr",
+                "password": "${MQTT_PASSWORD}",
+            },
+            "webhooks": [{"url": "http://127.0.0.1:9/hook", "name": "hook"}],
+        }
+    )
+    mqtt = config.mqtt
+    assert mqtt is not None
+    assert (mqtt.host, mqtt.port, mqtt.password) == ("broker.lan", 8883, "p@ss:word")
+    assert mqtt.display == "mqtts://anpr:***@broker.lan:8883"
+    assert mqtt.label == "mqtt:broker.lan:8883"
+    assert mqtt.client_id.startswith("streamer-")
+    assert (mqtt.topic_prefix, mqtt.discovery.enabled, mqtt.discovery.prefix) == (
+        "streamer",
+        True,
+        "homeassistant",
+    )
+    assert [target.label for target in config.delivery_targets] == ["hook", mqtt.label]
+    ipv6 = parse_config({"mqtt": {"url": "mqtt://[::1]:1884"}}).mqtt
+    assert ipv6 is not None
+    assert (ipv6.host, ipv6.port, ipv6.display) == ("::1", 1884, "mqtt://[::1]:1884")

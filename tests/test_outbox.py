@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -11,15 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from streamer.config import OutboxConfig, WebhookConfig
-from streamer.delivery.outbox import (
-    DEAD,
-    DELIVERED,
-    PENDING,
-    SCHEMA_VERSION,
-    Outbox,
-    OutboxSink,
-)
+from streamer.config import MqttConfig, OutboxConfig, WebhookConfig
+from streamer.delivery.outbox import DEAD, DELIVERED, PENDING, Outbox, OutboxSink
+from streamer.delivery.outbox_schema import SCHEMA_VERSION
 from streamer.delivery.sinks import JsonLinesSink
 from streamer.delivery.webhooks import retry_after_seconds, sign
 from streamer.events import CameraStatus, Phase, PlateEvent
@@ -230,3 +225,18 @@ def test_an_early_event_without_its_final_one_is_an_orphan_until_then(tmp_path: 
     assert kept == [(early.key,)]
     outbox.add(final)
     assert outbox.orphans() == []
+
+
+def test_the_mqtt_broker_is_a_target_that_takes_every_event(tmp_path: Path) -> None:
+    mqtt = MqttConfig(url="mqtt://127.0.0.1:1883")
+    alerts = WebhookConfig(url="http://127.0.0.1:1/b", name="alerts", only_dues=True)
+    outbox = Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), [alerts, mqtt])
+    plain, owing = make_event(), make_event("MH12XY7395", dues=True)
+    assert outbox.add(plain) == ["mqtt:127.0.0.1:1883"]
+    assert outbox.add(replace(plain, phase=Phase.EARLY)) == ["mqtt:127.0.0.1:1883"]
+    assert outbox.add(owing) == ["alerts", "mqtt:127.0.0.1:1883"]
+    assert outbox.add(CameraStatus("gate", "offline", "gone", T0)) == ["mqtt:127.0.0.1:1883"]
+    assert sorted(outbox.vehicles_since(0)) == sorted(
+        [("gate", plain.event_id), ("gate", owing.event_id)]
+    )
+    assert outbox.vehicles_since(time.time() + 1) == []

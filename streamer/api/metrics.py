@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from streamer.delivery.outbox import Outbox
-from streamer.delivery.webhooks import WebhookSender
+from streamer.delivery.senders import OutboxSender
 from streamer.pipeline import CameraSnapshot
 
 #: Seconds; detection takes 10 to 40 ms on CPU, OCR 2 to 10 ms per crop.
@@ -28,7 +28,7 @@ class _ServiceCollector(Collector):
     def __init__(
         self,
         cameras: Callable[[], Sequence[CameraSnapshot]],
-        senders: Callable[[], Sequence[WebhookSender]],
+        senders: Callable[[], Sequence[OutboxSender]],
         outbox: Callable[[], Outbox | None],
     ) -> None:
         self.cameras = cameras
@@ -74,7 +74,7 @@ class _ServiceCollector(Collector):
         yield events
 
         per_webhook = {
-            "webhook_deliveries": "Events delivered (2xx) per webhook",
+            "webhook_deliveries": "Events delivered (a 2xx; the broker's acknowledgement)",
             "webhook_failures": "Failed delivery attempts (retried)",
             "webhook_dead": "Deliveries refused for good (dead letters)",
         }
@@ -91,7 +91,9 @@ class _ServiceCollector(Collector):
         outbox = self.outbox()
         if outbox is not None:
             depth = GaugeMetricFamily(
-                "streamer_outbox_depth", "Outbox entries per state", labels=["webhook", "state"]
+                "streamer_outbox_depth",
+                "Outbox entries per target (webhook or MQTT broker) and state",
+                labels=["webhook", "state"],
             )
             for (target, state), count in sorted(outbox.counts().items()):
                 depth.add_metric([target, state], count)
@@ -112,7 +114,7 @@ class Metrics:
     def __init__(
         self,
         cameras: Callable[[], Sequence[CameraSnapshot]] = tuple,
-        senders: Callable[[], Sequence[WebhookSender]] = tuple,
+        senders: Callable[[], Sequence[OutboxSender]] = tuple,
         outbox: Callable[[], Outbox | None] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry()

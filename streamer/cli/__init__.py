@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     dues_clear.add_argument("plate")
     dues_sub.add_parser("list", parents=[config_parent], help="list every plate")
 
-    outbox = sub.add_parser("outbox", help="inspect and retry webhook deliveries")
+    outbox = sub.add_parser("outbox", help="inspect and retry webhook and MQTT deliveries")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
     outbox_list = outbox_sub.add_parser(
         "list", parents=[config_parent], help="deliveries, newest first"

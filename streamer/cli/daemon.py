@@ -162,6 +162,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"config OK: {len(enabled)} camera(s) enabled: "
         + ", ".join(f"{c.name} ({mask_url(c.source)})" for c in enabled)
     )
+    if config.mqtt is not None:
+        mqtt = config.mqtt
+        topics = f"topics under {mqtt.topic_prefix}/"
+        if mqtt.discovery.enabled:
+            topics += f", discovery under {mqtt.discovery.prefix}/"
+        print(f"mqtt: {mqtt.display} as {mqtt.client_id}, {topics}")
     return EXIT_OK
 
 

@@ -37,7 +37,7 @@ def cmd_dues(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     config = load(args)
-    outbox = Outbox(config.outbox, config.webhooks)
+    outbox = Outbox(config.outbox, config.delivery_targets)
     if args.outbox_command == "list":
         for d in outbox.list(args.state and DeliveryState(args.state), args.limit):
             when = datetime.fromtimestamp(d.created_at, UTC).isoformat(timespec="seconds")

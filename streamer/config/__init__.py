@@ -7,7 +7,7 @@ from the environment, and errors name the key path and the value, e.g.
 Sections listed in :data:`CAMERA_OVERRIDABLE` may be repeated under a camera; the
 camera's keys are merged over the global section, so a camera can change one setting
 and inherit the rest. Each module holds the sections of one part of the program
-(``vision``, ``reading``, ``sources``, ``delivery``); ``daemon`` the whole tree and
+(``vision``, ``reading``, ``sources``, ``delivery``, ``mqtt``); ``daemon`` the whole tree and
 ``loader`` the YAML loading.
 
 Example::
@@ -24,7 +24,13 @@ Example::
 from __future__ import annotations
 
 from streamer.config.base import ConfigError, Section, mask_url
-from streamer.config.daemon import DEFAULT_CAMERA, Config, DuesConfig, HttpConfig
+from streamer.config.daemon import (
+    DEFAULT_CAMERA,
+    Config,
+    DeliveryTarget,
+    DuesConfig,
+    HttpConfig,
+)
 from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
 from streamer.config.loader import (
     format_validation_error,
@@ -32,6 +38,7 @@ from streamer.config.loader import (
     parse_config,
     substitute_env,
 )
+from streamer.config.mqtt import DiscoveryConfig, MqttConfig, MqttTlsConfig
 from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
 from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSections, LiveConfig
 from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
@@ -44,12 +51,16 @@ __all__ = [
     "Config",
     "ConfigError",
     "DedupConfig",
+    "DeliveryTarget",
     "DetectionConfig",
+    "DiscoveryConfig",
     "DuesConfig",
     "EventsConfig",
     "HttpConfig",
     "LiveConfig",
     "ModelConfig",
+    "MqttConfig",
+    "MqttTlsConfig",
     "OutboxConfig",
     "PlatesConfig",
     "ReaderConfig",

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from streamer.config.base import Section
 from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
+from streamer.config.mqtt import MqttConfig
 from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSections
 from streamer.config.vision import ModelConfig
 
@@ -86,6 +87,9 @@ class DuesConfig(Section):
     )
 
 
+#: What the outbox queues deliveries for: a webhook, or the MQTT broker.
+DeliveryTarget = WebhookConfig | MqttConfig
+
 #: The camera of the embedded defaults: the demo recording.
 DEFAULT_CAMERA = {"name": "gate-1", "source": "recordings/demo.mp4"}
 
@@ -116,6 +120,11 @@ class Config(CameraSections):
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     http: HttpConfig = Field(default_factory=HttpConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    mqtt: MqttConfig | None = Field(
+        None,
+        description="Publish plate events and camera states to an MQTT broker, with Home "
+        "Assistant discovery (off when not set).",
+    )
     events_log_max_bytes: int = Field(
         50_000_000,
         ge=0,
@@ -125,6 +134,11 @@ class Config(CameraSections):
     events_log_backups: int = Field(
         5, ge=0, le=1000, description="Rotated events logs kept (events.jsonl.1, .2, …)."
     )
+
+    @property
+    def delivery_targets(self) -> list[DeliveryTarget]:
+        """Where the outbox delivers: each webhook, then the MQTT broker when one is set."""
+        return [*self.webhooks, *([self.mqtt] if self.mqtt is not None else [])]
 
     def with_files_in(self, folder: Path) -> Config:
         """A copy whose files (events log, dues, outbox, evidence) all live in ``folder``."""

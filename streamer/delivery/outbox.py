@@ -1,11 +1,14 @@
-"""The durable outbox: every event bound for a webhook is committed here first.
+"""The durable outbox: every event bound for a webhook or the MQTT broker is committed here
+first.
 
-An SQLite file in WAL mode holds each event once (``events``) and one row per webhook it
-must reach (``deliveries``: pending → delivered, or dead). The pipeline adds an event in
-one transaction before it counts as emitted; the webhook workers take due deliveries in
-order and record the outcome. A crash loses nothing: on the next start the pending rows
-are delivered, and events committed but not yet in the events log are logged. Every call
-opens its own connection, so any thread may use it.
+An SQLite file in WAL mode holds each event once (``events``) and one row per target it
+must reach (``deliveries``: pending → delivered, or dead); a target is a webhook or the
+MQTT broker (:data:`~streamer.config.DeliveryTarget`). The pipeline adds an event in one
+transaction before it counts as emitted; each target's sender takes its due deliveries in
+order and records the outcome (the tables: :mod:`streamer.delivery.outbox_schema`). A
+crash loses nothing: on the next start the pending rows are delivered, and events
+committed but not yet in the events log are logged. Every call opens its own connection,
+so any thread may use it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from streamer.config import OutboxConfig, WebhookConfig
+from streamer.config import DeliveryTarget, MqttConfig, OutboxConfig
+from streamer.delivery.outbox_schema import UNNEEDED, migrate
 from streamer.delivery.sinks import JsonLinesSink
 from streamer.events import CameraStatus, Event, PlateEvent
 
@@ -37,81 +41,8 @@ class DeliveryState(StrEnum):
 
 
 PENDING, DELIVERED, DEAD = DeliveryState.PENDING, DeliveryState.DELIVERED, DeliveryState.DEAD
-#: Called, from the thread that committed an event, with the webhooks it was queued for.
+#: Called, from the thread that committed an event, with the targets it was queued for.
 WakeCallback = Callable[[Sequence[str]], None]
-
-#: The schema's version, kept in SQLite's ``user_version``. Version 1 keyed events by
-#: ``event_id`` alone; since a vehicle has an early and a final event with one event_id,
-#: version 2 keys them by ``key`` (``<event_id>:<phase>``).
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    event_id TEXT NOT NULL,
-    phase TEXT,
-    type TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    logged INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS events_by_id ON events (event_id, phase);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY,
-    event INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
-    target TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at REAL NOT NULL,
-    last_error TEXT,
-    updated_at REAL NOT NULL,
-    UNIQUE (event, target)
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (target, state, id);
-"""
-
-#: Events no delivery needs any more, and that are not an early event still waiting for
-#: its final one (:meth:`Outbox.orphans` finds those after a crash).
-_UNNEEDED = """
-DELETE FROM events WHERE created_at < ? AND id NOT IN (SELECT event FROM deliveries)
-AND NOT (phase = 'early' AND NOT EXISTS (
-    SELECT 1 FROM events final WHERE final.event_id = events.event_id AND final.phase = 'final'
-))
-"""
-
-
-def _migrate(connection: sqlite3.Connection) -> None:
-    """Bring an outbox of an older schema to :data:`SCHEMA_VERSION`, all or nothing."""
-    (version,) = connection.execute("PRAGMA user_version").fetchone()
-    if version == SCHEMA_VERSION:
-        return
-    connection.isolation_level = None  # this function manages its one transaction
-    # An old table is renamed aside; deliveries must keep pointing at "events".
-    connection.execute("PRAGMA legacy_alter_table=ON")
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-        old = "events" in tables
-        if old:
-            columns = {row[1] for row in connection.execute("PRAGMA table_info(events)")}
-            logged = "logged" if "logged" in columns else "1"  # before the column: logged
-            connection.execute("ALTER TABLE events RENAME TO events_v1")
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            connection.execute(statement)
-        if old:
-            # SQLite cannot change a table's keys: copy the rows, ids kept for deliveries.
-            connection.execute(
-                "INSERT INTO events (id, key, event_id, phase, type, payload, created_at, logged)"
-                f" SELECT id, event_id, event_id, NULL, type, payload, created_at, {logged} "
-                "FROM events_v1"
-            )
-            connection.execute("DROP TABLE events_v1")
-        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
 
 
 class OutboxError(RuntimeError):
@@ -120,7 +51,7 @@ class OutboxError(RuntimeError):
 
 @dataclass(frozen=True)
 class Delivery:
-    """One event on its way to one webhook."""
+    """One event on its way to one target (a webhook, or the MQTT broker)."""
 
     id: int
     target: str
@@ -135,35 +66,38 @@ class Delivery:
     key: str
 
 
-def wants(webhook: WebhookConfig, event: Event) -> bool:
-    """Whether ``webhook``'s filters let ``event`` through (``only_dues`` by the event's own
-    dues, so an early and a final event may differ)."""
+def wants(target: DeliveryTarget, event: Event) -> bool:
+    """Whether ``target`` takes ``event``: the MQTT broker takes every event; a webhook
+    what its filters let through (``only_dues`` by the event's own dues, so an early and a
+    final event may differ)."""
+    if isinstance(target, MqttConfig):
+        return True
     if isinstance(event, CameraStatus):
-        return webhook.include_status
-    if event.phase not in webhook.phases:
+        return target.include_status
+    if event.phase not in target.phases:
         return False
-    return not webhook.only_dues or event.dues_result.dues_pending
+    return not target.only_dues or event.dues_result.dues_pending
 
 
 class Outbox:
-    """Pending webhook deliveries in SQLite.
+    """Pending deliveries in SQLite, per target (a webhook, or the MQTT broker).
 
     Example:
-        >>> outbox = Outbox(OutboxConfig(database=Path("/tmp/outbox.sqlite")), webhooks)
+        >>> outbox = Outbox(OutboxConfig(database=Path("/tmp/outbox.sqlite")), targets)
         >>> outbox.add(event)            # committed before the event counts as emitted
-        >>> outbox.next_due("receiver")  # the oldest pending delivery for one webhook
+        >>> outbox.next_due("receiver")  # the oldest pending delivery for one target
     """
 
-    def __init__(self, config: OutboxConfig, webhooks: Sequence[WebhookConfig]) -> None:
+    def __init__(self, config: OutboxConfig, targets: Sequence[DeliveryTarget]) -> None:
         self.config = config
-        self.webhooks = list(webhooks)
+        self.targets = list(targets)
         self.dropped_full = 0
         try:
             config.database.parent.mkdir(parents=True, exist_ok=True)
             with self._connect() as connection:
                 connection.execute("PRAGMA journal_mode=WAL")
             with self._connect(foreign_keys=False) as connection:
-                _migrate(connection)
+                migrate(connection)
         except (OSError, sqlite3.Error) as error:
             raise OutboxError(f"outbox.database: cannot open {config.database}: {error}") from None
 
@@ -176,14 +110,14 @@ class Outbox:
                 yield connection
 
     def add(self, event: Event) -> list[str]:
-        """Commit ``event`` with a pending delivery per webhook that wants it.
+        """Commit ``event`` with a pending delivery per target that wants it.
 
         Every event is kept (for a while), wanted or not, so that an early event whose
-        final one a crash prevented is found again (:meth:`orphans`). Returns the webhooks
-        it is queued for. When a webhook already has ``max_pending`` pending deliveries,
+        final one a crash prevented is found again (:meth:`orphans`). Returns the targets
+        it is queued for. When a target already has ``max_pending`` pending deliveries,
         its oldest is moved to the dead letters.
         """
-        targets = [w.label for w in self.webhooks if wants(w, event)]
+        targets = [t.label for t in self.targets if wants(t, event)]
         now = time.time()
         payload = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
         phase = event.phase if isinstance(event, PlateEvent) else None
@@ -237,6 +171,17 @@ class Outbox:
             ).fetchall()
         return [json.loads(payload) for (payload,) in rows]
 
+    def vehicles_since(self, since: float) -> list[tuple[str, str]]:
+        """(camera, event_id) of each vehicle with a plate event committed since ``since``
+        (Unix time), as long as retention (``keep_delivered_s``) has kept it."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT DISTINCT json_extract(payload, '$.camera'), event_id FROM events "
+                "WHERE type = 'plate' AND created_at >= ?",
+                (since,),
+            ).fetchall()
+        return [(str(camera), str(event_id)) for camera, event_id in rows]
+
     def _make_room(self, connection: sqlite3.Connection, target: str, now: float) -> None:
         (pending,) = connection.execute(
             "SELECT COUNT(*) FROM deliveries WHERE target = ? AND state = ?", (target, PENDING)
@@ -250,7 +195,7 @@ class Outbox:
         )
         self.dropped_full += 1
         logger.warning(
-            "outbox full for webhook %s (%d pending): oldest delivery moved to the dead letters",
+            "outbox full for target %s (%d pending): oldest delivery moved to the dead letters",
             target,
             pending,
         )
@@ -293,7 +238,7 @@ class Outbox:
         self._update(delivery_id, PENDING, error, next_at)
 
     def dead(self, delivery_id: int, error: str) -> None:
-        """Move a delivery to the dead letters (the receiver refused it for good)."""
+        """Move a delivery to the dead letters (its target refused it for good)."""
         self._update(delivery_id, DEAD, error, None)
 
     def _update(
@@ -334,7 +279,7 @@ class Outbox:
         """Delete deliveries in ``state`` and events no delivery refers to any more."""
         with self._connect() as connection:
             count = connection.execute("DELETE FROM deliveries WHERE state = ?", (state,)).rowcount
-            connection.execute(_UNNEEDED, (time.time() - self.config.keep_delivered_s,))
+            connection.execute(UNNEEDED, (time.time() - self.config.keep_delivered_s,))
         return count
 
     def purge_delivered(self) -> int:
@@ -344,11 +289,11 @@ class Outbox:
             count = connection.execute(
                 "DELETE FROM deliveries WHERE state = ? AND updated_at < ?", (DELIVERED, cutoff)
             ).rowcount
-            connection.execute(_UNNEEDED, (cutoff,))
+            connection.execute(UNNEEDED, (cutoff,))
         return count
 
     def counts(self) -> dict[tuple[str, DeliveryState], int]:
-        """Deliveries per (webhook, state): the outbox depth for metrics."""
+        """Deliveries per (target, state): the outbox depth for metrics."""
         with self._connect() as connection:
             rows = connection.execute(
                 "SELECT target, state, COUNT(*) FROM deliveries GROUP BY target, state"
@@ -360,8 +305,8 @@ class OutboxSink:
     """The events log guarded by the outbox: commit each event, log it, wake the senders.
 
     An event is committed to the outbox before it is logged, so nothing logged can miss
-    its webhooks after a crash; once logged, it is marked so. A crash between the two
-    leaves it unmarked, and :meth:`recover` logs it on the next start.
+    its webhooks or the broker after a crash; once logged, it is marked so. A crash
+    between the two leaves it unmarked, and :meth:`recover` logs it on the next start.
     """
 
     def __init__(

@@ -1,9 +1,10 @@
 """Webhook delivery: one sender per webhook, fed by the durable outbox.
 
 A sender POSTs its webhook's pending deliveries oldest first, over the daemon's one
-``aiohttp.ClientSession``. Success is a 2xx answer and nothing else. A 5xx, 408, 429, a
-timeout or a refused connection is retried with exponential backoff and jitter (or after
-the ``Retry-After`` the receiver asked for); the sender holds back the whole webhook
+``aiohttp.ClientSession`` (the loop they share with the MQTT sender:
+:mod:`streamer.delivery.senders`). Success is a 2xx answer and nothing else. A 5xx, 408,
+429, a timeout or a refused connection is retried with exponential backoff and jitter (or
+after the ``Retry-After`` the receiver asked for); the sender holds back the whole webhook
 meanwhile, so a dead receiver is not hammered and order is kept. Any other 4xx is logged
 and moved to the dead letters. Senders are independent: a slow webhook delays nobody else.
 
@@ -15,17 +16,13 @@ Every request carries ``Idempotency-Key: <event_id>:<phase>`` (a camera status: 
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import email.utils
 import hashlib
 import hmac
 import json
 import logging
-import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,7 @@ import aiohttp
 
 from streamer.config import WebhookConfig
 from streamer.delivery.outbox import Delivery, Outbox
+from streamer.delivery.senders import OutboxSender, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -59,94 +57,20 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-@dataclass
-class SenderStats:
-    """Counters of one webhook, for metrics and the closing summary."""
-
-    delivered: int = 0
-    failed_attempts: int = 0
-    dead: int = 0
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    ok: bool
-    error: str | None = None
-    retry_after: float | None = None
-    permanent: bool = False
-
-
-class WebhookSender:
+class WebhookSender(OutboxSender):
     """Delivers one webhook's outbox entries for as long as the daemon runs."""
 
     def __init__(
         self, config: WebhookConfig, outbox: Outbox, session: aiohttp.ClientSession
     ) -> None:
+        super().__init__(config.label, outbox, config.retry_initial_s, config.retry_max_s)
         self.config = config
-        self.label = config.label
-        self.outbox = outbox
         self.session = session
-        self.stats = SenderStats()
-        self.wakeup = asyncio.Event()
-        self.idle = asyncio.Event()
-        self._failures = 0
-        self._rng = random.Random()
 
-    def _backoff(self) -> float:
-        doublings = float(2 ** max(0, self._failures - 1))
-        base = min(self.config.retry_max_s, self.config.retry_initial_s * doublings)
-        return base * self._rng.uniform(0.8, 1.2)
-
-    async def run(self) -> None:
-        """Deliver until cancelled."""
-        while True:
-            delivery = await asyncio.to_thread(self.outbox.next_due, self.label)
-            if delivery is None:
-                self.idle.set()
-                await self._sleep(None)
-                continue
-            self.idle.clear()
-            wait = delivery.next_at - time.time()
-            if wait > 0:
-                await self._sleep(wait)
-                continue
-            await self._attempt(delivery)
-
-    async def _sleep(self, seconds: float | None) -> None:
-        self.wakeup.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wakeup.wait(), seconds)
-
-    async def _attempt(self, delivery: Delivery) -> None:
-        outcome = await self.post(delivery)
-        if outcome.ok:
-            self._failures = 0
-            self.stats.delivered += 1
-            await asyncio.to_thread(self.outbox.delivered, delivery.id)
-            return
-        error = outcome.error or "failed"
-        if outcome.permanent:
-            self.stats.dead += 1
-            logger.error(
-                "webhook %s: event %s refused for good (%s): moved to dead letters",
-                self.label,
-                delivery.event_id,
-                error,
-            )
-            await asyncio.to_thread(self.outbox.dead, delivery.id, error)
-            return
-        self._failures += 1
-        self.stats.failed_attempts += 1
-        wait = outcome.retry_after if outcome.retry_after is not None else self._backoff()
-        wait = min(wait, self.config.retry_max_s)
-        logger.warning(
-            "webhook %s: event %s not delivered (%s); retry in %.1f s",
-            self.label,
-            delivery.event_id,
-            error,
-            wait,
-        )
-        await asyncio.to_thread(self.outbox.retry_later, delivery.id, error, time.time() + wait)
+    @property
+    def name(self) -> str:
+        """``webhook <label>``, in log messages."""
+        return f"webhook {self.label}"
 
     def _request(self, delivery: Delivery) -> tuple[dict[str, str], Any]:
         """The headers (signed, with a secret) and what aiohttp sends as ``data``."""
@@ -183,7 +107,7 @@ class WebhookSender:
         except OSError:  # removed by retention: send the event without it
             return None
 
-    async def post(self, delivery: Delivery) -> _Outcome:
+    async def post(self, delivery: Delivery) -> Outcome:
         """One attempt; classifies the answer as delivered, retry later, or refused."""
         headers, data = self._request(delivery)
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
@@ -195,11 +119,11 @@ class WebhookSender:
                 status = response.status
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         except TimeoutError:
-            return _Outcome(False, f"no answer within {self.config.timeout_s:g} s")
+            return Outcome(False, f"no answer within {self.config.timeout_s:g} s")
         except aiohttp.ClientError as error:
-            return _Outcome(False, f"{type(error).__name__}: {error}")
+            return Outcome(False, f"{type(error).__name__}: {error}")
         if 200 <= status < 300:
-            return _Outcome(True)
+            return Outcome(True)
         if status >= 500 or status in RETRYABLE_STATUS:
-            return _Outcome(False, f"HTTP {status}", retry_after)
-        return _Outcome(False, f"HTTP {status}", permanent=True)
+            return Outcome(False, f"HTTP {status}", retry_after)
+        return Outcome(False, f"HTTP {status}", permanent=True)

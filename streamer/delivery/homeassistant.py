@@ -1,0 +1,121 @@
+"""Home Assistant's MQTT discovery: each camera is one device with four entities.
+
+==============  ===============  ===============================  ==========================
+entity          component        state from                       attributes
+==============  ===============  ===============================  ==========================
+Last plate      sensor           ``last_plate``: the plate number  the whole event
+Dues pending    binary_sensor    ``last_plate``: its dues          its ``dues_result``, plate
+Online          binary_sensor    ``status``: online or a file      the status event
+                                 being read
+Plates today    sensor           ``plates_today``                  none
+==============  ===============  ===============================  ==========================
+
+Each entity's config is published retained to
+``<discovery prefix>/<component>/<node_id>/<object_id>/config`` (HA's single-component
+discovery, which every HA version with MQTT discovery reads), with a ``unique_id``, the
+camera's ``device`` and the daemon's availability topic, so every entity is unavailable
+while the daemon is offline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamer import __version__
+from streamer.config import MqttConfig
+from streamer.delivery.topics import OFFLINE, ONLINE, Topics
+
+#: The camera states in which frames are flowing (see ``CameraSnapshot.up``).
+UP_STATES = ("online", "file")
+
+
+@dataclass(frozen=True)
+class DiscoveryMessage:
+    """One entity's discovery message."""
+
+    topic: str
+    payload: dict[str, Any]
+
+
+def node_id(topic_prefix: str, camera: str) -> str:
+    """The camera's ID in discovery topics and unique IDs: ``<prefix>_<camera>`` in the
+    characters HA allows there (``[a-zA-Z0-9_-]``). Two daemons on one broker differ in
+    their topic prefix, so their cameras' IDs differ too."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{topic_prefix}_{camera}")
+
+
+def discovery_configs(config: MqttConfig, cameras: Sequence[str]) -> list[DiscoveryMessage]:
+    """The discovery messages of every camera's entities (none when discovery is off)."""
+    if not config.discovery.enabled:
+        return []
+    return [entity for camera in cameras for entity in _camera_entities(config, camera)]
+
+
+def _camera_entities(config: MqttConfig, camera: str) -> list[DiscoveryMessage]:
+    topics = Topics(config.topic_prefix)
+    node = node_id(config.topic_prefix, camera)
+    common: dict[str, Any] = {
+        "availability_topic": topics.availability,
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+        "device": {
+            "identifiers": [node],
+            "name": camera,
+            "manufacturer": "streamer",
+            "model": "ANPR camera",
+            "sw_version": __version__,
+        },
+        "origin": {"name": "streamer", "sw_version": __version__},
+        "qos": 1,
+    }
+    up = ", ".join(f"'{state}'" for state in UP_STATES)
+    entities: dict[tuple[str, str], dict[str, Any]] = {
+        ("sensor", "last_plate"): {
+            "name": "Last plate",
+            "icon": "mdi:car",
+            "state_topic": topics.last_plate(camera),
+            "value_template": "{{ value_json.plate_number }}",
+            "json_attributes_topic": topics.last_plate(camera),
+        },
+        ("binary_sensor", "dues_pending"): {
+            "name": "Dues pending",
+            "device_class": "problem",
+            "icon": "mdi:cash-alert",
+            "state_topic": topics.last_plate(camera),
+            "value_template": "{{ 'ON' if value_json.dues_result.dues_pending else 'OFF' }}",
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "json_attributes_topic": topics.last_plate(camera),
+            "json_attributes_template": (
+                "{{ dict(value_json.dues_result, plate_number=value_json.plate_number) | tojson }}"
+            ),
+        },
+        ("binary_sensor", "online"): {
+            "name": "Online",
+            "device_class": "connectivity",
+            "entity_category": "diagnostic",
+            "state_topic": topics.status(camera),
+            "value_template": f"{{{{ 'ON' if value_json.status in [{up}] else 'OFF' }}}}",
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "json_attributes_topic": topics.status(camera),
+        },
+        ("sensor", "plates_today"): {
+            "name": "Plates today",
+            "icon": "mdi:counter",
+            "state_topic": topics.plates_today(camera),
+            "state_class": "total_increasing",
+            "unit_of_measurement": "plates",
+        },
+    }
+    prefix = config.discovery.prefix
+    return [
+        DiscoveryMessage(
+            f"{prefix}/{component}/{node}/{object_id}/config",
+            {**own, "unique_id": f"{node}_{object_id}", **common},
+        )
+        for (component, object_id), own in entities.items()
+    ]
