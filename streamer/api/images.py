@@ -50,7 +50,10 @@ def image_size(data: bytes) -> tuple[int, int]:
                 width, height = image.size
     except Image.DecompressionBombError:
         # Pillow's own ceiling (twice Image.MAX_IMAGE_PIXELS), above any allowed limit.
-        raise ImageError("declares far more pixels than http.max_image_pixels allows") from None
+        ceiling = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise ImageError(
+            f"declares over {ceiling:,} pixels, far over the limit (http.max_image_pixels)"
+        ) from None
     except (OSError, ValueError, SyntaxError):
         # Pillow raises UnidentifiedImageError (an OSError) for unknown bytes, and
         # ValueError or SyntaxError for some broken headers.

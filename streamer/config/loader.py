@@ -97,9 +97,9 @@ def load_config(path: Path | None) -> Config:
         data = read_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
+        where = f": line {mark.line + 1}" if mark is not None else ""
         reason = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{path}:{where}: {reason}") from None
+        raise ConfigError(f"{path}{where}: {reason}") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply") from None
     except ValueError as error:  # an integer of thousands of digits
