@@ -51,14 +51,20 @@ def address(server: ServiceThread) -> tuple[str, int]:
     return host, int(port)
 
 
-def raw(server: ServiceThread, request: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
-    """Send ``request`` as it is; returns the response's status and body."""
+def exchange(server: ServiceThread, request: bytes, timeout: float = 10.0) -> tuple[bytes, bytes]:
+    """Send ``request`` as it is; returns the response's head and body."""
     with socket.create_connection(address(server), timeout=timeout) as sock:
         sock.sendall(request)
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+def raw(server: ServiceThread, request: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+    """Send ``request`` as it is; returns the response's status and body."""
+    head, body = exchange(server, request, timeout)
     return int(head.split(b" ")[1]), body
 
 
@@ -267,8 +273,11 @@ def test_uploads_past_the_bound_get_503_with_retry_after(
         sock.sendall(post("/process", MULTIPART, b"--b\r\n" + PART + b"\r\n\r\n" + image)[:-500])
         slow.append(sock)
     time.sleep(0.3)
-    status, body = raw(server, post("/detect", MULTIPART, b"--b\r\n" + PART + b"\r\n\r\n--b--\r\n"))
-    assert status == 503, body
+    head, body = exchange(
+        server, post("/detect", MULTIPART, b"--b\r\n" + PART + b"\r\n\r\n--b--\r\n")
+    )
+    assert head.startswith(b"HTTP/1.1 503"), head
+    assert b"\r\nRetry-After: 1" in head, head
     assert b"http.max_concurrent_images" in body, body
     for sock in slow:
         with sock:
