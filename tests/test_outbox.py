@@ -148,8 +148,21 @@ def test_an_event_a_crash_kept_out_of_the_log_is_logged_on_the_next_start(
     assert restarted.recover() == 0
     restarted.send(unwanted)  # logged all the same
     assert logged_ids(log) == [first.event_id, second.event_id, unwanted.event_id]
+
     lines = log.read_text().splitlines()
     assert json.loads(lines[1]) == second.to_json()
+
+
+def test_an_event_logged_but_not_marked_before_a_crash_is_not_logged_twice(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "events.jsonl"
+    outbox = Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), [])
+    event = make_event("KA01AB1234")
+    outbox.add(event)
+    JsonLinesSink(log).send(event)  # the crash came before the outbox marked it
+    assert OutboxSink(outbox, JsonLinesSink(log)).recover() == 0
+    assert logged_ids(log) == [event.event_id]
 
 
 def test_an_outbox_from_before_the_logged_column_opens(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ so any thread may use it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from streamer.config import DeliveryTarget, MqttConfig, OutboxConfig
@@ -327,11 +329,38 @@ class OutboxSink:
     def recover(self) -> int:
         """Log the events a crash committed but kept out of the log; returns how many."""
         records = self.outbox.unlogged()
-        if records:
-            for _, record in records:
-                self.log.write(record)
-            self.outbox.logged([key for key, _ in records])
+        if not records:
+            return 0
+        # A crash between writing a line and marking it leaves it unmarked but logged.
+        logged = _logged_keys(self.log.path)
+        missing = [record for key, record in records if key not in logged]
+        for record in missing:
+            self.log.write(record)
+        self.outbox.logged([key for key, _ in records])
+        if missing:
             logger.warning(
-                "events log: added %d event(s) that a crash kept out of it", len(records)
+                "events log: added %d event(s) that a crash kept out of it", len(missing)
             )
-        return len(records)
+        return len(missing)
+
+
+#: Bytes at the end of the events log searched for events a crash left unmarked.
+LOG_TAIL_BYTES = 1 << 20
+
+
+def _logged_keys(path: Path) -> set[str]:
+    """The ``<event_id>:<phase>`` keys of the plate events in the last
+    :data:`LOG_TAIL_BYTES` of the events log (the lines a crash could leave unmarked)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(max(0, file.seek(0, 2) - LOG_TAIL_BYTES))
+            lines = file.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return set()
+    keys = set()
+    for line in lines:
+        with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
+            record = json.loads(line)
+            phase = record.get("phase")
+            keys.add(f"{record['event_id']}:{phase}" if phase else str(record["event_id"]))
+    return keys
