@@ -23,7 +23,8 @@ import cv2
 
 from streamer.config import Config
 from streamer.reading.ocr import engine_named
-from streamer.service import ServiceOptions, ServiceThread
+from streamer.service import ServiceOptions
+from streamer.threaded import ServiceThread
 from streamer.tools.demo import render_video
 from streamer.vision.detect import YoloDetector
 

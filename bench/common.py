@@ -3,7 +3,10 @@ live in a scratch folder, and the frame of a video at a given time."""
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -42,3 +45,12 @@ def write_section(path: Path, name: str, text: str) -> None:
         new = old.rstrip("\n") + "\n\n" + block
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new)
+
+
+def tests_helper(name: str) -> ModuleType:
+    """A standalone helper module of ``tests/`` (``rtsp``, ``receiver``, ``mosquitto``; not
+    ``conftest``), with ``tests/`` on the module path so that helpers can use each other."""
+    folder = str(ROOT / "tests")
+    if folder not in sys.path:
+        sys.path.append(folder)
+    return importlib.import_module(name)

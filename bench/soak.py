@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import itertools
 import json
 import math
@@ -61,7 +60,7 @@ from streamer.stores.dues import SqliteDues
 from streamer.tools.demo import DemoManifest, render_video, seed_demo_dues
 from streamer.vision.hardware import this_machine
 
-from common import ROOT, bench_config, write_section
+from common import ROOT, bench_config, tests_helper, write_section
 
 #: Seconds between samples of the daemon's memory, descriptors, threads and outbox.
 SAMPLE_EVERY_S = 10.0
@@ -78,18 +77,6 @@ WEBHOOK_TIMEOUT_S, SLOW_ANSWER_S = 2.0, 3.0
 DRAIN_S = 120.0
 #: No kill and no receiver trouble this close to the end, so the last lifetime settles.
 QUIET_END_S = 45.0
-
-
-def tests_helper(name: str) -> ModuleType:
-    """A standalone helper module of ``tests/`` (not ``conftest``), loaded from its file:
-    ``tests/`` is not put on ``sys.path``."""
-    path = ROOT / "tests" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"soak_{name}", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class StreamServer(Protocol):

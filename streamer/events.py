@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from streamer.stores.dues import DuesResult
+from streamer.stores.lists import NO_LISTS, ListMatch
 
 
 def iso(moment: datetime) -> str:
@@ -65,6 +66,7 @@ class PlateEvent:
     frames: int
     format_valid: bool
     dues_result: DuesResult
+    lists: ListMatch = NO_LISTS
     crop_path: str | None = None
     snapshot_path: str | None = None
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -97,6 +99,7 @@ class PlateEvent:
             "frames": self.frames,
             "format_valid": self.format_valid,
             "dues_result": self.dues_result.to_json(),
+            **self.lists.to_json(),
             "crop_path": self.crop_path,
             "snapshot_path": self.snapshot_path,
             "phase": self.phase,
@@ -131,6 +134,7 @@ class PlateEvent:
                 str(dues["message"]),
                 dues.get("possible_match"),
             ),
+            lists=ListMatch.from_json(record),
             crop_path=record.get("crop_path"),
             snapshot_path=record.get("snapshot_path"),
             event_id=str(record["event_id"]),

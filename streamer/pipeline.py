@@ -36,6 +36,7 @@ from streamer.sources.files import file_identity
 from streamer.sources.frame import Frame, Source, SourceError
 from streamer.sources.threads import read_in_thread
 from streamer.stores.dues import Dues
+from streamer.stores.lists import Lists
 from streamer.vision.detect import Detector
 from streamer.vision.motion import DetectionSchedule
 from streamer.vision.region import region, to_frame
@@ -48,7 +49,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Stages:
     """The components every camera shares: one detector, the OCR engines (one per reader
-    setting, see :class:`~streamer.reading.ocr.EnginePool`), one dues store, the sinks."""
+    setting, see :class:`~streamer.reading.ocr.EnginePool`), the dues and lists, the sinks."""
 
     detector: Detector
     engines: Callable[[ReaderConfig], OcrEngine]
@@ -56,6 +57,7 @@ class Stages:
     sinks: Sequence[Sink]
     evidence: EvidenceWriter | None
     timer: StageTimer | None = None
+    lists: Lists | None = None
 
 
 #: Events each camera keeps in :attr:`CameraStats.events_list`.
@@ -171,7 +173,12 @@ class CameraPipeline:
         self.on_frame = on_frame
         self.tracker = PlateTracker(camera.name, camera.tracker)
         self.reporter = TrackReporter(
-            camera, stages.engines(camera.reader), stages.dues, stages.evidence, stages.timer
+            camera,
+            stages.engines(camera.reader),
+            stages.dues,
+            stages.evidence,
+            stages.timer,
+            stages.lists,
         )
         self.schedule = DetectionSchedule(camera.detection)
         self.stats = CameraStats()

@@ -24,6 +24,7 @@ from streamer.events import Phase, PlateEvent
 from streamer.reading.ocr import OcrEngine, TextRead
 from streamer.reading.read import PlateRead, PlateReader
 from streamer.stores.dues import Dues
+from streamer.stores.lists import Lists, NoLists
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop, Track
 
 logger = logging.getLogger(__name__)
@@ -54,9 +55,16 @@ class Deduplicator:
         return True
 
 
-def finals_of(earlies: Sequence[dict[str, Any]], dues: Dues) -> list[PlateEvent]:
+def checks(plate: str, dues: Dues, lists: Lists) -> dict[str, Any]:
+    """What is known of ``plate``: its ``dues_result`` and ``lists``, as event fields."""
+    return {"dues_result": dues.lookup(plate), "lists": lists.lookup(plate)}
+
+
+def finals_of(
+    earlies: Sequence[dict[str, Any]], dues: Dues, lists: Lists | None = None
+) -> list[PlateEvent]:
     """The final events of early events whose tracks a crash ended (as the events log has
-    them): their plate as the early read had it, with the dues looked up again."""
+    them): their plate as the early read had it, with the dues and lists looked up again."""
     finals = []
     for record in earlies:
         try:
@@ -64,9 +72,8 @@ def finals_of(earlies: Sequence[dict[str, Any]], dues: Dues) -> list[PlateEvent]
         except (KeyError, TypeError, ValueError) as error:
             logger.error("early event %s cannot be finalised: %r", record.get("event_id"), error)
             continue
-        finals.append(
-            replace(early, phase=Phase.FINAL, dues_result=dues.lookup(early.plate_number))
-        )
+        facts = checks(early.plate_number, dues, lists or NoLists())
+        finals.append(replace(early, phase=Phase.FINAL, **facts))
     if finals:
         logger.warning("finalising %d early event(s) whose track a restart ended", len(finals))
     return finals
@@ -121,12 +128,14 @@ class TrackReporter:
         dues: Dues,
         evidence: EvidenceWriter | None,
         timer: StageTimer | None = None,
+        lists: Lists | None = None,
     ) -> None:
         self.camera = camera.name
         self.events = camera.events
         self.reader = PlateReader(engine, camera.reader, camera.plates)
         self.dedup = Deduplicator(camera.dedup)
         self.dues = dues
+        self.lists = lists or NoLists()
         self.evidence = evidence
         self.timer = timer
         self.min_frames = camera.tracker.min_frames
@@ -178,13 +187,12 @@ class TrackReporter:
         read = self._read(vehicle, track)
         if early is not None:
             if read is None:  # the best crops no longer agree: the early read stands
-                dues = self.dues.lookup(early.plate_number)
                 return replace(
                     early,
                     phase=Phase.FINAL,
                     last_seen=track.last_seen,
                     frames=track.frames,
-                    dues_result=dues,
+                    **checks(early.plate_number, self.dues, self.lists),
                 )
             self.dedup.admit(read.text, track.first_seen, track.last_seen)
             return self._event(track, read, Phase.FINAL, early)
@@ -225,7 +233,7 @@ class TrackReporter:
             media_time_s=read.crop.frame.media_time_s,
             frames=track.frames,
             format_valid=read.format_valid,
-            dues_result=self.dues.lookup(read.text),
+            **checks(read.text, self.dues, self.lists),
             event_id=self.event_id(track) if early is None else early.event_id,
             phase=phase,
         )

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,11 @@ from streamer.delivery.webhooks import WebhookSender
 from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, CameraStats, FrameCallback, Stages
 from streamer.reading.ocr import EnginePool, OcrEngine, OcrError
 from streamer.reporter import finals_of
-from streamer.stores.dues import DuesError, SqliteDues
+from streamer.rules import RuleRunner
+from streamer.stores.dues import SqliteDues
 from streamer.stores.history import EventHistory
+from streamer.stores.lists import SqliteLists
+from streamer.stores.records import StoreError
 from streamer.vision.detect import Detector, YoloDetector
 from streamer.vision.models import ModelError
 
@@ -49,8 +52,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between retention runs (evidence, delivered outbox entries).
 HOUSEKEEPING_INTERVAL_S = 600
-#: How long a :class:`ServiceThread` waits for its service to start, and to stop.
-THREAD_START_TIMEOUT_S, THREAD_STOP_TIMEOUT_S = 60.0, 30.0
 
 
 class StartupError(RuntimeError):
@@ -121,6 +122,7 @@ class Service:
     #: One per outbox target: each webhook, then the MQTT broker.
     senders: list[OutboxSender] = field(init=False, default_factory=list)
     outbox: Outbox | None = field(init=False, default=None)
+    rules: RuleRunner | None = field(init=False, default=None)
     api: Api | None = field(init=False, default=None)
     metrics: Metrics | None = field(init=False, default=None)
     processing_seconds: float = field(init=False, default=0.0)
@@ -166,6 +168,9 @@ class Service:
         sinks: list[Sink] = []
         try:
             dues = SqliteDues(config.dues.database)
+            lists = SqliteLists(config.dues.database, config.list_files)
+            for name, count in lists.load_files().items():
+                logger.info("list %s: %d entries from %s", name, count, config.lists[name].file)
             log = JsonLinesSink(events_log, config.events_log_max_bytes, config.events_log_backups)
             self._exit.callback(log.close)
             self._evidence = EvidenceWriter(config.recordings)
@@ -175,7 +180,7 @@ class Service:
             guarded = OutboxSink(outbox, log, self._wake_senders)
             guarded.recover()
             sinks.append(guarded)
-        except (DuesError, OutboxError, OSError) as error:
+        except (StoreError, OutboxError, OSError) as error:
             raise StartupError(str(error)) from None
         detector = options.detector or build_detector(config)
         self.metrics = Metrics(
@@ -188,20 +193,26 @@ class Service:
             history.load(events_log)
             sinks.append(history)
             camera = config.cameras[0]
-            processor = ImageProcessor(detector, engines(camera.reader), dues, camera)
+            processor = ImageProcessor(detector, engines(camera.reader), dues, camera, lists)
             self.api = Api(
                 config,
                 processor,
                 dues,
+                lists,
                 history,
                 self.metrics,
                 lambda: [pipeline.snapshot() for pipeline in self.pipelines],
             )
         sinks += options.extra_sinks
-        for final in finals_of(outbox.orphans(), dues):  # a crash ended their tracks
+        session = await self._exit.enter_async_context(aiohttp.ClientSession())
+        if config.rules:  # after the outbox and the log, so an action follows its event
+            self.rules = RuleRunner(config.rules, loop, session, counter=self.metrics)
+            self._exit.push_async_callback(self.rules.close)
+            sinks.insert(1, self.rules)
+        for final in finals_of(outbox.orphans(), dues, lists):  # a crash ended their tracks
             for sink in sinks:
                 sink.send(final)
-        stages = Stages(detector, engines, dues, sinks, self._evidence, self.metrics)
+        stages = Stages(detector, engines, dues, sinks, self._evidence, self.metrics, lists)
         self.pipelines = [
             CameraPipeline(camera, stages, on_frame=options.on_frame) for camera in cameras
         ]
@@ -215,11 +226,9 @@ class Service:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self.request_stop, signum)
                 self._exit.callback(loop.remove_signal_handler, signum)
-        if config.webhooks:
-            session = await self._exit.enter_async_context(aiohttp.ClientSession())
-            self.senders = [WebhookSender(hook, self.outbox, session) for hook in config.webhooks]
-            for sender in self.senders:
-                self._background(sender.run(), f"webhook-{sender.label}")
+        self.senders = [WebhookSender(hook, self.outbox, session) for hook in config.webhooks]
+        for sender in self.senders:
+            self._background(sender.run(), f"webhook-{sender.label}")
         if config.mqtt is not None:
             await self._start_mqtt(config.mqtt, outbox, cameras)
         self._background(self._housekeeping(), "housekeeping")
@@ -241,6 +250,8 @@ class Service:
                 mqtt, outbox, cameras, lambda: [p.snapshot() for p in self.pipelines]
             )
             self.senders.append(sender)
+            if self.rules is not None:
+                self.rules.publish = sender.publish_now
             self._background(sender.run(), "mqtt")
             await sender.first_attempt()
         except (ValueError, MqttRefusedError) as error:  # a certificate, the credentials
@@ -340,57 +351,3 @@ class Service:
             open_tracks,
         )
         raise SystemExit(1)
-
-
-class ServiceThread:
-    """A :class:`Service` in its own thread and event loop, for synchronous callers (tests,
-    benchmarks, a program embedding the daemon) that talk to its HTTP API.
-
-    Example:
-        >>> with ServiceThread(config, ServiceOptions(install_signal_handlers=False)) as s:
-        ...     requests.get(f"{s.url}/health")
-    """
-
-    def __init__(self, config: Config, options: ServiceOptions) -> None:
-        self.service = Service(config, replace(options, install_signal_handlers=False))
-        self.error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._run, name="service", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as error:  # raised again in the caller's thread
-            self.error = error
-            self.service.started.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        await self.service.run()
-
-    def __enter__(self) -> ServiceThread:
-        """Start the service; returns once it has started.
-
-        Raises:
-            StartupError: (or whatever else start-up raised) when it could not start.
-        """
-        self._thread.start()
-        if not self.service.started.wait(THREAD_START_TIMEOUT_S):
-            raise StartupError(f"the service did not start in {THREAD_START_TIMEOUT_S:g} s")
-        if self.error is not None:
-            raise self.error
-        return self
-
-    @property
-    def url(self) -> str:
-        """The HTTP API's address."""
-        api = self.service.api
-        if api is None or api.port is None:
-            raise RuntimeError("the service serves no HTTP API (http.enabled is off)")
-        return f"http://127.0.0.1:{api.port}"
-
-    def __exit__(self, *exc: object) -> None:
-        """Stop the service as SIGTERM would, and wait for it."""
-        if self._loop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self.service.request_stop)
-            self._thread.join(THREAD_STOP_TIMEOUT_S)

@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from mosquitto import Broker, mosquitto_missing
 from rtsp import RtspServer
 
-from streamer import service
+from streamer import service, threaded
 from streamer.config import Config, parse_config
+from streamer.events import Event
 from streamer.reading.ocr import OcrEngine, TesseractEngine, engine_named
 from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
@@ -187,7 +189,26 @@ def shared_data() -> Iterator[Path]:
     return SHARED_DATA
 
 
-class ServiceThread(service.ServiceThread):
+class Clock:
+    """A sink after the events log: when each event was logged."""
+
+    def __init__(self) -> None:
+        self.logged: dict[str, float] = {}
+
+    def send(self, event: Event) -> None:
+        self.logged[event.key] = time.time()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """Mosquitto without a password."""
+    if reason := mosquitto_missing():
+        pytest.skip(reason)
+    with Broker(tmp_path / "broker") as running:
+        yield running
+
+
+class ServiceThread(threaded.ServiceThread):
     """The service in its own thread, with the session's detector and OCR engine, for tests
     that talk to its HTTP API from outside (HTTP clients, a browser)."""
 

@@ -51,6 +51,17 @@ class Behaviour:
     status: int = 200
 
 
+@dataclass(frozen=True)
+class RelayCall:
+    """One request to ``/relay/...``, as a gate relay (a rule's HTTP action) sees it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: bytes
+    at: float
+
+
 @dataclass
 class Receiver:
     """Start with :meth:`start`, stop with :meth:`stop`; ``port`` may be fixed beforehand."""
@@ -59,6 +70,7 @@ class Receiver:
     behaviour: Behaviour = field(default_factory=Behaviour)
     requests: list[Received] = field(default_factory=list)
     delivered: dict[str, dict[str, Any]] = field(default_factory=dict)
+    relay_calls: list[RelayCall] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
@@ -96,6 +108,17 @@ class Receiver:
                 self.delivered[request.headers["Idempotency-Key"]] = json.loads(body)
         return web.Response(status=behaviour.status, text="ok")
 
+    async def _relay(self, request: web.Request) -> web.Response:
+        call = RelayCall(
+            request.method, request.path, dict(request.query), await request.read(), time.time()
+        )
+        with self._lock:
+            self.relay_calls.append(call)
+            behaviour = self.behaviour
+        if behaviour.delay_s:
+            await asyncio.sleep(behaviour.delay_s)
+        return web.Response(status=behaviour.status, text="ok")
+
     def start(self) -> Receiver:
         ready = threading.Event()
 
@@ -104,6 +127,7 @@ class Receiver:
             self._loop = loop
             app = web.Application()
             app.router.add_post("/hook", self._handle)
+            app.router.add_route("*", "/relay/{tail:.*}", self._relay)
             self._runner = web.AppRunner(app)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)

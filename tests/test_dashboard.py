@@ -11,6 +11,7 @@ from rtsp import free_port
 
 from streamer.reading.ocr import OcrEngine
 from streamer.stores.dues import SqliteDues
+from streamer.stores.lists import SqliteLists
 from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
@@ -35,8 +36,11 @@ def daemon(
     """A token-protected daemon replaying the clip in real time; the second vehicle has
     dues. A standby camera that never connects keeps the daemon up after the clip."""
     SqliteDues(tmp_path / "dues.sqlite").set(short_clip.vehicles[1].plate, 250, "Toll unpaid")
+    lists = SqliteLists(tmp_path / "dues.sqlite", {"residents": None})
+    lists.add("residents", short_clip.vehicles[0].plate, "flat 4")
     config = make_config(
         tmp_path,
+        lists={"residents": None},
         cameras=[
             {"name": "gate", "source": str(short_clip.path), "realtime": True},
             {"name": "standby", "source": f"rtsp://127.0.0.1:{free_port()}/none"},
@@ -62,6 +66,10 @@ def test_new_events_appear_on_the_open_page(
         assert "Toll unpaid" in row.text
         plain = browser.find(f'#events [data-plate="{first}"]')[0]
         assert "dues" not in (plain.get_attribute("class") or "").split()
+        # The lists each plate is on.
+        tags = browser.find(f'#events [data-plate="{first}"] .list-tag')
+        assert [tag.text.lower() for tag in tags] == ["residents"]
+        assert browser.find(f'#events [data-plate="{second}"] .list-tag') == []
         # One row per vehicle, its early event replaced in place by its final one.
         browser.wait_for(f'#events [data-plate="{second}"][data-phase="final"]', timeout=30)
         rows = browser.find("#events [data-plate]")

@@ -25,27 +25,18 @@ from mosquitto import Broker, Received, Subscriber, mosquitto_missing
 from streamer.config import Config
 from streamer.delivery.mqtt import DailyCounts, MqttSender
 from streamer.delivery.outbox import Outbox
-from streamer.events import Event, PlateEvent
+from streamer.events import PlateEvent
 from streamer.reading.ocr import OcrEngine
 from streamer.service import Service, ServiceOptions, StartupError
 from streamer.stores.dues import NOT_FOUND, SqliteDues
 from streamer.tools.demo import DemoManifest, seed_demo_dues
 from streamer.vision.detect import YoloDetector
 
-from conftest import kill_when, make_config, vehicles, without_cameras
+from conftest import Clock, kill_when, make_config, vehicles, without_cameras
 
 USER, PASSWORD = "streamer", "s3cret:p@ss"
 #: Reconnection in tests: fast, so an outage ends in seconds.
 FAST = {"reconnect_initial_s": 0.2, "reconnect_max_s": 1.0, "timeout_s": 3}
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    """Mosquitto without a password."""
-    if reason := mosquitto_missing():
-        pytest.skip(reason)
-    with Broker(tmp_path / "broker") as running:
-        yield running
 
 
 @pytest.fixture
@@ -85,16 +76,6 @@ def first_of_each(messages: list[Received]) -> list[str]:
     outage: the broker had it, its acknowledgement was lost)."""
     seen: set[str] = set()
     return [m.text for m in messages if not (m.text in seen or seen.add(m.text))]
-
-
-class Clock:
-    """A sink after the events log: when each event was logged."""
-
-    def __init__(self) -> None:
-        self.logged: dict[str, float] = {}
-
-    def send(self, event: Event) -> None:
-        self.logged[event.key] = time.time()
 
 
 def test_the_demo_recording_on_the_broker(

@@ -6,7 +6,7 @@ One aiohttp application in the daemon's event loop (or alone, ``streamer serve``
   (JSON ``{"plate_number"}``) answer in the seed services' JSON shapes;
 - ``GET /health``, ``/metrics`` (Prometheus), ``/api/events`` (recent, filtered, paged),
   ``/api/events/stream`` (server-sent events), ``/api/cameras``,
-  ``GET/PUT/DELETE /api/dues/{plate}``;
+  ``GET/PUT/DELETE /api/dues/{plate}``, the plate lists (:mod:`streamer.api.lists`);
 - ``GET /`` the dashboard, ``/evidence/...`` the crops and snapshots it shows.
 
 Blocking work (image decoding, detection, OCR, SQLite) runs in worker threads. With a
@@ -30,14 +30,17 @@ from aiohttp import web
 
 from streamer.api.connections import ConnectionGuard, ProtocolLogger
 from streamer.api.images import ImageError, ImageProcessor, decode_image
+from streamer.api.lists import ListRoutes
 from streamer.api.metrics import CONTENT_TYPE, Metrics
-from streamer.api.requests import ApiError, flag, integer, read_json, read_upload
+from streamer.api.requests import ApiError, flag, integer, plate_param, read_json, read_upload
 from streamer.config import Config, HttpConfig
 from streamer.events import iso
 from streamer.pipeline import CameraSnapshot
 from streamer.reading.plates import normalise
-from streamer.stores.dues import DuesError, DuesStore, dues_amount, dues_key, dues_message
+from streamer.stores.dues import DuesError, DuesStore, dues_amount
 from streamer.stores.history import EventHistory
+from streamer.stores.lists import SqliteLists
+from streamer.stores.records import StoreError, note_text
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class Api:
         config: Config,
         processor: ImageProcessor,
         dues: DuesStore,
+        lists: SqliteLists,
         history: EventHistory,
         metrics: Metrics,
         snapshots: Callable[[], Sequence[CameraSnapshot]] = tuple,
@@ -63,6 +67,7 @@ class Api:
         self.http: HttpConfig = config.http
         self.processor = processor
         self.dues = dues
+        self.lists = ListRoutes(lists, config.lists, config.http.timeout_s)
         self.history = history
         self.metrics = metrics
         self.snapshots = snapshots
@@ -91,6 +96,7 @@ class Api:
         app.router.add_get("/api/dues/{plate}", self.get_dues)
         app.router.add_put("/api/dues/{plate}", self.put_dues)
         app.router.add_delete("/api/dues/{plate}", self.delete_dues)
+        self.lists.add_to(app)
         app.router.add_get("/evidence/{path:.+}", self.evidence)
         return app
 
@@ -287,21 +293,15 @@ class Api:
         ]
         return web.json_response({"cameras": cameras})
 
-    def _plate(self, request: web.Request) -> str:
-        try:
-            return dues_key(request.match_info["plate"])
-        except DuesError as error:
-            raise ApiError(400, f"plate: {error}") from None
-
     async def get_dues(self, request: web.Request) -> web.Response:
-        plate = self._plate(request)
+        plate = plate_param(request)
         result = await asyncio.to_thread(self.dues.lookup, plate)
         if not result.found:
             raise ApiError(404, f"{plate}: not in the dues database")
         return web.json_response({"plate_number": plate, **result.to_json()})
 
     async def put_dues(self, request: web.Request) -> web.Response:
-        plate = self._plate(request)
+        plate = plate_param(request)
         body = await read_json(request, self.http.timeout_s)
         amount = body.get("amount")
         try:
@@ -310,19 +310,16 @@ class Api:
             amount = dues_amount(amount)  # finite: NaN, Infinity and 1e400 are refused
         except DuesError as error:
             raise ApiError(400, f"amount: {error}") from None
-        message = body.get("message", "")
         try:
-            if not isinstance(message, str):
-                raise DuesError(f"message: expected a string (got {type(message).__name__})")
-            message = dues_message(message)
-        except DuesError as error:
+            message = note_text(body.get("message", ""))
+        except StoreError as error:
             raise ApiError(400, str(error)) from None
         await asyncio.to_thread(self.dues.set, plate, float(amount), message)
         result = await asyncio.to_thread(self.dues.lookup, plate)
         return web.json_response({"plate_number": plate, **result.to_json()})
 
     async def delete_dues(self, request: web.Request) -> web.Response:
-        plate = self._plate(request)
+        plate = plate_param(request)
         if not await asyncio.to_thread(self.dues.clear, plate):
             raise ApiError(404, f"{plate}: not in the dues database")
         return web.Response(status=204)

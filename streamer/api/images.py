@@ -20,6 +20,7 @@ from streamer.reading.ocr import OcrEngine
 from streamer.reading.plates import matches_format
 from streamer.reading.read import PlateReader
 from streamer.stores.dues import Dues
+from streamer.stores.lists import Lists, NoLists
 from streamer.vision.detect import Detector
 from streamer.vision.track import cut_crop
 from streamer.vision.yolo import filter_detections
@@ -99,10 +100,16 @@ class ImageProcessor:
     """Detect, read and check plates in single images, with one camera's settings."""
 
     def __init__(
-        self, detector: Detector, engine: OcrEngine, dues: Dues, camera: CameraConfig
+        self,
+        detector: Detector,
+        engine: OcrEngine,
+        dues: Dues,
+        camera: CameraConfig,
+        lists: Lists | None = None,
     ) -> None:
         self.detector = detector
         self.dues = dues
+        self.lists = lists or NoLists()
         self.camera = camera
         self.reader = PlateReader(engine, camera.reader, camera.plates)
 
@@ -136,7 +143,8 @@ class ImageProcessor:
 
     def process(self, image: np.ndarray) -> dict[str, Any]:
         """The seed's ``/process`` shape: success, plate_number, detector_confidence, bbox,
-        dues_result; plus ``format_valid`` and ``confidence`` (OCR)."""
+        dues_result; plus ``format_valid``, ``confidence`` (OCR), ``lists`` and
+        ``possible_lists``."""
         found = self.best_plate(image)
         if found is None:
             return {
@@ -165,4 +173,5 @@ class ImageProcessor:
             "detector_confidence": round(found.confidence, 4),
             "bbox": list(found.bbox),
             "dues_result": self.dues.lookup(read.text).to_json(),
+            **self.lists.lookup(read.text).to_json(),
         }

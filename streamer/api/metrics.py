@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -108,7 +108,8 @@ class _ServiceCollector(Collector):
 class Metrics:
     """The registry of one service: its counters and latency histograms.
 
-    It is also the pipeline's :class:`~streamer.reporter.StageTimer`.
+    It is also the pipeline's :class:`~streamer.reporter.StageTimer` and the rules'
+    :class:`~streamer.rules.ActionCounter`.
     """
 
     def __init__(
@@ -132,6 +133,35 @@ class Metrics:
                 ("ocr", "Reading time per finished track"),
             )
         }
+
+        self.rules = Counter(
+            "streamer_rules",
+            "Rules fired for a vehicle, or held back by their cooldown",
+            ["rule", "outcome"],
+            registry=self.registry,
+        )
+        self.actions = Counter(
+            "streamer_rule_actions",
+            "Rule actions done (ok) or failed",
+            ["rule", "action", "outcome"],
+            registry=self.registry,
+        )
+        self.action_seconds = Histogram(
+            "streamer_rule_action_seconds",
+            "Time from a plate event to its rule action's end (answer or acknowledgement)",
+            ["rule", "action"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def rule_fired(self, rule: str, outcome: str) -> None:
+        """Count a rule fired (``fired``) or held back (``cooldown``) for one vehicle."""
+        self.rules.labels(rule, outcome).inc()
+
+    def rule_action(self, rule: str, kind: str, ok: bool, seconds: float) -> None:
+        """Count one rule action's outcome and time."""
+        self.actions.labels(rule, kind, "ok" if ok else "failed").inc()
+        self.action_seconds.labels(rule, kind).observe(seconds)
 
     def observe(self, stage: str, camera: str, seconds: float) -> None:
         """Record the time one item of ``camera`` took in ``stage`` (``detect``, ``ocr``)."""

@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from streamer.stores.records import StoreError, plate_key
+
 
 class ApiError(web.HTTPException):
     """An error answered as JSON ``{"error": message}`` with ``status``."""
@@ -100,3 +102,11 @@ async def read_json(request: web.Request, timeout_s: float) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "body: expected a JSON object")
     return body
+
+
+def plate_param(request: web.Request) -> str:
+    """The ``{plate}`` of the path, as the stores key it."""
+    try:
+        return plate_key(request.match_info["plate"])
+    except StoreError as error:
+        raise ApiError(400, f"plate: {error}") from None

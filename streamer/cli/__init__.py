@@ -1,4 +1,5 @@
-"""The ``streamer`` command line: run, replay, process, dues, check-config, model, demo."""
+"""The ``streamer`` command line: run, replay, process, dues, lists, outbox, eval,
+check-config, model, demo."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from streamer.cli.daemon import (
     cmd_run,
     cmd_serve,
 )
-from streamer.cli.manage import cmd_dues, cmd_eval, cmd_model, cmd_outbox
+from streamer.cli.manage import cmd_dues, cmd_eval, cmd_lists, cmd_model, cmd_outbox
 from streamer.config import ConfigError
 from streamer.delivery.outbox import OutboxError
 from streamer.service import StartupError
-from streamer.stores.dues import DuesError
+from streamer.stores.records import StoreError
 from streamer.vision.models import ModelError
 
 logger = logging.getLogger("streamer")
@@ -76,6 +77,32 @@ def build_parser() -> argparse.ArgumentParser:
     dues_clear = dues_sub.add_parser("clear", parents=[config_parent], help="remove a plate")
     dues_clear.add_argument("plate")
     dues_sub.add_parser("list", parents=[config_parent], help="list every plate")
+
+    lists = sub.add_parser("lists", help="manage the plate lists (residents, banned, ...)")
+    lists_sub = lists.add_subparsers(dest="lists_command", required=True)
+    lists_show = lists_sub.add_parser(
+        "show", parents=[config_parent], help="every list, or one list's entries"
+    )
+    lists_show.add_argument("name", nargs="?")
+    lists_add = lists_sub.add_parser(
+        "add", parents=[config_parent], help="put a plate on a list (or change its entry)"
+    )
+    lists_add.add_argument("name")
+    lists_add.add_argument("plate")
+    lists_add.add_argument("--note", default="")
+    lists_add.add_argument(
+        "--expires", default=None, help="YYYY-MM-DD (through that day) or an ISO date and time"
+    )
+    lists_remove = lists_sub.add_parser(
+        "remove", parents=[config_parent], help="take a plate off a list"
+    )
+    lists_remove.add_argument("name")
+    lists_remove.add_argument("plate")
+    lists_import = lists_sub.add_parser(
+        "import", parents=[config_parent], help="add plates from a CSV: plate[,note][,expires]"
+    )
+    lists_import.add_argument("name")
+    lists_import.add_argument("csv", type=Path)
 
     outbox = sub.add_parser("outbox", help="inspect and retry webhook and MQTT deliveries")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
@@ -143,6 +170,7 @@ COMMANDS = {
     "replay": cmd_replay,
     "process": cmd_process,
     "dues": cmd_dues,
+    "lists": cmd_lists,
     "outbox": cmd_outbox,
     "eval": cmd_eval,
     "check-config": cmd_check_config,
@@ -163,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as error:
         return fail(f"invalid config:\n{error}", EXIT_CONFIG)
-    except (StartupError, ModelError, DuesError, OutboxError) as error:
+    except (StartupError, ModelError, StoreError, OutboxError) as error:
         return fail(str(error))
     except KeyboardInterrupt:
         return fail("interrupted", 130)

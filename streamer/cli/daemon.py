@@ -18,6 +18,7 @@ from streamer.pipeline import CameraStats
 from streamer.service import Service, ServiceOptions
 from streamer.sources.frame import Frame
 from streamer.stores.dues import SqliteDues
+from streamer.stores.lists import SqliteLists
 
 
 def summary(stats: dict[str, CameraStats], seconds: float) -> str:
@@ -127,11 +128,14 @@ def cmd_process(args: argparse.Namespace) -> int:
     from streamer.service import build_detector, build_engine
 
     config = load(args)
+    lists = SqliteLists(config.dues.database, config.list_files)
+    lists.load_files()
     processor = ImageProcessor(
         build_detector(config),
         build_engine(config.cameras[0].reader),
         SqliteDues(config.dues.database),
         config.cameras[0],
+        lists,
     )
     status = EXIT_OK
     for path in args.images:

@@ -1,4 +1,4 @@
-"""The commands that manage the daemon's data and model: dues, outbox, eval, model."""
+"""The commands that manage the daemon's data and model: dues, lists, outbox, eval, model."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from streamer.cli.common import EXIT_CONFIG, EXIT_OK, fail, load
 from streamer.delivery.outbox import DeliveryState, Outbox
 from streamer.stores.dues import SqliteDues
+from streamer.stores.lists import SqliteLists
 from streamer.vision.models import fetch_default_weights
 
 
@@ -32,6 +33,36 @@ def cmd_dues(args: argparse.Namespace) -> int:
             print(
                 f"{record.plate:<12} {record.amount:>10.2f}  {record.updated_at}  {record.message}"
             )
+    return EXIT_OK
+
+
+def cmd_lists(args: argparse.Namespace) -> int:
+    config = load(args)
+    lists = SqliteLists(config.dues.database, config.list_files)
+    command = args.lists_command
+    if command == "import":
+        count = lists.import_csv(args.name, args.csv)
+        print(f"imported {count} plates into list {args.name}")
+    elif command == "add":
+        entry = lists.add(args.name, args.plate, args.note, args.expires)
+        print(json.dumps(entry.to_json(), ensure_ascii=False))
+    elif command == "remove":
+        if not lists.remove(args.name, args.plate):
+            return fail(f"{args.plate}: not on list {args.name}")
+        print(f"removed {args.plate} from list {args.name}")
+    elif args.name is None:
+        lists.load_files()  # as the daemon does at its start
+        counts = lists.counts()
+        for name, declared in config.lists.items():
+            source = f"file {declared.file}" if declared.file else "managed here"
+            line = f"{name:<16} {counts[name]:>6} plates  {source}  {declared.description}"
+            print(line.rstrip())
+    else:
+        lists.load_files()
+        for item in lists.entries(args.name):
+            expires = item.to_json()["expires"] or "never"
+            mark = " (expired)" if item.expired else ""
+            print(f"{item.plate:<12} expires {expires}{mark}  {item.note}".rstrip())
     return EXIT_OK
 
 

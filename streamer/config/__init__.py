@@ -40,12 +40,21 @@ from streamer.config.loader import (
 )
 from streamer.config.mqtt import DiscoveryConfig, MqttConfig, MqttTlsConfig
 from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
+from streamer.config.rules import (
+    Action,
+    HttpAction,
+    ListConfig,
+    MqttAction,
+    RuleConfig,
+    When,
+)
 from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSections, LiveConfig
 from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
 
 __all__ = [
     "CAMERA_OVERRIDABLE",
     "DEFAULT_CAMERA",
+    "Action",
     "CameraConfig",
     "CameraSections",
     "Config",
@@ -56,18 +65,23 @@ __all__ = [
     "DiscoveryConfig",
     "DuesConfig",
     "EventsConfig",
+    "HttpAction",
     "HttpConfig",
+    "ListConfig",
     "LiveConfig",
     "ModelConfig",
+    "MqttAction",
     "MqttConfig",
     "MqttTlsConfig",
     "OutboxConfig",
     "PlatesConfig",
     "ReaderConfig",
     "RecordingsConfig",
+    "RuleConfig",
     "Section",
     "TrackerConfig",
     "WebhookConfig",
+    "When",
     "format_validation_error",
     "load_config",
     "mask_url",

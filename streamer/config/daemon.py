@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from streamer.config.base import Section
 from streamer.config.delivery import OutboxConfig, RecordingsConfig, WebhookConfig
 from streamer.config.mqtt import MqttConfig
+from streamer.config.rules import ListConfig, ListName, RuleConfig, lists_mapping
 from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSections
 from streamer.config.vision import ModelConfig
 
@@ -125,6 +126,15 @@ class Config(CameraSections):
         description="Publish plate events and camera states to an MQTT broker, with Home "
         "Assistant discovery (off when not set).",
     )
+    lists: dict[ListName, ListConfig] = Field(
+        default_factory=dict,
+        description="Named plate lists (residents, staff, banned …); each event says which "
+        "lists its plate is on. Entries live in the dues database file.",
+    )
+    rules: list[RuleConfig] = Field(
+        default_factory=list,
+        description="What to do when a plate passes: HTTP requests and MQTT messages.",
+    )
     events_log_max_bytes: int = Field(
         50_000_000,
         ge=0,
@@ -139,6 +149,11 @@ class Config(CameraSections):
     def delivery_targets(self) -> list[DeliveryTarget]:
         """Where the outbox delivers: each webhook, then the MQTT broker when one is set."""
         return [*self.webhooks, *([self.mqtt] if self.mqtt is not None else [])]
+
+    @property
+    def list_files(self) -> dict[str, Path | None]:
+        """Each declared list, with the file that is the list (``None``: managed by hand)."""
+        return {name: entry.file for name, entry in self.lists.items()}
 
     def with_files_in(self, folder: Path) -> Config:
         """A copy whose files (events log, dues, outbox, evidence) all live in ``folder``."""
@@ -172,13 +187,37 @@ class Config(CameraSections):
             cameras.append(camera)
         return {**data, "cameras": cameras}
 
+    _lists = field_validator("lists", mode="before")(lists_mapping)
+
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         for kind, names in (
             ("camera", [c.name for c in self.cameras]),
             ("webhook", [w.label for w in self.webhooks]),
+            ("rule", [r.name for r in self.rules]),
         ):
             duplicates = sorted({name for name in names if names.count(name) > 1})
             if duplicates:
                 raise ValueError(f"{kind} names must be unique: {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _known_references(self) -> Config:
+        """Rules and webhooks name cameras and lists that exist, and MQTT actions a broker."""
+        cameras, lists = {c.name for c in self.cameras}, set(self.lists)
+        declared = ", ".join(sorted(lists)) or "none"
+        filters = [(f"webhooks.{i}.when", hook.when) for i, hook in enumerate(self.webhooks)]
+        for index, rule in enumerate(self.rules):
+            where = f"rules.{index}"
+            filters.append((f"{where}.when", rule.when))
+            for camera in sorted(set(rule.cameras or ()) - cameras):
+                raise ValueError(f"{where}.cameras: unknown camera {camera!r}")
+            for number, action in enumerate(rule.do):
+                if action.mqtt is not None and self.mqtt is None:
+                    raise ValueError(f"{where}.do.{number}.mqtt: needs the mqtt section (a broker)")
+        for where, when in filters:
+            for name in sorted((when.named_lists() if when else set()) - lists):
+                raise ValueError(
+                    f"{where}: unknown list {name!r} (lists declared under lists: {declared})"
+                )
         return self

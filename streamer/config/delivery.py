@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from streamer.config.base import Section
+from streamer.config.rules import When
 
 #: A vehicle's plate events: while it is in view, and when its track has ended.
 PhaseName = Literal["early", "final"]
@@ -33,7 +34,14 @@ class WebhookConfig(Section):
         "'<timestamp>.<body>' with this secret. Use ${ENV_VAR} to keep it out of the file.",
     )
     only_dues: bool = Field(
-        False, description="Send only plate events whose dues are pending (alerts)."
+        False,
+        description="Send only plate events whose dues are pending (alerts); the same "
+        "as when: {dues_pending: true}.",
+    )
+    when: When | None = Field(
+        None,
+        description="Send only the plate events that pass, as a rule's when: (lists, "
+        "not_lists, dues_pending).",
     )
     phases: list[PhaseName] = Field(
         default_factory=lambda: list(get_args(PhaseName)),
@@ -57,6 +65,18 @@ class WebhookConfig(Section):
     retry_max_s: float = Field(
         300.0, gt=0, le=86_400, description="Longest wait between delivery attempts."
     )
+
+    @model_validator(mode="after")
+    def _one_dues_filter(self) -> WebhookConfig:
+        if self.only_dues and self.when is not None and self.when.dues_pending is False:
+            raise ValueError("only_dues contradicts when.dues_pending: false")
+        return self
+
+    @property
+    def filter(self) -> When:
+        """Which plate events it receives: ``when``, with ``only_dues`` folded in."""
+        when = self.when or When()
+        return when.model_copy(update={"dues_pending": True}) if self.only_dues else when
 
     @property
     def label(self) -> str:

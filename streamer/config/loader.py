@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from streamer.config.base import ConfigError, mask_url
 from streamer.config.daemon import Config
 
+#: A message that starts with the key path it is about (a check across sections).
+_KEY_PATH = re.compile(r"^[a-z_]+(\.[A-Za-z0-9_]+)+: ")
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -59,6 +61,8 @@ def format_validation_error(error: ValidationError) -> str:
         suffix = "" if problem["type"] in {"missing", "extra_forbidden"} else f" (got {shown!r})"
         if isinstance(got, dict | list):
             suffix = ""
+        if location == "<root>" and _KEY_PATH.match(message):
+            location, _, message = message.partition(": ")  # the check named the key
         lines.append(f"{location}: {message}{suffix}")
     return "\n".join(lines)
 

@@ -164,6 +164,20 @@ class MqttSender(OutboxSender):
         """Wait until the broker is connected."""
         await self.connected.wait()
 
+    async def publish_now(self, topic: str, payload: bytes, retain: bool) -> None:
+        """Publish one message now, not through the outbox (a rule's action), waiting at
+        most ``mqtt.timeout_s`` for a connection.
+
+        Raises:
+            TimeoutError: when the broker is not connected in time.
+            aiomqtt.MqttError: when the broker did not take the message.
+        """
+        await asyncio.wait_for(self.connected.wait(), self.config.timeout_s)
+        client = self._client
+        if client is None:
+            raise aiomqtt.MqttError("not connected")
+        await self._publish(client, [Message(topic, payload, retain)])
+
     def retry_note(self, wait: float) -> str:
         """A failed publication is retried as soon as the broker is connected again."""
         return "retried once the broker is connected"

@@ -70,15 +70,15 @@ class Delivery:
 
 def wants(target: DeliveryTarget, event: Event) -> bool:
     """Whether ``target`` takes ``event``: the MQTT broker takes every event; a webhook
-    what its filters let through (``only_dues`` by the event's own dues, so an early and a
-    final event may differ)."""
+    what its filters let through (``when`` by the event's own dues and lists, so an early
+    and a final event may differ)."""
     if isinstance(target, MqttConfig):
         return True
     if isinstance(event, CameraStatus):
         return target.include_status
     if event.phase not in target.phases:
         return False
-    return not target.only_dues or event.dues_result.dues_pending
+    return target.filter.matches(event.lists.lists, event.dues_result.dues_pending)
 
 
 class Outbox:

@@ -8,19 +8,14 @@ any thread and see changes made by ``streamer dues`` while the daemon runs.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
-import sqlite3
-import unicodedata
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from streamer.reading.plates import confusable_form, edit_distance, normalise
+from streamer.stores.records import SqliteFile, StoreError, note_text, plate_key, read_csv
 
 
 @dataclass(frozen=True)
@@ -83,7 +78,7 @@ class DuesStore(Dues, Protocol):
         ...
 
 
-class DuesError(RuntimeError):
+class DuesError(StoreError):
     """The dues database cannot be opened or a change to it is invalid."""
 
 
@@ -97,7 +92,7 @@ CREATE TABLE IF NOT EXISTS dues (
 """
 
 
-class SqliteDues:
+class SqliteDues(SqliteFile):
     """Dues kept in an SQLite file, created on first use.
 
     Example:
@@ -107,19 +102,8 @@ class SqliteDues:
         True
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as connection:
-                connection.execute(_SCHEMA)
-        except (OSError, sqlite3.Error) as error:
-            raise DuesError(f"dues.database: cannot open {path}: {error}") from None
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=10)) as connection, connection:
-            yield connection
+    SCHEMA = _SCHEMA
+    ERROR = DuesError
 
     def lookup(self, plate: str) -> DuesResult:
         """Dues for ``plate`` (normalised before the lookup)."""
@@ -159,9 +143,14 @@ class SqliteDues:
 
         Raises:
             DuesError: for a plate with no letters or digits or with ones outside A-Z and
-                0-9, or an amount that is negative or not a finite number.
+                0-9, a message that is not one line of text, or an amount that is negative
+                or not a finite number.
         """
-        self._upsert([(dues_key(plate), dues_amount(amount), dues_message(message))])
+        try:
+            row = (plate_key(plate), dues_amount(amount), note_text(message))
+        except StoreError as error:
+            raise DuesError(str(error)) from None
+        self._upsert([row])
 
     def _upsert(self, rows: list[tuple[str, float, str]]) -> None:
         """Write checked rows in one transaction: all of them, or none."""
@@ -189,106 +178,25 @@ class SqliteDues:
         return [DuesRecord(str(p), float(a), str(m), str(u)) for p, a, m, u in rows]
 
     def import_csv(self, path: Path) -> int:
-        """Upsert rows from a CSV with a header ``plate,amount[,message]`` (UTF-8, with or
-        without the byte-order mark spreadsheets write); returns the count.
-
-        The whole file is checked first and written in one transaction, so a bad row
-        changes nothing.
+        """Upsert rows from a CSV with a header ``plate,amount[,message]``; returns the
+        count. The whole file is checked first and written in one transaction, so a bad
+        row changes nothing.
 
         Raises:
             DuesError: naming the file, the line and the rule it breaks.
         """
-        try:
-            data = path.read_bytes()
-        except OSError as error:
-            raise DuesError(f"{path}: cannot read ({error.strerror})") from None
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            line = data.count(b"\n", 0, error.start) + 1
-            raise DuesError(f"{path}:{line}: not UTF-8 (byte 0x{data[error.start]:02x})") from None
-        reader = csv.reader(io.StringIO(text, newline=""))
-        rows: list[tuple[str, float, str]] = []
-        try:
-            header = [name.strip().lower() for name in next(reader, [])]
-            if not {"plate", "amount"} <= set(header):
-                raise DuesError(f"{path}:1: header must name plate and amount columns")
-            start = reader.line_num + 1  # the line a record starts on
-            for values in reader:
-                if any(value.strip() for value in values):
-                    rows.append(_row(path, start, header, values))
-                start = reader.line_num + 1
-        except csv.Error as error:
-            raise DuesError(f"{path}:{reader.line_num}: {error}") from None
+        rows = read_csv(path, ("plate", "amount"), _row, DuesError)
         self._upsert(rows)
         return len(rows)
 
 
-def _row(path: Path, line: int, header: list[str], values: list[str]) -> tuple[str, float, str]:
-    """One CSV row as (plate, amount, message), checked.
-
-    Raises:
-        DuesError: naming the file, the line and the rule it breaks.
-    """
-    if len(values) > len(header):
-        raise DuesError(f"{path}:{line}: {len(values)} columns, the header has {len(header)}")
-    if any("\n" in value or "\r" in value for value in values):
-        # csv reads a quote left open as one value running to the next quote, lines on.
-        raise DuesError(f"{path}:{line}: a value runs over several lines (a quote left open?)")
-    row = dict(zip(header, (value.strip() for value in values), strict=False))
-    try:
-        return (
-            dues_key(row.get("plate", "")),
-            dues_amount(row.get("amount", "")),
-            dues_message(row.get("message", "")),
-        )
-    except DuesError as error:
-        raise DuesError(f"{path}:{line}: {error}") from None
-
-
-def dues_key(plate: str) -> str:
-    """``plate`` as the dues database keys it: :func:`~streamer.reading.plates.normalise`d.
-
-    Raises:
-        DuesError: when it has no letters or digits, or has ones outside A-Z and 0-9 (a
-            Cyrillic or Devanagari plate would otherwise be silently rewritten).
-    """
-    # Checked before upper-casing, which turns some letters into ASCII ones ('ß' → 'SS');
-    # separators (spaces, dashes, dots, in any script) are dropped.
-    foreign = "".join(sorted({c for c in plate if not c.isascii() and not _separator(c)}))
-    shown = repr(plate) if len(plate) <= 40 else f"{plate[:37]!r}..."
-    if foreign:
-        raise DuesError(f"plate {shown}: only A-Z and 0-9 are plate characters ({foreign!r})")
-    key = normalise(plate)
-    if not key:
-        raise DuesError(f"plate {shown} has no letters or digits")
-    if len(key) > MAX_PLATE_LENGTH:
-        raise DuesError(f"plate {shown}: longer than {MAX_PLATE_LENGTH} letters and digits")
-    return key
-
-
-#: The most letters and digits a plate has (the longest formats have about 10).
-MAX_PLATE_LENGTH = 16
-#: The longest message kept with a plate's dues.
-MAX_MESSAGE_LENGTH = 1000
-
-
-def _separator(char: str) -> bool:
-    """Spaces and punctuation (a no-break space or an en dash pasted from a spreadsheet)."""
-    return unicodedata.category(char)[0] in "ZP"
-
-
-def dues_message(message: str) -> str:
-    """``message`` as kept with dues: one line of text, at most :data:`MAX_MESSAGE_LENGTH`.
-
-    Raises:
-        DuesError: saying what is wrong with it.
-    """
-    if len(message) > MAX_MESSAGE_LENGTH:
-        raise DuesError(f"message: longer than {MAX_MESSAGE_LENGTH} characters")
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in message):
-        raise DuesError("message: control characters or broken text (one line of text)")
-    return message
+def _row(values: dict[str, str]) -> tuple[str, float, str]:
+    """One CSV row as (plate, amount, message), checked."""
+    return (
+        plate_key(values.get("plate", "")),
+        dues_amount(values.get("amount", "")),
+        note_text(values.get("message", "")),
+    )
 
 
 def dues_amount(value: object) -> float:

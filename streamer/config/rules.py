@@ -1,0 +1,151 @@
+"""Settings of what is done with a plate: the named plate lists, the ``when:`` filter that
+rules and webhooks share, and the rules with their actions (an HTTP request, an MQTT
+message)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from streamer.config.base import Section
+
+#: A list's name: as it appears in events, rules, the CLI and the API.
+LIST_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: What ``{…}`` in an action's URL, body, topic or payload may name.
+PLACEHOLDERS = ("plate_number", "camera", "event_id", "phase", "lists", "dues_pending")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+class ListConfig(Section):
+    """One named plate list (its entries live in the dues database file)."""
+
+    description: str = Field("", max_length=200, description="Shown by `streamer lists show`.")
+    file: Path | None = Field(
+        None,
+        description="A CSV (plate[,note][,expires]) that is the list: it replaces the list's "
+        "entries at every start, and the CLI and API cannot change the list. Without it, the "
+        "list is managed with `streamer lists` and /api/lists.",
+    )
+
+
+class When(Section):
+    """Which plate events a rule acts on, or a webhook receives: all the conditions given
+    must hold (none given: every plate event)."""
+
+    lists: list[str] | None = Field(
+        None, min_length=1, description="On at least one of these lists (exact match)."
+    )
+    not_lists: list[str] | None = Field(None, min_length=1, description="On none of these lists.")
+    dues_pending: bool | None = Field(
+        None, description="true: only plates with dues pending; false: only plates without."
+    )
+
+    def matches(self, lists: Collection[str], dues_pending: bool) -> bool:
+        """Whether a plate on ``lists``, with or without dues pending, passes."""
+        if self.lists is not None and not set(self.lists) & set(lists):
+            return False
+        if self.not_lists is not None and set(self.not_lists) & set(lists):
+            return False
+        return self.dues_pending is None or self.dues_pending == dues_pending
+
+    def named_lists(self) -> set[str]:
+        """Every list the conditions name."""
+        return set(self.lists or ()) | set(self.not_lists or ())
+
+
+def _placeholders(text: str) -> str:
+    unknown = sorted({name for name in _PLACEHOLDER.findall(text) if name not in PLACEHOLDERS})
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder {{{unknown[0]}}}; known: "
+            + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+        )
+    return text
+
+
+class HttpAction(Section):
+    """An HTTP request, e.g. to a gate relay."""
+
+    url: str = Field(..., pattern=r"^https?://[^\s]+$", description="May hold placeholders.")
+    method: Literal["GET", "POST", "PUT"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = Field(
+        None,
+        max_length=10_000,
+        description="Request body (may hold placeholders); default for POST and PUT: the "
+        "event's JSON.",
+    )
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Seconds before it counts as failed.")
+
+    @field_validator("url", "body")
+    @classmethod
+    def _known_placeholders(cls, value: str | None) -> str | None:
+        return None if value is None else _placeholders(value)
+
+
+class MqttAction(Section):
+    """A message on the broker of the ``mqtt`` section (QoS 1)."""
+
+    topic: str = Field(..., pattern=r"^[^#+\s\x00]+$", description="May hold placeholders.")
+    payload: str | None = Field(
+        None, max_length=10_000, description="May hold placeholders; default: the event's JSON."
+    )
+    retain: bool = False
+
+    @field_validator("topic", "payload")
+    @classmethod
+    def _known_placeholders(cls, value: str | None) -> str | None:
+        return None if value is None else _placeholders(value)
+
+
+class Action(Section):
+    """One thing a rule does: exactly one of ``http`` and ``mqtt``."""
+
+    http: HttpAction | None = None
+    mqtt: MqttAction | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Action:
+        if (self.http is None) == (self.mqtt is None):
+            raise ValueError("give exactly one of http and mqtt")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``http`` or ``mqtt``."""
+        return "http" if self.http is not None else "mqtt"
+
+
+class RuleConfig(Section):
+    """Do something when a plate passes: on a vehicle's early event when it has one (a
+    barrier waits for no final read), otherwise on its final event; once per vehicle."""
+
+    name: str = Field(..., pattern=LIST_NAME, description="In logs and metrics.")
+    cameras: list[str] | None = Field(
+        None, min_length=1, description="Cameras it applies to; default: all."
+    )
+    when: When = Field(default_factory=When)
+    do: list[Action] = Field(..., min_length=1, max_length=10)
+    cooldown_s: float = Field(
+        10.0,
+        ge=0,
+        le=86_400,
+        description="The same plate on the same camera does not fire the rule again within "
+        "this many seconds (a car waiting at a gate is one car).",
+    )
+
+
+#: A list's name, checked.
+ListName = Annotated[str, StringConstraints(pattern=LIST_NAME)]
+
+
+def lists_mapping(value: Any) -> Any:
+    """``lists: {residents:, banned: {file: …}}``: a name with nothing after it is a list
+    managed with the CLI and API."""
+    if isinstance(value, dict):
+        return {name: {} if entry is None else entry for name, entry in value.items()}
+    return value
