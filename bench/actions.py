@@ -28,7 +28,7 @@ from typing import Any
 
 from streamer.events import Event, PlateEvent
 from streamer.service import Service, ServiceOptions
-from streamer.stores.lists import SqliteLists
+from streamer.stores.lists import SqlLists
 from streamer.tools.demo import DEMO_VEHICLES, render_video
 from streamer.vision.hardware import this_machine
 
@@ -51,7 +51,7 @@ def run_once(
 ) -> dict[str, list[float]]:
     """One daemon run; each path's latencies in seconds."""
     video = render_video(work / "demo.mp4")
-    lists = SqliteLists(work / "dues.sqlite", {"residents": None})
+    lists = SqlLists(work / "dues.sqlite", {"residents": None})
     for vehicle in DEMO_VEHICLES:
         lists.add("residents", vehicle.plate)
     relay_url = relay.url.replace("/hook", "/relay/{camera}?key={event_id}:{phase}")

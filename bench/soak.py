@@ -56,7 +56,7 @@ import yaml
 from aiohttp import web
 
 from streamer.delivery.outbox import Outbox
-from streamer.stores.dues import SqliteDues
+from streamer.stores.dues import SqlDues
 from streamer.tools.demo import DemoManifest, render_video, seed_demo_dues
 from streamer.vision.hardware import this_machine
 
@@ -380,7 +380,7 @@ def soak(args: argparse.Namespace, work: Path, rtsp: ModuleType) -> Run:
     rng = random.Random(args.seed)
     print("rendering the demo recording ...", file=sys.stderr)
     manifest = render_video(work / "demo.mp4")
-    seed_demo_dues(SqliteDues(work / "dues.sqlite"))
+    seed_demo_dues(SqlDues(work / "dues.sqlite"))
     with ExitStack() as stack:
         servers: list[StreamServer] = []
         for number in range(1, args.cameras + 1):

@@ -7,8 +7,9 @@
 # also what the test suite needs: Debian's GStreamer RTSP server (run by Debian's own
 # python3) for the live-camera tests, Debian's Chromium and its driver for the dashboard
 # tests, Docker with mmdebstrap for the set-up in a stock Debian container
-# (tests/test_docker.py), and Mosquitto, the MQTT broker the MQTT tests start on a free
-# port of their own (tests/mosquitto.py).
+# (tests/test_docker.py), Mosquitto, the MQTT broker the MQTT tests start on a free
+# port of their own (tests/mosquitto.py), and PostgreSQL, whose server the cluster tests
+# make and start in a temporary folder (tests/postgres.py).
 set -euo pipefail
 with_test=false
 [ "${1:-}" = "--test" ] && with_test=true
@@ -43,6 +44,9 @@ if $with_test && ! { command -v dockerd >/dev/null 2>&1 && command -v mmdebstrap
 fi
 if $with_test && ! { [ -x /usr/sbin/mosquitto ] && [ -x /usr/bin/mosquitto_passwd ]; }; then
     need_apt+=(mosquitto)  # the MQTT tests' broker (they never use a system one)
+fi
+if $with_test && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    need_apt+=(postgresql)  # the cluster tests' database (they initdb their own, on a free port)
 fi
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then

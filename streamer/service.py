@@ -41,9 +41,8 @@ from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, CameraStats, Frame
 from streamer.reading.ocr import EnginePool, OcrEngine, OcrError
 from streamer.reporter import finals_of
 from streamer.rules import RuleRunner
-from streamer.stores.dues import SqliteDues
 from streamer.stores.history import EventHistory
-from streamer.stores.lists import SqliteLists
+from streamer.stores.open import open_stores
 from streamer.stores.records import StoreError
 from streamer.vision.detect import Detector, YoloDetector
 from streamer.vision.models import ModelError
@@ -167,8 +166,7 @@ class Service:
         events_log = options.events_log or config.events_log
         sinks: list[Sink] = []
         try:
-            dues = SqliteDues(config.dues.database)
-            lists = SqliteLists(config.dues.database, config.list_files)
+            dues, lists = open_stores(config)
             for name, count in lists.load_files().items():
                 logger.info("list %s: %d entries from %s", name, count, config.lists[name].file)
             log = JsonLinesSink(events_log, config.events_log_max_bytes, config.events_log_backups)

@@ -15,12 +15,15 @@ import numpy as np
 import pytest
 import yaml
 from mosquitto import Broker, mosquitto_missing
+from postgres import PostgresServer, postgres_missing
 from rtsp import RtspServer
 
 from streamer import service, threaded
 from streamer.config import Config, parse_config
 from streamer.events import Event
 from streamer.reading.ocr import OcrEngine, TesseractEngine, engine_named
+from streamer.stores.database import Database, SqliteDatabase
+from streamer.stores.postgres import PostgresDatabase
 from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
@@ -206,6 +209,28 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         pytest.skip(reason)
     with Broker(tmp_path / "broker") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL, in a folder of its own on a free port, for the whole session."""
+    if reason := postgres_missing():
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """Each store test runs on both databases: an SQLite file, and a new PostgreSQL
+    database migrated to the current schema."""
+    if request.param == "sqlite":
+        yield SqliteDatabase(tmp_path / "sub" / "dues.sqlite")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    database = PostgresDatabase(server.new_database())
+    yield database
+    database.close()
 
 
 class ServiceThread(threaded.ServiceThread):

@@ -15,7 +15,7 @@ from test_sources import damaged_copy
 
 from streamer.cli.daemon import camera_names
 from streamer.config import DetectionConfig
-from streamer.stores.dues import SqliteDues
+from streamer.stores.dues import SqlDues
 from streamer.tools.demo import DEMO_VEHICLES, DemoManifest, seed_demo_dues
 
 from conftest import frame_at, vehicles
@@ -59,7 +59,7 @@ def demo_replay(
     """``streamer replay`` of the demo recording with the demo dues seeded."""
     tmp_path = tmp_path_factory.mktemp("replay")
     config = write_config(tmp_path, [{"name": "gate-1", "source": "unused.mp4"}])
-    seed_demo_dues(SqliteDues(tmp_path / "dues.sqlite"))
+    seed_demo_dues(SqlDues(tmp_path / "dues.sqlite"))
     out = tmp_path / "out.jsonl"
     result = streamer("replay", demo_video.path, "--config", config, "--events-out", out)
     return result, vehicles(read_events(out)) if out.exists() else [], tmp_path
@@ -145,7 +145,7 @@ def test_process_prints_the_seed_shape_per_image(demo_video: DemoManifest, tmp_p
     not_an_image = tmp_path / "notes.txt"
     not_an_image.write_text("hello")
     config = write_config(tmp_path, [{"name": "x", "source": "unused"}])
-    SqliteDues(tmp_path / "dues.sqlite").set(DEMO_VEHICLES[1].plate, 1500, "Unpaid")
+    SqlDues(tmp_path / "dues.sqlite").set(DEMO_VEHICLES[1].plate, 1500, "Unpaid")
     result = streamer("process", *images, not_an_image, "--config", config)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["image"] for line in lines] == [str(p) for p in [*images, not_an_image]]

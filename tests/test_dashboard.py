@@ -10,8 +10,8 @@ from browser import Browser
 from rtsp import free_port
 
 from streamer.reading.ocr import OcrEngine
-from streamer.stores.dues import SqliteDues
-from streamer.stores.lists import SqliteLists
+from streamer.stores.dues import SqlDues
+from streamer.stores.lists import SqlLists
 from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
@@ -35,8 +35,8 @@ def daemon(
 ) -> Iterator[ServiceThread]:
     """A token-protected daemon replaying the clip in real time; the second vehicle has
     dues. A standby camera that never connects keeps the daemon up after the clip."""
-    SqliteDues(tmp_path / "dues.sqlite").set(short_clip.vehicles[1].plate, 250, "Toll unpaid")
-    lists = SqliteLists(tmp_path / "dues.sqlite", {"residents": None})
+    SqlDues(tmp_path / "dues.sqlite").set(short_clip.vehicles[1].plate, 250, "Toll unpaid")
+    lists = SqlLists(tmp_path / "dues.sqlite", {"residents": None})
     lists.add("residents", short_clip.vehicles[0].plate, "flat 4")
     config = make_config(
         tmp_path,

@@ -1,4 +1,5 @@
-"""The SQLite dues database: the seed's lookup shape, changes, CSV import."""
+"""The dues store, on SQLite and on PostgreSQL: the seed's lookup shape, changes, CSV
+import."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from streamer.stores.dues import DuesError, SqliteDues
+from streamer.stores.database import Database
+from streamer.stores.dues import DuesError, SqlDues
 
 
 @pytest.fixture
-def dues(tmp_path: Path) -> SqliteDues:
-    return SqliteDues(tmp_path / "sub" / "dues.sqlite")
+def dues(store_database: Database) -> SqlDues:
+    return SqlDues(store_database)
 
 
-def test_unknown_plate_is_not_found(dues: SqliteDues) -> None:
+def test_unknown_plate_is_not_found(dues: SqlDues) -> None:
     assert dues.lookup("KA01AB1234").to_json() == {
         "found": False,
         "dues_pending": False,
@@ -39,13 +41,13 @@ def test_unknown_plate_is_not_found(dues: SqliteDues) -> None:
     ],
 )
 def test_lookup_shape(
-    dues: SqliteDues, amount: float, message: str, expected: dict[str, object]
+    dues: SqlDues, amount: float, message: str, expected: dict[str, object]
 ) -> None:
     dues.set("ka 01 ab 1234", amount, message)
     assert dues.lookup("KA01AB1234").to_json() == expected
 
 
-def test_set_clear_and_records(dues: SqliteDues) -> None:
+def test_set_clear_and_records(dues: SqlDues) -> None:
     dues.set("TN09BC5678", 100)
     dues.set("TN09BC5678", 250, "Toll")
     assert [(r.plate, r.amount, r.message) for r in dues.records()] == [
@@ -57,12 +59,12 @@ def test_set_clear_and_records(dues: SqliteDues) -> None:
 
 
 @pytest.mark.parametrize(("plate", "amount"), [("--", 10.0), ("KA01AB1234", -1.0)])
-def test_rejects_bad_changes(dues: SqliteDues, plate: str, amount: float) -> None:
+def test_rejects_bad_changes(dues: SqlDues, plate: str, amount: float) -> None:
     with pytest.raises(DuesError):
         dues.set(plate, amount)
 
 
-def test_import_csv(dues: SqliteDues, tmp_path: Path) -> None:
+def test_import_csv(dues: SqlDues, tmp_path: Path) -> None:
     good = tmp_path / "good.csv"
     good.write_text("plate,amount,message\nKA01AB1234,500,Fine\nMH12DE1433,0,\n")
     assert dues.import_csv(good) == 2
@@ -70,7 +72,7 @@ def test_import_csv(dues: SqliteDues, tmp_path: Path) -> None:
     assert dues.lookup("MH12DE1433").found
 
 
-def test_import_csv_bad_row_changes_nothing(dues: SqliteDues, tmp_path: Path) -> None:
+def test_import_csv_bad_row_changes_nothing(dues: SqlDues, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("plate,amount\nKA01AB1234,500\nMH12DE1433,lots\n")
     with pytest.raises(DuesError, match=r"bad\.csv:3: amount 'lots' is not a number"):
@@ -81,7 +83,7 @@ def test_import_csv_bad_row_changes_nothing(dues: SqliteDues, tmp_path: Path) ->
 def test_unopenable_database_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite").mkdir()
     with pytest.raises(DuesError, match=r"dues\.database: cannot open"):
-        SqliteDues(tmp_path / "dir.sqlite")
+        SqlDues(tmp_path / "dir.sqlite")
 
 
 @pytest.mark.parametrize(
@@ -94,7 +96,7 @@ def test_unopenable_database_is_one_clear_error(tmp_path: Path) -> None:
     ],
 )
 def test_near_match_is_possible_never_pending(
-    dues: SqliteDues, read: str, possible: str | None
+    dues: SqlDues, read: str, possible: str | None
 ) -> None:
     dues.set("KA01AB1234", 500.0, "Fine")
     result = dues.lookup(read)
@@ -104,14 +106,14 @@ def test_near_match_is_possible_never_pending(
     assert ("possible_match" in result.to_json()) is (possible is not None)
 
 
-def test_two_near_matches_name_neither(dues: SqliteDues) -> None:
+def test_two_near_matches_name_neither(dues: SqlDues) -> None:
     dues.set("KA01AB1234", 500.0)
     dues.set("KA01AB1236", 300.0)
     assert dues.lookup("KA01AB1235").possible_match is None
 
 
 @pytest.mark.parametrize("amount", [float("inf"), float("-inf"), float("nan"), "1e400", "inf"])
-def test_amounts_are_finite(dues: SqliteDues, amount: object) -> None:
+def test_amounts_are_finite(dues: SqlDues, amount: object) -> None:
     with pytest.raises(DuesError, match=r"finite|not a number|negative"):
         dues.set("KA01AB1234", amount)  # type: ignore[arg-type]
     assert dues.records() == []
@@ -165,26 +167,26 @@ def write(tmp_path: Path, content: bytes) -> Path:
     ],
 )
 def test_a_bad_csv_is_one_line_numbered_error_and_imports_nothing(
-    dues: SqliteDues, tmp_path: Path, content: bytes, error: str
+    dues: SqlDues, tmp_path: Path, content: bytes, error: str
 ) -> None:
     with pytest.raises(DuesError, match=error):
         dues.import_csv(write(tmp_path, content))
     assert dues.records() == []
 
 
-def test_a_csv_saved_by_a_spreadsheet_imports(dues: SqliteDues, tmp_path: Path) -> None:
+def test_a_csv_saved_by_a_spreadsheet_imports(dues: SqlDues, tmp_path: Path) -> None:
     path = write(tmp_path, "\ufeffPlate,Amount,Message\r\nka-01-ab-1234,12.5,Fine\r\n".encode())
     assert dues.import_csv(path) == 1
     assert dues.lookup("KA01AB1234").amount == 12.5
 
 
 @pytest.mark.parametrize("message", ["\ud800", "two\nlines", "x" * 1001])
-def test_a_message_is_one_line_of_text(dues: SqliteDues, message: str) -> None:
+def test_a_message_is_one_line_of_text(dues: SqlDues, message: str) -> None:
     with pytest.raises(DuesError, match="message:"):
         dues.set("KA01AB1234", 10, message)
     assert dues.records() == []
 
 
-def test_separators_from_a_spreadsheet_are_dropped(dues: SqliteDues) -> None:
+def test_separators_from_a_spreadsheet_are_dropped(dues: SqlDues) -> None:
     dues.set("KA\u00a001\u2013AB\u20131234", 10)  # a no-break space and en dashes
     assert dues.lookup("KA01AB1234").found

@@ -93,9 +93,9 @@ def test_the_alert_reaches_the_receiver_while_the_car_waits(
         cameras=[{"name": "gate", "source": str(barrier_clip.path), "realtime": True}],
         webhooks=[{"url": receiver.url, "only_dues": True}],
     )
-    from streamer.stores.dues import SqliteDues
+    from streamer.stores.dues import SqlDues
 
-    SqliteDues(config.dues.database).set(CAR.plate, CAR.dues_amount, CAR.dues_message)
+    SqlDues(config.dues.database).set(CAR.plate, CAR.dues_amount, CAR.dues_message)
     started = time.time()
     run(config, detector, engine)
     (_, last) = barrier_clip.appearances[0]

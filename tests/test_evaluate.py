@@ -13,7 +13,7 @@ from streamer.api.images import ImageProcessor
 from streamer.config import Config, PlatesConfig, ReaderConfig
 from streamer.reading.ocr import OcrEngine
 from streamer.reading.read import PlateReader
-from streamer.stores.dues import SqliteDues
+from streamer.stores.dues import SqlDues
 from streamer.tools.demo import plate_image
 from streamer.tools.evaluate import (
     SetReport,
@@ -153,7 +153,7 @@ def test_evaluate_images_detects_and_reads(
         rows.append(f"{index}.jpg,{plate},{box}")
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     camera = Config().cameras[0]
-    processor = ImageProcessor(detector, engine, SqliteDues(tmp_path / "d.sqlite"), camera)
+    processor = ImageProcessor(detector, engine, SqlDues(tmp_path / "d.sqlite"), camera)
     report = evaluate_images(tmp_path / "labels.csv", processor, "paddle")
     assert report.kind == "images"
     assert report.rows["images"] == 3

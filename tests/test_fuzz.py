@@ -48,7 +48,7 @@ from streamer.config import CameraConfig, Config, ConfigError, load_config
 from streamer.reading.plates import fix_confusions, matches_format
 from streamer.sources import open_source
 from streamer.sources.frame import SourceError
-from streamer.stores.dues import DuesError, SqliteDues
+from streamer.stores.dues import DuesError, SqlDues
 from streamer.tools.demo import DemoVehicle, render_video
 
 #: The seed of every generator in this file.
@@ -1785,7 +1785,7 @@ def check_import(case: CsvCase, folder: Path, seed_db: Path, tally: Tally, name:
     database, csv_path = folder / "dues.sqlite", folder / "dues.csv"
     shutil.copyfile(seed_db, database)
     csv_path.write_bytes(case.data)
-    dues = SqliteDues(database)
+    dues = SqlDues(database)
     before = dues.records()
     if case.bad_line is not None:
         lines = case.data.splitlines()
@@ -1833,7 +1833,7 @@ def test_hostile_dues_csvs_import_whole_or_not_at_all(
     rng = random.Random(f"{SEED}-csv")
     tally = Tally("dues CSV", minimum=300)
     seed_db = tmp_path / "seed.sqlite"
-    seeded = SqliteDues(seed_db)
+    seeded = SqlDues(seed_db)
     for number in range(5):
         seeded.set(plate_text(rng), 100.0 * number, "seeded")
     cases = [csv_case(rng, number) for number in range(320)]

@@ -1,4 +1,4 @@
-"""Plate lists: the store (real SQLite), the CLI, the HTTP API, and events that carry them."""
+"""Plate lists: the store (on SQLite and on PostgreSQL), the CLI, the HTTP API."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import yaml
 from streamer.config import ConfigError, parse_config
 from streamer.reading.ocr import OcrEngine
 from streamer.service import Service, ServiceOptions, StartupError
-from streamer.stores.lists import ListError, ListMatch, SqliteLists, expiry
+from streamer.stores.database import Database
+from streamer.stores.lists import ListError, ListMatch, SqlLists, expiry
 from streamer.vision.detect import YoloDetector
 
 from conftest import ServiceThread, make_config
@@ -25,15 +26,15 @@ DECLARED: dict[str, Path | None] = {"residents": None, "staff": None, "banned": 
 
 
 @pytest.fixture
-def lists(tmp_path: Path) -> SqliteLists:
-    store = SqliteLists(tmp_path / "dues.sqlite", DECLARED)
+def lists(store_database: Database) -> SqlLists:
+    store = SqlLists(store_database, DECLARED)
     store.add("residents", "KA01AB1234", "flat 4")
     store.add("staff", "ka-01-ab-1234")
     store.add("banned", "MH12XY7395", "stolen, report to police")
     return store
 
 
-def test_a_plate_is_on_every_list_that_has_it_exactly(lists: SqliteLists) -> None:
+def test_a_plate_is_on_every_list_that_has_it_exactly(lists: SqlLists) -> None:
     assert lists.lookup("KA 01 AB 1234") == ListMatch(("residents", "staff"))
     assert lists.lookup("MH12XY7395").lists == ("banned",)
     assert lists.lookup("TN09CK2046") == ListMatch()
@@ -51,19 +52,19 @@ def test_a_plate_is_on_every_list_that_has_it_exactly(lists: SqliteLists) -> Non
     ],
 )
 def test_one_slip_from_a_listed_plate_is_possible_never_a_match(
-    lists: SqliteLists, read: str, possible: tuple[tuple[str, str], ...]
+    lists: SqlLists, read: str, possible: tuple[tuple[str, str], ...]
 ) -> None:
     match = lists.lookup(read)
     assert match.lists == ()
     assert match.possible == possible
 
 
-def test_two_listed_plates_one_slip_away_name_neither(lists: SqliteLists) -> None:
+def test_two_listed_plates_one_slip_away_name_neither(lists: SqlLists) -> None:
     lists.add("banned", "MH12XY7397")
     assert lists.lookup("MH12XY7396") == ListMatch()
 
 
-def test_an_expired_entry_matches_nothing_but_is_kept(lists: SqliteLists) -> None:
+def test_an_expired_entry_matches_nothing_but_is_kept(lists: SqlLists) -> None:
     lists.add("residents", "DL07CR6158", "moved out", expires="2020-01-31")
     lists.add("staff", "DL07CR6158", expires=(datetime.now() + timedelta(hours=1)).isoformat())
     assert lists.lookup("DL07CR6158").lists == ("staff",)
@@ -85,7 +86,7 @@ def test_a_date_expires_at_the_end_of_that_day() -> None:
         expiry("next week")
 
 
-def test_changes_name_what_is_wrong(lists: SqliteLists) -> None:
+def test_changes_name_what_is_wrong(lists: SqlLists) -> None:
     with pytest.raises(ListError, match=r"unknown list 'resident' \(lists declared under lists: "):
         lists.add("resident", "KA01AB1234")
     with pytest.raises(ListError, match="no letters or digits"):
@@ -96,10 +97,12 @@ def test_changes_name_what_is_wrong(lists: SqliteLists) -> None:
     assert not lists.remove("residents", "KA01AB1234")
 
 
-def test_a_file_is_the_list_and_a_bad_line_changes_nothing(tmp_path: Path) -> None:
+def test_a_file_is_the_list_and_a_bad_line_changes_nothing(
+    tmp_path: Path, store_database: Database
+) -> None:
     banned = tmp_path / "banned.csv"
     banned.write_text("plate,note,expires\nMH12XY7395,stolen,\nKA05MN4821,,2099-01-01\n")
-    store = SqliteLists(tmp_path / "dues.sqlite", {"banned": banned})
+    store = SqlLists(store_database, {"banned": banned})
     assert store.load_files() == {"banned": 2}
     banned.write_text("plate,note\nMH12XY7395,stolen\n")
     store.load_files()

@@ -28,7 +28,7 @@ from streamer.delivery.outbox import Outbox
 from streamer.events import PlateEvent
 from streamer.reading.ocr import OcrEngine
 from streamer.service import Service, ServiceOptions, StartupError
-from streamer.stores.dues import NOT_FOUND, SqliteDues
+from streamer.stores.dues import NOT_FOUND, SqlDues
 from streamer.tools.demo import DemoManifest, seed_demo_dues
 from streamer.vision.detect import YoloDetector
 
@@ -86,7 +86,7 @@ def test_the_demo_recording_on_the_broker(
     engine: OcrEngine,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seed_demo_dues(SqliteDues(tmp_path / "dues.sqlite"))
+    seed_demo_dues(SqlDues(tmp_path / "dues.sqlite"))
     monkeypatch.setenv("MQTT_PASSWORD", PASSWORD)
     mqtt = {"url": secured.url, "username": USER, "password": "${MQTT_PASSWORD}"}
     config = config_for(tmp_path, [{"name": "gate-1", "source": str(demo_video.path)}], mqtt)

@@ -14,7 +14,7 @@ from streamer.pipeline import CameraPipeline, CameraStats, Stages
 from streamer.reading.ocr import EnginePool, OcrEngine
 from streamer.service import Service, ServiceOptions
 from streamer.sources.frame import Frame
-from streamer.stores.dues import SqliteDues
+from streamer.stores.dues import SqlDues
 from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import Detector
 
@@ -75,7 +75,7 @@ def test_region_boxes_come_back_in_frame_coordinates(
     first, last = short_clip.appearances[0]
     image = frame_at(short_clip.path, (first + last) / 2)
     frame = Frame("cam", 0, image, datetime.now(UTC), 0.0)
-    stages = Stages(detector, EnginePool(engine), SqliteDues(tmp_path / "dues.sqlite"), [], None)
+    stages = Stages(detector, EnginePool(engine), SqlDues(tmp_path / "dues.sqlite"), [], None)
 
     def boxes(**detection: object) -> np.ndarray:
         camera = CameraConfig(name="cam", source="x.mp4", detection=DetectionConfig(**detection))

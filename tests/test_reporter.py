@@ -18,7 +18,7 @@ from streamer.events import Phase, PlateEvent
 from streamer.reading.ocr import TextRead
 from streamer.reporter import Deduplicator, Skipped, TrackReporter, finals_of
 from streamer.sources.frame import Frame
-from streamer.stores.dues import SqliteDues
+from streamer.stores.dues import SqlDues
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -62,19 +62,19 @@ def engine() -> ScriptedEngine:
 
 
 @pytest.fixture
-def dues(tmp_path: Path) -> SqliteDues:
-    store = SqliteDues(tmp_path / "dues.sqlite")
+def dues(tmp_path: Path) -> SqlDues:
+    store = SqlDues(tmp_path / "dues.sqlite")
     store.set("KA01AB1234", 500.0, "Parking fine")
     return store
 
 
-def reporter(engine: ScriptedEngine, dues: SqliteDues, **events: object) -> TrackReporter:
+def reporter(engine: ScriptedEngine, dues: SqlDues, **events: object) -> TrackReporter:
     camera = CameraConfig.model_validate({"name": "gate", "source": "x.mp4", "events": events})
     return TrackReporter(camera, engine, dues, None)
 
 
 def test_early_event_once_two_reads_agree_then_final_with_the_same_id(
-    engine: ScriptedEngine, dues: SqliteDues
+    engine: ScriptedEngine, dues: SqlDues
 ) -> None:
     report = reporter(engine, dues)
     first = crop(engine, "KA01AB1234", 0.5)
@@ -93,7 +93,7 @@ def test_early_event_once_two_reads_agree_then_final_with_the_same_id(
 
 
 def test_reads_that_disagree_wait_until_the_vehicle_is_overdue(
-    engine: ScriptedEngine, dues: SqliteDues
+    engine: ScriptedEngine, dues: SqlDues
 ) -> None:
     report = reporter(engine, dues, max_event_delay_s=3)
     crops = [crop(engine, "KA01AB1234", 0.7), crop(engine, "KA01AB1284", 0.6)]
@@ -105,7 +105,7 @@ def test_reads_that_disagree_wait_until_the_vehicle_is_overdue(
 
 
 def test_a_final_read_that_differs_names_the_early_one(
-    engine: ScriptedEngine, dues: SqliteDues
+    engine: ScriptedEngine, dues: SqlDues
 ) -> None:
     report = reporter(engine, dues, early_confidence=0.5)
     wrong = [crop(engine, "KA01AB1284", 0.3), crop(engine, "KA01AB1284", 0.2)]
@@ -121,7 +121,7 @@ def test_a_final_read_that_differs_names_the_early_one(
 
 
 def test_a_vehicle_read_early_keeps_its_plate_when_the_final_crops_read_nothing(
-    engine: ScriptedEngine, dues: SqliteDues
+    engine: ScriptedEngine, dues: SqlDues
 ) -> None:
     report = reporter(engine, dues)
     read = [crop(engine, "KA01AB1234", 0.3), crop(engine, "KA01AB1234", 0.2)]
@@ -137,9 +137,7 @@ def test_a_vehicle_read_early_keeps_its_plate_when_the_final_crops_read_nothing(
     )
 
 
-def test_a_repeat_is_merged_early_and_gives_no_final(
-    engine: ScriptedEngine, dues: SqliteDues
-) -> None:
+def test_a_repeat_is_merged_early_and_gives_no_final(engine: ScriptedEngine, dues: SqlDues) -> None:
     report = reporter(engine, dues)
     first = [crop(engine, "KA01AB1234", q) for q in (0.5, 0.4)]
     assert isinstance(report.progress(open_track(*first, track_id=1)), PlateEvent)
@@ -150,7 +148,7 @@ def test_a_repeat_is_merged_early_and_gives_no_final(
 
 
 def test_without_early_events_a_track_gives_one_final_event(
-    engine: ScriptedEngine, dues: SqliteDues
+    engine: ScriptedEngine, dues: SqlDues
 ) -> None:
     report = reporter(engine, dues, early=False)
     event = report.report(finished(*(crop(engine, "KA01AB1234", q) for q in (0.5, 0.4))))
@@ -159,7 +157,7 @@ def test_without_early_events_a_track_gives_one_final_event(
     assert report.report(finished(crop(engine, "", 0.5), track_id=2)) is Skipped.UNREADABLE
 
 
-def test_finals_of_early_events_a_restart_left_open(dues: SqliteDues) -> None:
+def test_finals_of_early_events_a_restart_left_open(dues: SqlDues) -> None:
     early = PlateEvent(
         "gate", "KA01AB1234", 0.9, 0.8, (1, 2, 3, 4), T0, T0, 1.0, 4, True,
         dues.lookup("KA01AB1235"), phase=Phase.EARLY,
@@ -184,7 +182,7 @@ def test_repeat_within_window_is_merged(gap_s: float, new_event: bool) -> None:
 
 
 def test_a_short_track_gets_a_final_event_only_after_an_early_one(
-    engine: ScriptedEngine, dues: SqliteDues
+    engine: ScriptedEngine, dues: SqlDues
 ) -> None:
     report = reporter(engine, dues)
     reads = [crop(engine, "KA01AB1234", q) for q in (0.5, 0.4)]

@@ -26,8 +26,8 @@ from streamer.events import Event, Phase, PlateEvent
 from streamer.reading.ocr import OcrEngine
 from streamer.rules import RuleRunner, render
 from streamer.service import Service, ServiceOptions
-from streamer.stores.dues import NOT_FOUND, DuesResult, SqliteDues
-from streamer.stores.lists import ListMatch, SqliteLists
+from streamer.stores.dues import NOT_FOUND, DuesResult, SqlDues
+from streamer.stores.lists import ListMatch, SqlLists
 from streamer.tools.demo import DemoManifest, seed_demo_dues
 from streamer.vision.detect import YoloDetector
 
@@ -210,12 +210,12 @@ def test_the_demo_opens_the_gate_for_residents_and_alerts_on_banned_cars(
     engine: OcrEngine,
 ) -> None:
     """The demo's five vehicles: two residents (one of them with dues), one banned car."""
-    dues = SqliteDues(tmp_path / "dues.sqlite")
+    dues = SqlDues(tmp_path / "dues.sqlite")
     seed_demo_dues(dues)
     resident, resident_with_dues, _, _, banned = (v for v in demo_video.vehicles)
     assert resident.dues_amount == 0
     assert resident_with_dues.dues_amount > 0
-    lists = SqliteLists(tmp_path / "dues.sqlite", {"residents": None, "banned": None})
+    lists = SqlLists(tmp_path / "dues.sqlite", {"residents": None, "banned": None})
     lists.add("residents", resident.plate, "flat 4")
     lists.add("residents", resident_with_dues.plate, "flat 9")
     lists.add("banned", banned.plate, "stolen")

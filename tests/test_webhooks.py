@@ -24,7 +24,7 @@ from rtsp import free_port
 from streamer.config import Config
 from streamer.reading.ocr import OcrEngine
 from streamer.service import Service, ServiceOptions
-from streamer.stores.dues import SqliteDues
+from streamer.stores.dues import SqlDues
 from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 
@@ -50,7 +50,7 @@ def receiver() -> Iterator[Receiver]:
 def config_for(
     tmp_path: Path, clip: DemoManifest, webhooks: list[dict[str, object]], **extra: object
 ) -> Config:
-    SqliteDues(tmp_path / "dues.sqlite").set(clip.vehicles[1].plate, 250, "Toll")
+    SqlDues(tmp_path / "dues.sqlite").set(clip.vehicles[1].plate, 250, "Toll")
     settings: dict[str, object] = {
         "cameras": [{"name": "gate", "source": str(clip.path)}],
         "webhooks": webhooks,

@@ -39,7 +39,7 @@ from streamer.pipeline import CameraSnapshot
 from streamer.reading.plates import normalise
 from streamer.stores.dues import DuesError, DuesStore, dues_amount
 from streamer.stores.history import EventHistory
-from streamer.stores.lists import SqliteLists
+from streamer.stores.lists import SqlLists
 from streamer.stores.records import StoreError, note_text
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Api:
         config: Config,
         processor: ImageProcessor,
         dues: DuesStore,
-        lists: SqliteLists,
+        lists: SqlLists,
         history: EventHistory,
         metrics: Metrics,
         snapshots: Callable[[], Sequence[CameraSnapshot]] = tuple,

@@ -18,14 +18,14 @@ from aiohttp import web
 
 from streamer.api.requests import ApiError, plate_param, read_json
 from streamer.config import ListConfig
-from streamer.stores.lists import SqliteLists
+from streamer.stores.lists import SqlLists
 from streamer.stores.records import StoreError
 
 
 class ListRoutes:
     """The handlers of ``/api/lists``."""
 
-    def __init__(self, lists: SqliteLists, config: dict[str, ListConfig], timeout_s: float) -> None:
+    def __init__(self, lists: SqlLists, config: dict[str, ListConfig], timeout_s: float) -> None:
         self.lists = lists
         self.config = config
         self.timeout_s = timeout_s

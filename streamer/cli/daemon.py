@@ -17,8 +17,7 @@ from streamer.delivery.sinks import ConsoleSink
 from streamer.pipeline import CameraStats
 from streamer.service import Service, ServiceOptions
 from streamer.sources.frame import Frame
-from streamer.stores.dues import SqliteDues
-from streamer.stores.lists import SqliteLists
+from streamer.stores.open import open_stores
 
 
 def summary(stats: dict[str, CameraStats], seconds: float) -> str:
@@ -128,12 +127,12 @@ def cmd_process(args: argparse.Namespace) -> int:
     from streamer.service import build_detector, build_engine
 
     config = load(args)
-    lists = SqliteLists(config.dues.database, config.list_files)
+    dues, lists = open_stores(config)
     lists.load_files()
     processor = ImageProcessor(
         build_detector(config),
         build_engine(config.cameras[0].reader),
-        SqliteDues(config.dues.database),
+        dues,
         config.cameras[0],
         lists,
     )
@@ -184,7 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not video.exists():
         print(f"rendering the demo recording {video} ...", file=sys.stderr)
         render_video(video)
-    seed_demo_dues(SqliteDues(config.dues.database))
+    seed_demo_dues(open_stores(config)[0])
     print(f"processing {video} with the default config; events go to {config.events_log}")
     stats, seconds = _run_service(config, progress=Progress())
     print(summary(stats, seconds))

@@ -10,14 +10,13 @@ from datetime import UTC, datetime
 
 from streamer.cli.common import EXIT_CONFIG, EXIT_OK, fail, load
 from streamer.delivery.outbox import DeliveryState, Outbox
-from streamer.stores.dues import SqliteDues
-from streamer.stores.lists import SqliteLists
+from streamer.stores.open import open_stores
 from streamer.vision.models import fetch_default_weights
 
 
 def cmd_dues(args: argparse.Namespace) -> int:
     config = load(args)
-    dues = SqliteDues(config.dues.database)
+    dues, _ = open_stores(config)
     if args.dues_command == "import":
         count = dues.import_csv(args.csv)
         print(f"imported {count} plates into {config.dues.database}")
@@ -38,7 +37,7 @@ def cmd_dues(args: argparse.Namespace) -> int:
 
 def cmd_lists(args: argparse.Namespace) -> int:
     config = load(args)
-    lists = SqliteLists(config.dues.database, config.list_files)
+    _, lists = open_stores(config)
     command = args.lists_command
     if command == "import":
         count = lists.import_csv(args.name, args.csv)

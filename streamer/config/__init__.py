@@ -26,6 +26,7 @@ from __future__ import annotations
 from streamer.config.base import ConfigError, Section, mask_url
 from streamer.config.daemon import (
     DEFAULT_CAMERA,
+    ClusterConfig,
     Config,
     DeliveryTarget,
     DuesConfig,
@@ -57,6 +58,7 @@ __all__ = [
     "Action",
     "CameraConfig",
     "CameraSections",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "DedupConfig",

@@ -88,6 +88,17 @@ class DuesConfig(Section):
     )
 
 
+class ClusterConfig(Section):
+    """Several daemons acting as one system, on a shared PostgreSQL database."""
+
+    database: str = Field(
+        ...,
+        pattern=r"^postgres(ql)?://\S+$",
+        description="postgresql://user:${PGPASSWORD}@host:5432/streamer: the dues and the "
+        "plate lists live there, shared by every node.",
+    )
+
+
 #: What the outbox queues deliveries for: a webhook, or the MQTT broker.
 DeliveryTarget = WebhookConfig | MqttConfig
 
@@ -117,6 +128,9 @@ class Config(CameraSections):
         "daemon exits after at most this long even if that is not finished.",
     )
     dues: DuesConfig = Field(default_factory=DuesConfig)
+    cluster: ClusterConfig | None = Field(
+        None, description="A PostgreSQL database shared by several daemons (off when not set)."
+    )
     recordings: RecordingsConfig = Field(default_factory=RecordingsConfig)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
     http: HttpConfig = Field(default_factory=HttpConfig)

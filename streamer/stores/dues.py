@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from streamer.reading.plates import confusable_form, edit_distance, normalise
-from streamer.stores.records import SqliteFile, StoreError, note_text, plate_key, read_csv
+from streamer.stores.database import SqlStore
+from streamer.stores.records import StoreError, note_text, plate_key, read_csv
 
 
 @dataclass(frozen=True)
@@ -92,11 +93,11 @@ CREATE TABLE IF NOT EXISTS dues (
 """
 
 
-class SqliteDues(SqliteFile):
+class SqlDues(SqlStore):
     """Dues kept in an SQLite file, created on first use.
 
     Example:
-        >>> dues = SqliteDues(Path("/tmp/dues.sqlite"))
+        >>> dues = SqlDues(Path("/tmp/dues.sqlite"))
         >>> dues.set("KA01AB1234", 500.0, "Parking fine")
         >>> dues.lookup("ka-01-ab-1234").dues_pending
         True

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from streamer.reading.plates import confusable_form, edit_distance, normalise
-from streamer.stores.records import SqliteFile, StoreError, note_text, plate_key, read_csv
+from streamer.stores.database import Database, SqlStore
+from streamer.stores.records import StoreError, note_text, plate_key, read_csv
 
 
 class ListError(StoreError):
@@ -145,11 +146,11 @@ def _row(values: dict[str, str]) -> Row:
     )
 
 
-class SqliteLists(SqliteFile):
+class SqlLists(SqlStore):
     """The declared lists, kept in an SQLite file (the dues database), created on first use.
 
     Example:
-        >>> lists = SqliteLists(Path("/tmp/dues.sqlite"), {"residents": None})
+        >>> lists = SqlLists(Path("/tmp/dues.sqlite"), {"residents": None})
         >>> lists.add("residents", "KA01AB1234", note="flat 4")
         >>> lists.lookup("KA01AB1234").lists
         ('residents',)
@@ -158,8 +159,8 @@ class SqliteLists(SqliteFile):
     SCHEMA = _SCHEMA
     ERROR = ListError
 
-    def __init__(self, path: Path, declared: Mapping[str, Path | None]) -> None:
-        super().__init__(path)
+    def __init__(self, database: Database | Path, declared: Mapping[str, Path | None]) -> None:
+        super().__init__(database)
         #: Each list's name, and the file that is the list (``None``: managed by hand).
         self.declared = dict(declared)
 

@@ -1,17 +1,14 @@
-"""What the plate stores (dues, lists) share: their SQLite file, the checked form of a
-plate and of a note, the error they raise, and the reading of their CSV files with line
-numbers."""
+"""What the plate stores (dues, lists) share: the checked form of a plate and of a note,
+the error they raise, and the reading of their CSV files with line numbers."""
 
 from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 import unicodedata
-from collections.abc import Callable, Collection, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from streamer.reading.plates import normalise
 
@@ -26,31 +23,6 @@ T = TypeVar("T")
 class StoreError(RuntimeError):
     """A store cannot be opened, or a change to it (a plate, a note, a CSV line) is
     invalid; the message is one line saying which and why."""
-
-
-class SqliteFile:
-    """A store in an SQLite file (the dues database), its table created on first use. Every
-    call opens its own short connection, so a store is safe from any thread and sees
-    changes made by the CLI while the daemon runs."""
-
-    #: The ``CREATE TABLE IF NOT EXISTS`` of the store's table.
-    SCHEMA: ClassVar[str]
-    #: What the store raises.
-    ERROR: ClassVar[type[StoreError]] = StoreError
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as connection:
-                connection.execute(self.SCHEMA)
-        except (OSError, sqlite3.Error) as error:
-            raise self.ERROR(f"dues.database: cannot open {path}: {error}") from None
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=10)) as connection, connection:
-            yield connection
 
 
 def plate_key(plate: str) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
-from streamer.stores.dues import SqliteDues
+from streamer.stores.dues import SqlDues
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ def render_video(
     return DemoManifest(path, float(fps), frame_count, size, tuple(vehicles), appearances)
 
 
-def seed_demo_dues(dues: SqliteDues) -> None:
+def seed_demo_dues(dues: SqlDues) -> None:
     """Put the demo vehicles' dues in the database: some pending, one paid, one unknown."""
     cleared = False
     for vehicle in DEMO_VEHICLES:
