@@ -52,7 +52,8 @@ class PlateEvent:
     """One vehicle's plate, read and checked. ``to_json()`` is the documented event shape.
 
     ``previous_plate_number`` is set on a final event whose plate differs from its early
-    event's.
+    event's. ``format`` names the configured plate format the plate matched (``None``: none
+    did, or an events log written before formats were named).
     """
 
     camera: str
@@ -66,6 +67,7 @@ class PlateEvent:
     frames: int
     format_valid: bool
     dues_result: DuesResult
+    format: str | None = None
     lists: ListMatch = NO_LISTS
     crop_path: str | None = None
     snapshot_path: str | None = None
@@ -98,6 +100,7 @@ class PlateEvent:
             "media_time_s": None if self.media_time_s is None else round(self.media_time_s, 3),
             "frames": self.frames,
             "format_valid": self.format_valid,
+            "format": self.format,
             "dues_result": self.dues_result.to_json(),
             **self.lists.to_json(),
             "crop_path": self.crop_path,
@@ -134,6 +137,7 @@ class PlateEvent:
                 str(dues["message"]),
                 dues.get("possible_match"),
             ),
+            format=record.get("format"),
             lists=ListMatch.from_json(record),
             crop_path=record.get("crop_path"),
             snapshot_path=record.get("snapshot_path"),

@@ -233,6 +233,7 @@ class TrackReporter:
             media_time_s=read.crop.frame.media_time_s,
             frames=track.frames,
             format_valid=read.format_valid,
+            format=read.format,
             **checks(read.text, self.dues, self.lists),
             event_id=self.event_id(track) if early is None else early.event_id,
             phase=phase,

@@ -69,3 +69,29 @@ def test_events_log_rotates_by_size(tmp_path: Path) -> None:
         assert path.stat().st_size <= 2000
         for line in path.read_text().splitlines():
             assert json.loads(line)["plate_number"] == "KA01AB1234"
+
+
+def test_event_json_names_the_format_and_reads_back_without_one() -> None:
+    event = PlateEvent(
+        "gate-1",
+        "MAB123E",
+        0.91,
+        0.8,
+        (1, 2, 3, 4),
+        T0,
+        T0,
+        None,
+        12,
+        True,
+        NOT_FOUND,
+        format="de",
+    )
+    data = event.to_json()
+    keys = list(data)
+    assert keys[keys.index("format_valid") + 1] == "format"
+    assert data["format"] == "de"
+    assert PlateEvent.from_json(json.loads(json.dumps(data))) == event
+    # a line written before formats were named has no "format"
+    del data["format"]
+    assert PlateEvent.from_json(data).format is None
+    assert PlateEvent.from_json(data).to_json()["format"] is None

@@ -137,6 +137,32 @@ def test_a_vote_no_single_read_made_still_names_its_crop() -> None:
     assert read.votes == tuple(texts)
 
 
+@pytest.mark.parametrize(
+    ("texts", "formats", "valid", "matched"),
+    [
+        (["BMW1234", "BMW1234"], ["fr", "de", "us_ny"], True, "de"),
+        (["BMW1234", "BMW1234"], ["us_ny", "de"], True, "us_ny"),
+        (["AB12"], ["fr", r"[A-Z]{2}[0-9]{2}"], True, r"[A-Z]{2}[0-9]{2}"),
+        (["AB12"], ["fr", "de"], True, "de"),
+        (["3479"], ["fr", "de"], False, None),
+    ],
+)
+def test_the_agreed_plate_names_the_format_it_matched(
+    texts: list[str], formats: list[str], valid: bool, matched: str | None
+) -> None:
+    reader = PlateReader(
+        ScriptedEngine(texts), ReaderConfig(crops=3), PlatesConfig(formats=formats)
+    )
+    frame = Frame("cam", 0, np.zeros((8, 8, 3), np.uint8), datetime.now(UTC), 0.0)
+    crops = [
+        PlateCrop(np.full((20, 60, 3), index, np.uint8), (0, 0, 60, 20), 0.9, 0.9, frame)
+        for index in range(len(texts))
+    ]
+    read = reader.read(crops)
+    assert read is not None
+    assert (read.text, read.format_valid, read.format) == (texts[0], valid, matched)
+
+
 def test_disagreement_lowers_confidence() -> None:
     agreed = vote([TextRead("KA01AB1234", 0.9)] * 3, ["in_rto"])
     split = vote([TextRead("KA01AB1234", 0.9), TextRead("KA01AB1284", 0.9)] * 1, ["in_rto"])

@@ -17,7 +17,7 @@ from PIL import Image
 
 from streamer.config import CameraConfig
 from streamer.reading.ocr import OcrEngine
-from streamer.reading.plates import matches_format
+from streamer.reading.plates import matched_format, matches_format
 from streamer.reading.read import PlateReader
 from streamer.stores.dues import Dues
 from streamer.stores.lists import Lists, NoLists
@@ -143,8 +143,8 @@ class ImageProcessor:
 
     def process(self, image: np.ndarray) -> dict[str, Any]:
         """The seed's ``/process`` shape: success, plate_number, detector_confidence, bbox,
-        dues_result; plus ``format_valid``, ``confidence`` (OCR), ``lists`` and
-        ``possible_lists``."""
+        dues_result; plus ``format_valid``, ``format`` (the format matched), ``confidence``
+        (OCR), ``lists`` and ``possible_lists``."""
         found = self.best_plate(image)
         if found is None:
             return {
@@ -170,6 +170,7 @@ class ImageProcessor:
             "plate_number": read.text,
             "confidence": round(read.confidence, 3),
             "format_valid": matches_format(read.text, self.camera.plates.formats),
+            "format": matched_format(read.text, self.camera.plates.formats),
             "detector_confidence": round(found.confidence, 4),
             "bbox": list(found.bbox),
             "dues_result": self.dues.lookup(read.text).to_json(),

@@ -16,7 +16,13 @@ import numpy as np
 
 from streamer.config import PlatesConfig, ReaderConfig
 from streamer.reading.ocr import OcrEngine, TextRead
-from streamer.reading.plates import edit_distance, fix_confusions, matches_format, normalise
+from streamer.reading.plates import (
+    edit_distance,
+    fix_confusions,
+    matched_format,
+    matches_format,
+    normalise,
+)
 from streamer.vision.track import PlateCrop
 
 logger = logging.getLogger(__name__)
@@ -30,6 +36,8 @@ class PlateRead:
         text: normalised plate number.
         confidence: OCR confidence 0..1, scaled by how much the reads agreed.
         format_valid: whether ``text`` matches one of the configured formats.
+        format: the first configured format ``text`` matches (a preset's name, or the regex
+            itself), ``None`` when it matches none.
         crop: the best crop that read ``text`` (evidence and bbox come from it).
         votes: each crop's normalised read, best crop first ("" where nothing was read).
     """
@@ -37,6 +45,7 @@ class PlateRead:
     text: str
     confidence: float
     format_valid: bool
+    format: str | None
     crop: PlateCrop
     votes: tuple[str, ...]
 
@@ -121,7 +130,8 @@ class PlateReader:
         if agreed is None:
             return None
         text, confidence = agreed
-        valid = matches_format(text, self.plates.formats)
+        matched = matched_format(text, self.plates.formats)
+        valid = matched is not None
         if self.plates.require_valid_format and not valid:
             return None
         # The vote is per character, so the agreed text may be no single read's: the
@@ -129,4 +139,4 @@ class PlateReader:
         best = min(
             zip(chosen, reads, strict=True), key=lambda pair: edit_distance(pair[1].text, text)
         )[0]
-        return PlateRead(text, confidence, valid, best, tuple(read.text for read in reads))
+        return PlateRead(text, confidence, valid, matched, best, tuple(read.text for read in reads))
