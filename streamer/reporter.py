@@ -23,8 +23,9 @@ from streamer.delivery.recordings import EvidenceWriter
 from streamer.events import Phase, PlateEvent
 from streamer.reading.ocr import OcrEngine, TextRead
 from streamer.reading.read import PlateRead, PlateReader
-from streamer.stores.dues import Dues
-from streamer.stores.lists import Lists, NoLists
+from streamer.stores.dues import Dues, DuesResult
+from streamer.stores.lists import NO_LISTS, Lists, NoLists
+from streamer.stores.records import StoreError
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop, Track
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,15 @@ class Deduplicator:
 
 
 def checks(plate: str, dues: Dues, lists: Lists) -> dict[str, Any]:
-    """What is known of ``plate``: its ``dues_result`` and ``lists``, as event fields."""
-    return {"dues_result": dues.lookup(plate), "lists": lists.lookup(plate)}
+    """What is known of ``plate``: its ``dues_result`` and ``lists``, as event fields. When
+    the database cannot be reached (a cluster's, during an outage), the event still goes
+    out: not found, with a message that says the dues were not checked."""
+    try:
+        return {"dues_result": dues.lookup(plate), "lists": lists.lookup(plate)}
+    except StoreError as error:
+        logger.error("%s: dues and lists not checked: %s", plate, error)
+        unchecked = DuesResult(False, False, 0.0, f"Dues not checked: {error}")
+        return {"dues_result": unchecked, "lists": NO_LISTS}
 
 
 def finals_of(

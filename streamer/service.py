@@ -29,6 +29,7 @@ import aiohttp
 from streamer.api.app import Api
 from streamer.api.images import ImageProcessor
 from streamer.api.metrics import Metrics
+from streamer.cluster import ClusterRunner, Leases
 from streamer.config import CameraConfig, Config, MqttConfig, ReaderConfig
 from streamer.delivery.broker import MqttRefusedError
 from streamer.delivery.mqtt import MqttSender
@@ -42,7 +43,8 @@ from streamer.reading.ocr import EnginePool, OcrEngine, OcrError
 from streamer.reporter import finals_of
 from streamer.rules import RuleRunner
 from streamer.stores.history import EventHistory
-from streamer.stores.open import open_stores
+from streamer.stores.open import open_database, open_stores
+from streamer.stores.postgres import PostgresDatabase
 from streamer.stores.records import StoreError
 from streamer.vision.detect import Detector, YoloDetector
 from streamer.vision.models import ModelError
@@ -122,6 +124,8 @@ class Service:
     senders: list[OutboxSender] = field(init=False, default_factory=list)
     outbox: Outbox | None = field(init=False, default=None)
     rules: RuleRunner | None = field(init=False, default=None)
+    #: With ``cluster.database``: runs this node's share of the cameras.
+    cluster: ClusterRunner | None = field(init=False, default=None)
     api: Api | None = field(init=False, default=None)
     metrics: Metrics | None = field(init=False, default=None)
     processing_seconds: float = field(init=False, default=0.0)
@@ -130,7 +134,7 @@ class Service:
     _evidence: EvidenceWriter | None = field(init=False, default=None)
     _loop: asyncio.AbstractEventLoop | None = field(init=False, default=None)
     _deadline: asyncio.TimerHandle | None = field(init=False, default=None)
-    _served: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _stop_requested: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     #: Set once start-up is done (the API listens), for callers in other threads.
     started: threading.Event = field(init=False, default_factory=threading.Event)
 
@@ -166,7 +170,8 @@ class Service:
         events_log = options.events_log or config.events_log
         sinks: list[Sink] = []
         try:
-            dues, lists = open_stores(config)
+            database = open_database(config)
+            dues, lists = open_stores(config, database)
             for name, count in lists.load_files().items():
                 logger.info("list %s: %d entries from %s", name, count, config.lists[name].file)
             log = JsonLinesSink(events_log, config.events_log_max_bytes, config.events_log_backups)
@@ -186,6 +191,9 @@ class Service:
             lambda: self.senders,
             lambda: self.outbox,
         )
+        leases = None
+        if config.cluster is not None and isinstance(database, PostgresDatabase):
+            leases = Leases(database, config.cluster, [camera.name for camera in cameras])
         if config.http.enabled or options.serve_only:
             history = EventHistory(config.http.recent_events, config.recordings.directory)
             history.load(events_log)
@@ -200,6 +208,7 @@ class Service:
                 history,
                 self.metrics,
                 lambda: [pipeline.snapshot() for pipeline in self.pipelines],
+                leases,
             )
         sinks += options.extra_sinks
         session = await self._exit.enter_async_context(aiohttp.ClientSession())
@@ -211,9 +220,15 @@ class Service:
             for sink in sinks:
                 sink.send(final)
         stages = Stages(detector, engines, dues, sinks, self._evidence, self.metrics, lists)
-        self.pipelines = [
-            CameraPipeline(camera, stages, on_frame=options.on_frame) for camera in cameras
-        ]
+
+        def pipeline(camera: CameraConfig) -> CameraPipeline:
+            return CameraPipeline(camera, stages, on_frame=options.on_frame)
+
+        if leases is None:
+            self.pipelines = [pipeline(camera) for camera in cameras]
+        else:  # this node's share of the cameras, as it changes
+            named = {camera.name: camera for camera in cameras}
+            self.cluster = ClusterRunner(leases, named, pipeline, self.pipelines)
         # Each camera may have frames in detection (FILE_IN_FLIGHT for a file, one for a
         # live source), one in its motion gate and a track in reading at once, on top of
         # the default pool the HTTP API uses; otherwise reading would queue behind other
@@ -266,20 +281,22 @@ class Service:
         self._exit.push_async_callback(cancel)
 
     async def main_loop(self) -> dict[str, CameraStats]:
-        """Run the cameras to their end (``streamer serve``: until a stop is requested)."""
+        """Run the cameras to their end (``streamer serve``, and a cluster's node: until a
+        stop is requested)."""
         started = time.monotonic()
         try:
             if self.options.serve_only:
-                await self._served.wait()
-            results = await asyncio.gather(*(pipeline.run() for pipeline in self.pipelines))
+                await self._stop_requested.wait()
+            if self.cluster is not None:
+                results = await self.cluster.run(self._stop_requested)
+            else:
+                ran = await asyncio.gather(*(pipeline.run() for pipeline in self.pipelines))
+                results = {p.camera.name: r for p, r in zip(self.pipelines, ran, strict=True)}
         finally:
             self.processing_seconds = time.monotonic() - started
         if self._deadline is not None:  # open tracks are done; the drain has its own limit
             self._deadline.cancel()
-        return {
-            pipeline.camera.name: result
-            for pipeline, result in zip(self.pipelines, results, strict=True)
-        }
+        return results
 
     async def shutdown(self) -> None:
         """Give pending deliveries (webhooks, MQTT) up to ``outbox.drain_timeout_s`` to go
@@ -328,7 +345,7 @@ class Service:
             logger.warning("second stop request: exiting now, open tracks are lost")
             raise SystemExit(1)
         self.stopping = True
-        self._served.set()
+        self._stop_requested.set()
         name = signal.Signals(signum).name if signum else "request"
         logger.info(
             "stopping (%s): finishing open tracks, at most %.0f s",

@@ -5,12 +5,17 @@ Debian's PostgreSQL, started by the tests on a free port."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import subprocess
 import sys
 import threading
+import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -18,9 +23,11 @@ import pytest
 import requests
 import yaml
 from postgres import PASSWORD, PostgresServer
-from rtsp import free_port
+from receiver import Receiver
+from rtsp import RtspServer, free_port
 
-from streamer.config import Config, load_config
+from streamer.cluster import Leases, share
+from streamer.config import ClusterConfig, Config, load_config
 from streamer.reading.ocr import OcrEngine
 from streamer.service import Service, ServiceOptions, StartupError
 from streamer.stores.postgres import MIGRATIONS, PostgresDatabase, quoted
@@ -28,7 +35,7 @@ from streamer.stores.records import StoreError
 from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 
-from conftest import ServiceThread, make_config, vehicles
+from conftest import ServiceThread, make_config, write_yaml
 
 
 def cluster_config(tmp_path: Path, url: str, **settings: object) -> Config:
@@ -153,12 +160,193 @@ def test_dues_changed_through_one_node_count_for_the_next_event_on_another(
     )
     assert added.returncode == 0, added.stderr
     node_b = load_config(config_file)  # ${PG_PASSWORD} from the environment
-    options = ServiceOptions(install_signal_handlers=False, detector=detector, engine=engine)
-    asyncio.run(Service(node_b, options).run())
-    records = [json.loads(line) for line in node_b.events_log.read_text().splitlines()]
-    finals = {event["plate_number"]: event for event in vehicles(records)}
+    finals: dict[str, dict[str, Any]] = {}
+
+    def both_read() -> bool:
+        if node_b.events_log.exists():
+            lines = node_b.events_log.read_text().splitlines()
+            records = [json.loads(line) for line in lines]
+            finals.update((e["plate_number"], e) for e in records if e.get("phase") == "final")
+        return len(finals) == 2
+
+    with ServiceThread(node_b, detector, engine):  # a node runs until it is stopped
+        wait_for(both_read, 60)
     assert finals[plate]["dues_result"]["dues_pending"] is True
     assert finals[plate]["dues_result"]["amount"] == 250.0
     assert finals[plate]["lists"] == ["banned"]
     other = short_clip.vehicles[0].plate
     assert finals[other]["dues_result"]["found"] is False
+
+
+@pytest.mark.parametrize(
+    ("counts", "me", "expected"),
+    [
+        ({"a": 0}, "a", (0, 6)),  # alone: everything
+        ({"a": 6, "b": 0}, "a", (3, 0)),  # a second node: hand half over
+        ({"a": 3, "b": 0}, "b", (0, 3)),
+        ({"a": 3, "b": 3, "c": 0}, "a", (1, 0)),  # a third: each gives what is over 2
+        ({"a": 3, "b": 3, "c": 0}, "b", (1, 0)),
+        ({"a": 2, "b": 2, "c": 0}, "c", (0, 2)),
+        ({"a": 3, "b": 3, "c": 1, "d": 0}, "a", (1, 0)),  # 7 over 4: 2, 2, 2, 1 at most
+        ({"a": 2, "b": 2, "c": 2, "d": 1}, "a", (0, 0)),
+        ({"a": 2, "b": 2, "c": 2, "d": 0}, "a", (1, 0)),  # d has less than 1: the busiest
+        ({"a": 1, "b": 2, "c": 2, "d": 0}, "b", (1, 0)),  # (first by name) gives one
+        ({"a": 1, "b": 2, "c": 2, "d": 0}, "c", (0, 0)),
+        ({"a": 2, "b": 2, "c": 2}, "c", (0, 0)),  # balanced: nothing moves
+        ({"a": 2, "b": 2}, "a", (0, 1)),  # a dead node's two cameras: one each
+    ],
+)
+def test_the_share_of_each_node(counts: dict[str, int], me: str, expected: tuple[int, int]) -> None:
+    assert share(6, counts, dict.fromkeys(counts, 13), me) == expected
+
+
+def test_a_node_never_holds_more_than_it_can() -> None:
+    assert share(6, {"a": 0, "b": 0}, {"a": 2, "b": 13}, "a") == (0, 2)
+    assert share(6, {"a": 3}, {"a": 2}, "a") == (1, 0)
+
+
+def settle(nodes: list[Leases], rounds: int = 6) -> tuple[dict[str, int], int]:
+    """``rounds`` renewal rounds over ``nodes`` in turn, handing over as told; each node's
+    cameras at the end, and how many hand-overs it took."""
+    moves = 0
+    held: dict[str, int] = {}
+    for _ in range(rounds):
+        for node in nodes:
+            result = node.round({})
+            node.release(result.release)
+            moves += len(result.release)
+            held[node.node] = len(result.held - result.release)
+    return held, moves
+
+
+def test_cameras_spread_over_the_nodes_with_as_few_moves_as_possible(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.new_database()
+    database = PostgresDatabase(url)
+    cameras = [f"cam-{n}" for n in range(6)]
+    a, b, c = (Leases(database, node_config(url, name), cameras) for name in "abc")
+    assert settle([a]) == ({"a": 6}, 0)
+    assert settle([a, b]) == ({"a": 3, "b": 3}, 3)
+    assert settle([a, b, c]) == ({"a": 2, "b": 2, "c": 2}, 2)  # one from a, one from b
+    overview = a.overview()
+    assert sorted(overview["cameras"]) == cameras
+    assert {n["name"]: len(n["cameras"]) for n in overview["nodes"]} == {"a": 2, "b": 2, "c": 2}
+    database.close()
+
+
+def test_a_dead_nodes_cameras_are_free_only_when_its_leases_expire(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.new_database()
+    database = PostgresDatabase(url)
+    cameras = ["cam-1", "cam-2"]
+    a, b = (Leases(database, node_config(url, name, lease_s=3), cameras) for name in "ab")
+    assert a.round({}).held == {"cam-1", "cam-2"}
+    assert b.round({}).held == set()  # a is alive: its leases hold
+    time.sleep(3.2)  # a stops renewing (it died)
+    assert b.round({}).held == {"cam-1", "cam-2"}
+    assert a.round({}).held == set()  # a is back: its leases are gone, it must not read
+    database.close()
+
+
+def node_config(url: str, node: str, lease_s: float = 10) -> ClusterConfig:
+    return ClusterConfig(database=url, node=node, lease_s=lease_s)
+
+
+def api(node_url: str, path: str) -> dict[str, Any]:
+    answer = requests.get(f"{node_url}{path}", timeout=5)
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def test_three_nodes_share_six_cameras_and_take_over_from_a_dead_one(
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    demo_video: DemoManifest,
+    server_factory: Callable[..., RtspServer],
+) -> None:
+    """Three ``streamer run`` nodes, six RTSP cameras looping the demo, a webhook
+    receiver. A node killed with SIGKILL: its cameras are read again by the others within
+    ``lease_s`` + 10 s. A node stopped with SIGTERM: its cameras move at once."""
+    lease_s = 3.0
+    url = postgres_server.new_database()
+    cameras = [
+        {"name": f"cam-{n}", "source": server_factory(demo_video.path, loop=True).url}
+        for n in range(1, 7)
+    ]
+    receiver = Receiver(free_port()).start()
+    nodes: dict[str, tuple[subprocess.Popen[str], str]] = {}
+    try:
+        for name in ("n1", "n2", "n3"):
+            folder = tmp_path / name
+            folder.mkdir()
+            port = free_port()
+            config = make_config(
+                folder,
+                cameras=cameras,
+                cluster={"database": url, "node": name, "lease_s": lease_s},
+                http={"enabled": True, "port": port},
+                webhooks=[{"url": receiver.url, "phases": ["final"]}],
+            )
+            path = write_yaml(config, tmp_path / f"{name}.yaml")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streamer", "run", "--config", str(path)],
+                stdout=subprocess.DEVNULL,
+                stderr=(folder / "stderr.log").open("w"),
+                text=True,
+            )
+            nodes[name] = (process, f"http://127.0.0.1:{port}")
+
+        def holders() -> dict[str, str | None]:
+            for _, node_url in nodes.values():
+                with contextlib.suppress(requests.RequestException):
+                    listed = api(node_url, "/api/cameras")["cameras"]
+                    return {c["name"]: c["node"] for c in listed if c["status"] == "online"}
+            return {}
+
+        wait_for(lambda: sorted(Counter(holders().values()).values()) == [2, 2, 2], 90)
+        overview = api(nodes["n1"][1], "/api/cluster")
+        assert sorted(n["name"] for n in overview["nodes"] if n["alive"]) == ["n1", "n2", "n3"]
+        # SIGKILL n1: its two cameras come back on n2 and n3.
+        victim = set(overview["nodes"][0]["cameras"])
+        nodes["n1"][0].kill()
+        killed_at = time.monotonic()
+        del nodes["n1"]
+        wait_for(
+            lambda: (
+                set(holders()) == {c["name"] for c in cameras} and "n1" not in holders().values()
+            ),
+            lease_s + 10,
+        )
+        failover = time.monotonic() - killed_at
+        assert failover <= lease_s + 10
+        assert victim <= set(holders())
+        logging.getLogger(__name__).info("failover in %.1f s", failover)
+        # SIGTERM n2: it finishes its tracks, releases its cameras, n3 takes them all.
+        process, _ = nodes.pop("n2")
+        process.terminate()
+        assert process.wait(30) == 0
+        stopped_at = time.monotonic()
+        wait_for(lambda: Counter(holders().values()) == {"n3": 6}, lease_s * 2 + 10)
+        handover = time.monotonic() - stopped_at
+        logging.getLogger(__name__).info("hand-over on SIGTERM in %.1f s", handover)
+        assert handover < lease_s  # released at once, not waited out
+        # Every camera's vehicles reach the receiver, whichever node read them.
+        wait_for(lambda: {e["camera"] for e in receiver.unique().values()} == set(holders()), 60)
+    finally:
+        for process, _ in nodes.values():
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(30)
+            if process.poll() is None:
+                process.kill()
+        receiver.stop()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:g} s"
+        time.sleep(0.2)

@@ -5,7 +5,8 @@ One aiohttp application in the daemon's event loop (or alone, ``streamer serve``
 - ``POST /detect``, ``/ocr``, ``/process`` (multipart field ``file``) and ``/check_dues``
   (JSON ``{"plate_number"}``) answer in the seed services' JSON shapes;
 - ``GET /health``, ``/metrics`` (Prometheus), ``/api/events`` (recent, filtered, paged),
-  ``/api/events/stream`` (server-sent events), ``/api/cameras``,
+  ``/api/events/stream`` (server-sent events), ``/api/cameras`` (a cluster's: every
+  node's cameras), ``/api/cluster`` (its nodes),
   ``GET/PUT/DELETE /api/dues/{plate}``, the plate lists (:mod:`streamer.api.lists`);
 - ``GET /`` the dashboard, ``/evidence/...`` the crops and snapshots it shows.
 
@@ -33,7 +34,8 @@ from streamer.api.images import ImageError, ImageProcessor, decode_image
 from streamer.api.lists import ListRoutes
 from streamer.api.metrics import CONTENT_TYPE, Metrics
 from streamer.api.requests import ApiError, flag, integer, plate_param, read_json, read_upload
-from streamer.config import Config, HttpConfig
+from streamer.cluster import Leases
+from streamer.config import Config, HttpConfig, mask_url
 from streamer.events import iso
 from streamer.pipeline import CameraSnapshot
 from streamer.reading.plates import normalise
@@ -62,6 +64,7 @@ class Api:
         history: EventHistory,
         metrics: Metrics,
         snapshots: Callable[[], Sequence[CameraSnapshot]] = tuple,
+        leases: Leases | None = None,
     ) -> None:
         self.config = config
         self.http: HttpConfig = config.http
@@ -71,6 +74,7 @@ class Api:
         self.history = history
         self.metrics = metrics
         self.snapshots = snapshots
+        self.leases = leases
         self.runner: web.AppRunner | None = None
         self.server: asyncio.Server | None = None
         self.guard: ConnectionGuard | None = None
@@ -93,6 +97,7 @@ class Api:
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/events/stream", self.stream)
         app.router.add_get("/api/cameras", self.cameras)
+        app.router.add_get("/api/cluster", self.cluster)
         app.router.add_get("/api/dues/{plate}", self.get_dues)
         app.router.add_put("/api/dues/{plate}", self.put_dues)
         app.router.add_delete("/api/dues/{plate}", self.delete_dues)
@@ -274,10 +279,23 @@ class Api:
             self.history.unsubscribe(queue)
         return response
 
+    async def cluster(self, request: web.Request) -> web.Response:
+        if self.leases is None:
+            raise ApiError(404, "not a cluster (cluster.database is not set)")
+        return web.json_response(await self._overview())
+
+    async def _overview(self) -> dict[str, Any]:
+        assert self.leases is not None
+        try:
+            return await asyncio.to_thread(self.leases.overview)
+        except StoreError as error:
+            raise ApiError(503, str(error), headers={"Retry-After": "5"}) from None
+
     async def cameras(self, request: web.Request) -> web.Response:
         cameras = [
             {
                 "name": camera.name,
+                "node": self.leases.node if self.leases else None,
                 "source": camera.source,
                 "status": camera.state,
                 "fps": round(camera.fps, 1),
@@ -291,6 +309,14 @@ class Api:
             }
             for camera in self.snapshots()
         ]
+        if self.leases is not None:  # the other nodes' cameras, as their holders report
+            held = (await self._overview())["cameras"]
+            local = {camera["name"] for camera in cameras}
+            for camera in self.config.cameras:
+                if camera.enabled and camera.name not in local:
+                    other = held.get(camera.name, {"node": None, "status": "unassigned"})
+                    cameras.append({"name": camera.name, "source": mask_url(camera.source)})
+                    cameras[-1].update(other)
         return web.json_response({"cameras": cameras})
 
     async def get_dues(self, request: web.Request) -> web.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,14 +90,40 @@ class DuesConfig(Section):
     )
 
 
+def default_node() -> str:
+    """This node's name: ``$HOSTNAME`` (a Kubernetes pod's name), else the host name."""
+    return (os.environ.get("HOSTNAME") or socket.gethostname() or "node")[:63]
+
+
 class ClusterConfig(Section):
-    """Several daemons acting as one system, on a shared PostgreSQL database."""
+    """Several daemons acting as one system, on a shared PostgreSQL database: every node
+    reads the same camera list, and each camera is read by the one node that holds its
+    lease."""
 
     database: str = Field(
         ...,
         pattern=r"^postgres(ql)?://\S+$",
-        description="postgresql://user:${PGPASSWORD}@host:5432/streamer: the dues and the "
-        "plate lists live there, shared by every node.",
+        description="postgresql://user:${PGPASSWORD}@host:5432/streamer: the dues, the plate "
+        "lists and the cameras' leases live there, shared by every node.",
+    )
+    node: str = Field(
+        default_factory=default_node,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$",
+        description="This node's name, unique in the cluster; default: $HOSTNAME or the host name.",
+    )
+    lease_s: float = Field(
+        10.0,
+        ge=3,
+        le=600,
+        description="A camera's lease: renewed every third of it; a node that cannot renew "
+        "stops the camera before the lease runs out, and another node takes it after.",
+    )
+    max_cameras: int = Field(
+        13,
+        ge=1,
+        le=1000,
+        description="Cameras this node reads at most (13: what one 2-core node held in "
+        "bench/performance.py).",
     )
 
 

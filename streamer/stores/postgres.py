@@ -51,6 +51,23 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (list, plate)
     );
     """,
+    """
+    CREATE TABLE nodes (
+        name text PRIMARY KEY,
+        started_at timestamptz NOT NULL,
+        heartbeat_at timestamptz NOT NULL,
+        capacity integer NOT NULL
+    );
+    CREATE TABLE leases (
+        camera text PRIMARY KEY,
+        node text NOT NULL,
+        acquired_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        status text NOT NULL DEFAULT 'starting',
+        last_frame_at timestamptz,
+        error text
+    );
+    """,
 )
 
 
