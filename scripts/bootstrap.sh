@@ -45,6 +45,9 @@ fi
 if $with_test && ! { [ -x /usr/sbin/mosquitto ] && [ -x /usr/bin/mosquitto_passwd ]; }; then
     need_apt+=(mosquitto)  # the MQTT tests' broker (they never use a system one)
 fi
+if $with_test && ! command -v docker-compose >/dev/null 2>&1; then
+    need_apt+=(docker-compose)  # tests/test_deploy.py checks deploy/compose.yaml with it
+fi
 if $with_test && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need_apt+=(postgresql)  # the cluster tests' database (they initdb their own, on a free port)
 fi
