@@ -32,6 +32,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -239,47 +240,67 @@ class ClusterRunner:
     stats: dict[str, CameraStats] = field(default_factory=dict)
     _tasks: dict[str, asyncio.Task[CameraStats]] = field(default_factory=dict)
     _finished: set[str] = field(default_factory=set)
+    _database: ThreadPoolExecutor | None = None
 
     async def run(self, stop: asyncio.Event) -> dict[str, CameraStats]:
         """Take part until ``stop`` is set; then finish every camera's open tracks and
-        leave the cluster. Returns each camera's counters (summed over its runs here)."""
+        leave the cluster. Returns each camera's counters (summed over its runs here).
+
+        The database is used from a thread of its own, so that a busy node (every worker
+        thread detecting) still renews in time; and the cameras are stopped when their
+        renewal is due however long the database takes to answer.
+        """
         lease = self.leases.config.lease_s
         period = lease / 3
         valid_until = time.monotonic()  # until the first renewal: nothing held
         failing = False
-        while not stop.is_set():
-            started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1, thread_name_prefix="leases") as database:
+            self._database = database
+            while not stop.is_set():
+                started = time.monotonic()
+                renewal = loop.run_in_executor(database, self.leases.round, self._reports())
+                if self._tasks:
+                    timeout = max(0.0, valid_until - started)
+                    done, _ = await asyncio.wait({renewal}, timeout=timeout)
+                    if not done:  # the database is slow or gone: stop reading first
+                        await self._fence(time.monotonic() - valid_until + lease - period)
+                try:
+                    result = await renewal
+                except StoreError as error:
+                    if not failing:
+                        logger.error("cluster: cannot renew the leases: %s", error)
+                    failing = True
+                    if self._tasks and time.monotonic() >= valid_until:
+                        await self._fence(time.monotonic() - valid_until + lease - period)
+                else:
+                    if failing:
+                        logger.info("cluster: leases renewed again")
+                    failing = False
+                    valid_until = started + lease - period
+                    await self._apply(result)
+                wait = max(0.0, period - (time.monotonic() - started))
+                if self._tasks:  # wake up in time to stop the cameras (fencing)
+                    wait = min(wait, max(0.0, valid_until - time.monotonic()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=wait)
+            await self._stop(set(self._tasks))
             try:
-                result = await asyncio.to_thread(self.leases.round, self._reports())
+                await loop.run_in_executor(database, self.leases.leave)
             except StoreError as error:
-                if not failing:
-                    logger.error("cluster: cannot renew the leases: %s", error)
-                failing = True
-                if self._tasks and time.monotonic() >= valid_until:
-                    logger.error(
-                        "cluster: leases not renewed for %.0f s: stopping %s before another "
-                        "node may take them",
-                        time.monotonic() - valid_until + lease - period,
-                        ", ".join(sorted(self._tasks)),
-                    )
-                    await self._stop(set(self._tasks))
-            else:
-                if failing:
-                    logger.info("cluster: leases renewed again")
-                failing = False
-                valid_until = started + lease - period
-                await self._apply(result)
-            wait = period
-            if failing and self._tasks:  # wake up in time to stop the cameras (fencing)
-                wait = min(period, max(0.05, valid_until - time.monotonic()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=wait)
-        await self._stop(set(self._tasks))
-        try:
-            await asyncio.to_thread(self.leases.leave)
-        except StoreError as error:
-            logger.warning("cluster: leases not released (they expire by themselves): %s", error)
+                logger.warning(
+                    "cluster: leases not released (they expire by themselves): %s", error
+                )
         return self.stats
+
+    async def _fence(self, unrenewed_s: float) -> None:
+        """Stop every camera: their leases were not renewed in time."""
+        logger.error(
+            "cluster: leases not renewed for %.1f s: stopping %s before another node may take them",
+            unrenewed_s,
+            ", ".join(sorted(self._tasks)),
+        )
+        await self._stop(set(self._tasks))
 
     def _reports(self) -> dict[str, Report]:
         return {
@@ -299,7 +320,8 @@ class ClusterRunner:
         if handed:
             logger.info("cluster: handing %s over", ", ".join(sorted(handed)))
             await self._stop(handed)
-            await asyncio.to_thread(self.leases.release, handed)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._database, self.leases.release, handed)
         self._finished &= result.held
 
     def _start(self, camera: CameraConfig) -> None:
