@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser(
         "eval",
         parents=[config_parent],
-        help="measure accuracy on labelled photos, plate crops or videos; prints a table",
+        help="measure accuracy on labelled photos, plate crops or videos; prints the figures, "
+        "the misses by cause and the figures by plate format",
     )
     evaluate.add_argument(
         "paths",
@@ -142,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="OCR engines to compare (default: the configured reader.engine)",
     )
     evaluate.add_argument(
-        "--out", type=Path, default=None, help="also write every figure and misread as JSON"
+        "--out",
+        type=Path,
+        default=None,
+        help="also write every figure, misread and its cause as JSON",
     )
     evaluate.add_argument(
         "--limit", type=int, default=None, help="at most N photos or crops per set (videos: all)"

@@ -101,7 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (EvalError, OcrError) as error:
         return fail(str(error))
     print(table)
-    where = f"; figures and misreads in {args.out}" if args.out else ""
+    where = f"; figures, misreads and their causes in {args.out}" if args.out else ""
     print(f"evaluated in {time.monotonic() - started:.1f} s{where}", file=sys.stderr)
     return EXIT_OK
 

@@ -11,16 +11,19 @@ Three kinds of labelled sets (:func:`discover` tells which a path is):
 Image paths are relative to the label file's folder or its ``images/`` subfolder; plates are
 compared normalised. The config's plate formats are kept when they fit the labels, otherwise
 the most specific preset that fits them is used (``ua`` for Ukrainian labels, say).
+
+Besides the figures of each set, every plate not read exactly is given one cause
+(:func:`miss_cause`), and the figures are broken down by the plate format of the labels;
+:mod:`streamer.tools.tables` renders the three tables.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -29,7 +32,7 @@ import numpy as np
 from streamer.api.images import ImageProcessor
 from streamer.config import Config, PlatesConfig
 from streamer.reading.ocr import OcrEngine, engine_named
-from streamer.reading.plates import edit_distance
+from streamer.reading.plates import confusable_form, edit_distance
 from streamer.reading.read import PlateReader
 from streamer.service import Service, ServiceOptions
 from streamer.stores.dues import NOT_FOUND, DuesResult
@@ -39,17 +42,58 @@ from streamer.tools.labels import (
     discover,
     items,
     label_file,
+    label_format,
     labelled_plates,
     plates_for,
     video_labels,
 )
+from streamer.tools.tables import (
+    CAUSES,
+    RATES,
+    Metric,
+    SetReport,
+    format_rows,
+    render_report,
+    render_table,
+    write_json,
+)
 from streamer.vision.detect import Detector, YoloDetector
 
-Metric = float | int | str
-Reader = Callable[["Labelled", np.ndarray], tuple[str, bool]]
+__all__ = [
+    "CAUSES",
+    "RATES",
+    "ItemRead",
+    "Metric",
+    "SetReport",
+    "char_accuracy",
+    "evaluate_crops",
+    "evaluate_images",
+    "evaluate_videos",
+    "miss_cause",
+    "render_report",
+    "render_table",
+    "run",
+    "write_json",
+]
 
-#: Metrics that are fractions 0..1, shown as percentages.
-RATES = frozenset({"detected", "exact", "exact_o_as_0", "char_accuracy", "read_exactly"})
+
+@dataclass(frozen=True)
+class ItemRead:
+    """What evaluation got from one photo or crop.
+
+    Attributes:
+        text: the normalised read; empty when nothing was read.
+        found: a plate was detected (always true for a crop).
+        overlaps: the plate's box overlaps the labelled one (IoU > 0.3); true without a
+            labelled box.
+    """
+
+    text: str
+    found: bool = True
+    overlaps: bool = True
+
+
+Reader = Callable[[Labelled, np.ndarray], ItemRead]
 
 
 def char_accuracy(read: str, truth: str) -> float:
@@ -59,23 +103,27 @@ def char_accuracy(read: str, truth: str) -> float:
     return max(0.0, 1.0 - edit_distance(read, truth) / len(truth))
 
 
-@dataclass(frozen=True)
-class SetReport:
-    """The figures of one labelled set read with one OCR engine.
+def miss_cause(read: str, truth: str, found: bool = True, overlaps: bool = True) -> str | None:
+    """Why ``read`` is not ``truth``: one of :data:`CAUSES`, or ``None`` when it is.
 
-    Attributes:
-        name: the set (its folder, or the video's file name).
-        kind: ``images``, ``crops`` or ``video``.
-        engine: the OCR engine's name.
-        rows: metric name to value; rates are fractions 0..1.
-        misses: ``(item, label, read)`` for each item not read exactly.
+    In order: ``not found`` (no plate detected), ``wrong box`` (the plate found is not the
+    labelled one), ``extra`` (the read is longer: stacked letters, stickers), ``missing``
+    (shorter, or empty), ``confusion`` (same length, each difference a look-alike pair
+    such as O/0, I/1 or B/8, see :func:`confusable_form`), else ``other``.
+
+    Example:
+        >>> miss_cause("AB1234", "AB1234"), miss_cause("A81234", "AB1234")
+        (None, 'confusion')
     """
-
-    name: str
-    kind: str
-    engine: str
-    rows: dict[str, Metric]
-    misses: tuple[tuple[str, str, str], ...] = ()
+    if read == truth:
+        return None
+    if not found:
+        return "not found"
+    if not overlaps:
+        return "wrong box"
+    if len(read) != len(truth):
+        return "extra" if len(read) > len(truth) else "missing"
+    return "confusion" if confusable_form(read) == confusable_form(truth) else "other"
 
 
 class _NoDues:
@@ -92,10 +140,28 @@ def _iou(a: Box, b: Box) -> float:
     return width * height / union if union > 0 else 0.0
 
 
-def _score(path: Path, kind: str, engine: str, limit: int | None, read: Reader) -> SetReport:
-    """Read the first ``limit`` items whose image loads; ``read`` gives (text, detected)."""
+def _applicable(kind: str, boxed: bool) -> tuple[str, ...]:
+    """The causes that can happen in a set of ``kind`` (``boxed``: some labels have a box)."""
+    cannot = {"images": set() if boxed else {"wrong box"}, "video": {"wrong box"}}.get(
+        kind, {"not found", "wrong box"}
+    )
+    return tuple(cause for cause in CAUSES if cause not in cannot)
+
+
+def _count(misses: Sequence[tuple[str, str, str, str]], causes: Sequence[str]) -> dict[str, int]:
+    """How many of ``misses`` have each of ``causes`` (their last element)."""
+    return {cause: sum(miss[3] == cause for miss in misses) for cause in causes}
+
+
+def _score(
+    path: Path, kind: str, engine: str, limit: int | None, read: Reader, formats: Sequence[str]
+) -> SetReport:
+    """Read the first ``limit`` items whose image loads, each with ``read``; ``formats``
+    are the plate formats the labels are grouped by."""
     count = missing = detected = exact = loose = 0
-    accuracy, elapsed, misses = 0.0, 0.0, []
+    accuracy, elapsed, boxed = 0.0, 0.0, False
+    misses: list[tuple[str, str, str, str]] = []
+    scored: list[tuple[str, bool, float]] = []
     for item in items(path, kind):
         if limit is not None and count >= limit:
             break
@@ -104,13 +170,17 @@ def _score(path: Path, kind: str, engine: str, limit: int | None, read: Reader) 
             missing += 1
             continue
         started = time.perf_counter()
-        text, found = read(item, image)
+        result = read(item, image)
         elapsed += time.perf_counter() - started
-        count, detected, exact = count + 1, detected + found, exact + (text in item.plates)
+        text, hit = result.text, result.text in item.plates
+        count, exact, boxed = count + 1, exact + hit, boxed or item.box is not None
+        detected += result.found and result.overlaps
         loose += text.replace("O", "0") in {plate.replace("O", "0") for plate in item.plates}
-        accuracy += max(char_accuracy(text, plate) for plate in item.plates)
-        if text not in item.plates:
-            misses.append((item.path.name, "|".join(item.plates), text))
+        nearest = max(item.plates, key=lambda plate: char_accuracy(text, plate))
+        accuracy += char_accuracy(text, nearest)
+        scored.append((label_format(item.plates, formats), hit, char_accuracy(text, nearest)))
+        if cause := miss_cause(text, nearest, result.found, result.overlaps):
+            misses.append((item.path.name, "|".join(item.plates), text, cause))
     share = 1 / count if count else 0.0
     rows: dict[str, Metric] = {kind: count, "missing": missing}
     if kind == "images":
@@ -122,7 +192,10 @@ def _score(path: Path, kind: str, engine: str, limit: int | None, read: Reader) 
         f"ms_per_{kind.removesuffix('s')}": round(1000 * elapsed * share, 1),
         "seconds": round(elapsed, 2),
     }
-    return SetReport(path.parent.name, kind, engine, rows, tuple(misses))
+    causes = _count(misses, _applicable(kind, boxed))
+    return SetReport(
+        path.parent.name, kind, engine, rows, tuple(misses), causes, format_rows(scored)
+    )
 
 
 def evaluate_images(
@@ -132,17 +205,20 @@ def evaluate_images(
 
     Metrics: ``images``, ``missing`` (labelled but not on disk), ``detected`` (a plate box
     was found, with IoU > 0.3 against the labelled box where one is given), ``exact``,
-    ``exact_o_as_0``, ``char_accuracy`` (mean, against the nearest label), ``ms_per_image``.
+    ``exact_o_as_0``, ``char_accuracy`` (mean, against the nearest label), ``ms_per_image``;
+    each miss's cause (:func:`miss_cause`) and the figures per format of the labels (the
+    formats of ``processor.reader.plates``).
     """
 
-    def read(item: Labelled, image: np.ndarray) -> tuple[str, bool]:
+    def read(item: Labelled, image: np.ndarray) -> ItemRead:
         found = processor.best_plate(image)
         if found is None:
-            return "", False
+            return ItemRead("", found=False)
         text = processor.reader.read_crop(found.crop).text
-        return text, item.box is None or _iou(found.bbox, item.box) > 0.3
+        return ItemRead(text, overlaps=item.box is None or _iou(found.bbox, item.box) > 0.3)
 
-    return _score(label_file(labels), "images", engine_name, limit, read)
+    formats = processor.reader.plates.formats
+    return _score(label_file(labels), "images", engine_name, limit, read, formats)
 
 
 def evaluate_crops(
@@ -151,13 +227,16 @@ def evaluate_crops(
     """Read each labelled plate crop with ``reader.read_crop`` (at most ``limit`` crops).
 
     Metrics: ``crops``, ``missing``, ``exact``, ``exact_o_as_0`` (O and 0 counted as one
-    glyph, as the openalpr labels do), ``char_accuracy`` (mean) and ``ms_per_crop``.
+    glyph, as the openalpr labels do), ``char_accuracy`` (mean) and ``ms_per_crop``; each
+    miss's cause (:func:`miss_cause`) and the figures per format of the labels (the formats
+    of ``reader.plates``).
     """
 
-    def read(item: Labelled, image: np.ndarray) -> tuple[str, bool]:
-        return reader.read_crop(image).text, True
+    def read(item: Labelled, image: np.ndarray) -> ItemRead:
+        return ItemRead(reader.read_crop(image).text)
 
-    return _score(label_file(groundtruth), "crops", engine_name, limit, read)
+    formats = reader.plates.formats
+    return _score(label_file(groundtruth), "crops", engine_name, limit, read, formats)
 
 
 def _replay_config(config: Config, video: Path, plates: PlatesConfig, folder: Path) -> Config:
@@ -180,7 +259,9 @@ def evaluate_videos(
     vehicle when its character accuracy against the label is at least 0.5; events that
     match no label are false (in a negative control, every event). Metrics: ``vehicles``,
     ``read_exactly`` (fraction of vehicles), ``events``, ``events_per_vehicle`` (matching
-    events / vehicles), ``false_events``, ``frames``, ``fps``, ``seconds``.
+    events / vehicles), ``false_events``, ``frames``, ``fps``, ``seconds``. A vehicle not
+    read exactly is missed for the cause (:func:`miss_cause`) of its nearest matching event,
+    or ``not found`` when no event matches it.
     """
     events_csv = label_file(events_csv)
     labels = video_labels(events_csv)
@@ -209,52 +290,30 @@ def evaluate_videos(
         }
         if stats.error:
             rows["error"] = stats.error
-        misses = [(video, t, " ".join(read)) for t in truths if t not in read]
-        misses += [(video, "", p) for p in read if p not in matching]
-        reports.append(SetReport(video, "video", engine_name, rows, tuple(misses)))
+        causes_of = {t: _vehicle_cause(t, matching) for t in truths}
+        misses = [(video, t, " ".join(read), c) for t, c in causes_of.items() if c is not None]
+        misses += [(video, "", p, "false event") for p in read if p not in matching]
+        causes = _count(misses, _applicable("video", boxed=False))
+        scored = [
+            (label_format([t], plates.formats), t in read, max(_accuracies(read, t), default=0.0))
+            for t in truths
+        ]
+        reports.append(
+            SetReport(video, "video", engine_name, rows, tuple(misses), causes, format_rows(scored))
+        )
     return reports
 
 
-#: Table columns: heading, and the metrics shown in it (the first one a report has).
-COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("n", ("images", "crops", "vehicles")),
-    ("detected", ("detected",)),
-    ("exact", ("exact", "read_exactly")),
-    ("exact O=0", ("exact_o_as_0",)),
-    ("char acc", ("char_accuracy",)),
-    ("events", ("events",)),
-    ("events/vehicle", ("events_per_vehicle",)),
-    ("false events", ("false_events",)),
-    ("speed", ("ms_per_image", "ms_per_crop", "fps")),
-)
-_UNITS = {"ms_per_image": " ms/image", "ms_per_crop": " ms/crop", "fps": " frames/s"}
+def _accuracies(reads: Sequence[str], truth: str) -> list[float]:
+    return [char_accuracy(read, truth) for read in reads]
 
 
-def _cell(report: SetReport, keys: Sequence[str]) -> str:
-    key = next((k for k in keys if k in report.rows), None)
-    if key is None:
-        return "-"
-    value = report.rows[key]
-    if key in RATES and not isinstance(value, str):
-        return f"{100 * value:.1f}%"
-    return f"{value:g}{_UNITS.get(key, '')}" if isinstance(value, float) else str(value)
-
-
-def render_table(reports: Sequence[SetReport]) -> str:
-    """A markdown table, one row per set and engine; rates as percentages."""
-    head = ["set", "kind", "engine", *(heading for heading, _ in COLUMNS)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for report in reports:
-        cells = [report.name, report.kind, report.engine]
-        lines.append("| " + " | ".join(cells + [_cell(report, k) for _, k in COLUMNS]) + " |")
-    return "\n".join(lines)
-
-
-def write_json(reports: Sequence[SetReport], path: Path) -> None:
-    """Write every report (metrics and misses) to ``path`` as a JSON list."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = [asdict(report) for report in reports]
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def _vehicle_cause(truth: str, matching: Sequence[str]) -> str | None:
+    """Why a vehicle was not read exactly: against the nearest event that matches it, or
+    ``not found`` when none does (no event for it)."""
+    if not matching:
+        return miss_cause("", truth, found=False)
+    return miss_cause(max(matching, key=lambda read: char_accuracy(read, truth)), truth)
 
 
 def run(
@@ -264,7 +323,8 @@ def run(
     out: Path | None,
     limit: int | None,
 ) -> str:
-    """Evaluate every set at ``paths`` with every engine; returns the markdown table.
+    """Evaluate every set at ``paths`` with every engine; returns the markdown tables (see
+    :func:`render_report`): the figures, the misses by cause and the figures by format.
 
     The detector and each engine are built once, with the first camera's settings (plate
     formats fitted to each set's labels, see :func:`plates_for`).
@@ -294,4 +354,4 @@ def run(
                 reports += evaluate_videos(path, config, detector, engine, name)
     if out is not None:
         write_json(reports, out)
-    return render_table(reports)
+    return render_report(reports)

@@ -22,10 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamer.config import PlatesConfig
-from streamer.reading.plates import PRESETS, format_templates, matches_format, normalise
+from streamer.reading.plates import (
+    PRESETS,
+    format_templates,
+    matched_format,
+    matches_format,
+    normalise,
+)
 
 #: ``(x1, y1, x2, y2)`` of a labelled plate.
 Box = tuple[float, float, float, float]
+
+#: What :func:`label_format` gives for labels that match none of the formats.
+NO_FORMAT = "none"
 
 #: The label files looked for when a folder is given.
 LABEL_FILES = ("labels.json", "labels.csv", "groundtruth.csv", "events.csv")
@@ -176,3 +185,15 @@ def plates_for(plates: PlatesConfig, labels: Sequence[str], share: float = 0.8) 
     lengths = {len(plate) for plate in labels}
     best = min(fitting, key=lambda name: _breadth(name, lengths))
     return plates.model_copy(update={"formats": [best]})
+
+
+def label_format(plates: Sequence[str], formats: Sequence[str]) -> str:
+    """The format (as configured) that the first of an item's ``plates`` to match any of
+    ``formats`` matches, or :data:`NO_FORMAT` when none does.
+
+    Example:
+        >>> label_format(["AA1234BB"], ["in_rto", "ua"])
+        'ua'
+    """
+    found = (matched_format(plate, formats) for plate in plates)
+    return next((entry for entry in found if entry is not None), NO_FORMAT)
