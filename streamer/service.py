@@ -46,6 +46,7 @@ from streamer.stores.history import EventHistory
 from streamer.stores.open import open_database, open_stores
 from streamer.stores.postgres import PostgresDatabase
 from streamer.stores.records import StoreError
+from streamer.stores.shared_history import SharedHistory
 from streamer.vision.detect import Detector, YoloDetector
 from streamer.vision.models import ModelError
 
@@ -198,6 +199,13 @@ class Service:
             history = EventHistory(config.http.recent_events, config.recordings.directory)
             history.load(events_log)
             sinks.append(history)
+            shared = None
+            if leases is not None:  # the cluster's events, for every node's /api/events
+                recordings = config.recordings
+                shared = SharedHistory(
+                    leases.database, leases.node, recordings.directory, recordings.max_age_days
+                )
+                sinks.append(shared)
             camera = config.cameras[0]
             processor = ImageProcessor(detector, engines(camera.reader), dues, camera, lists)
             self.api = Api(
@@ -209,6 +217,7 @@ class Service:
                 self.metrics,
                 lambda: [pipeline.snapshot() for pipeline in self.pipelines],
                 leases,
+                shared,
             )
         sinks += options.extra_sinks
         session = await self._exit.enter_async_context(aiohttp.ClientSession())

@@ -34,6 +34,7 @@ from streamer.reading.ocr import OcrEngine
 from streamer.service import Service, ServiceOptions, StartupError
 from streamer.stores.postgres import MIGRATIONS, PostgresDatabase, quoted
 from streamer.stores.records import StoreError
+from streamer.stores.shared_history import SharedHistory
 from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 
@@ -367,6 +368,11 @@ def test_three_nodes_share_six_cameras_and_take_over_from_a_dead_one(
                 lambda: {e["camera"] for e in receiver.unique().values()} == set(holders(last)),
                 60,
             )
+            # n3's /api/events shows the cluster's events, those of nodes gone too.
+            listed = api(nodes["n3"][1], "/api/events?limit=1000")["events"]
+            finals = {e["event_id"] for e in receiver.unique().values()}
+            assert finals <= {e["event_id"] for e in listed}
+            assert {e["node"] for e in listed} > {"n3"}
     finally:
         receiver.stop()
 
@@ -441,3 +447,45 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> float:
         assert time.monotonic() - started < timeout, f"not within {timeout:g} s"
         time.sleep(0.2)
     return time.monotonic() - started
+
+
+def test_every_node_shows_the_whole_clusters_events(
+    tmp_path: Path,
+    postgres_server: PostgresServer,
+    short_clip: DemoManifest,
+    detector: YoloDetector,
+    engine: OcrEngine,
+) -> None:
+    """Node B reads the clip; node A, serving only its API, lists B's events."""
+    url = postgres_server.new_database()
+    database = PostgresDatabase(url)
+    shared = SharedHistory(database, "b", tmp_path / "evidence", 30)
+    reader = cluster_config(
+        tmp_path / "b",
+        url,
+        cameras=[{"name": "gate", "source": str(short_clip.path)}],
+        recordings={"directory": str(tmp_path / "evidence")},
+    )
+    options = ServiceOptions(
+        install_signal_handlers=False, detector=detector, engine=engine, extra_sinks=[shared]
+    )
+    asyncio.run(Service(reader.model_copy(update={"cluster": None}), options).run())
+    front = cluster_config(
+        tmp_path / "a",
+        url,
+        http={"enabled": True, "port": 0},
+        cameras=[{"name": "none", "source": str(tmp_path / "none.mp4"), "enabled": False}],
+    )
+    plates = {v.plate for v in short_clip.vehicles}
+    with ServiceThread(front, detector, engine, serve_only=True) as a:
+        listed = api(a.url, "/api/events")
+        assert listed["total"] == 2  # one per vehicle: the final replaced the early
+        assert {e["plate_number"] for e in listed["events"]} == plates
+        assert {e["node"] for e in listed["events"]} == {"b"}
+        assert all(e["crop_url"].startswith("/evidence/gate/") for e in listed["events"])
+        dues = api(a.url, "/api/events?dues_pending=true&limit=1")
+        assert dues["total"] == 0
+        one = api(a.url, f"/api/events?plate={short_clip.vehicles[1].plate[:4]}&camera=gate")
+        assert [e["plate_number"] for e in one["events"]] == [short_clip.vehicles[1].plate]
+        assert api(a.url, "/api/events?limit=1&offset=1")["total"] == 2
+    database.close()

@@ -4,7 +4,8 @@ One aiohttp application in the daemon's event loop (or alone, ``streamer serve``
 
 - ``POST /detect``, ``/ocr``, ``/process`` (multipart field ``file``) and ``/check_dues``
   (JSON ``{"plate_number"}``) answer in the seed services' JSON shapes;
-- ``GET /health``, ``/metrics`` (Prometheus), ``/api/events`` (recent, filtered, paged),
+- ``GET /health``, ``/metrics`` (Prometheus), ``/api/events`` (recent, filtered, paged;
+  a cluster's from its database),
   ``/api/events/stream`` (server-sent events), ``/api/cameras`` (a cluster's: every
   node's cameras), ``/api/cluster`` (its nodes),
   ``GET/PUT/DELETE /api/dues/{plate}``, the plate lists (:mod:`streamer.api.lists`);
@@ -43,6 +44,7 @@ from streamer.stores.dues import DuesError, DuesStore, dues_amount
 from streamer.stores.history import EventHistory
 from streamer.stores.lists import SqlLists
 from streamer.stores.records import StoreError, note_text
+from streamer.stores.shared_history import SharedHistory
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class Api:
         metrics: Metrics,
         snapshots: Callable[[], Sequence[CameraSnapshot]] = tuple,
         leases: Leases | None = None,
+        shared: SharedHistory | None = None,
     ) -> None:
         self.config = config
         self.http: HttpConfig = config.http
@@ -75,6 +78,8 @@ class Api:
         self.metrics = metrics
         self.snapshots = snapshots
         self.leases = leases
+        #: A cluster's events, which /api/events shows instead of this node's.
+        self.shared = shared
         self.runner: web.AppRunner | None = None
         self.server: asyncio.Server | None = None
         self.guard: ConnectionGuard | None = None
@@ -246,13 +251,18 @@ class Api:
     async def events(self, request: web.Request) -> web.Response:
         query = request.query
         plate = normalise(query["plate"]) if query.get("plate") else None
-        page, total = self.history.query(
-            plate,
-            query.get("camera") or None,
-            flag(query.get("dues_pending"), "dues_pending"),
-            integer(query.get("limit"), "limit", 50, 1, 1000),
-            integer(query.get("offset"), "offset", 0, 0, 10**9),
-        )
+        source = self.shared or self.history
+        try:
+            page, total = await asyncio.to_thread(
+                source.query,
+                plate,
+                query.get("camera") or None,
+                flag(query.get("dues_pending"), "dues_pending"),
+                integer(query.get("limit"), "limit", 50, 1, 1000),
+                integer(query.get("offset"), "offset", 0, 0, 10**9),
+            )
+        except StoreError as error:
+            raise ApiError(503, str(error), headers={"Retry-After": "5"}) from None
         return web.json_response({"events": page, "total": total})
 
     async def stream(self, request: web.Request) -> web.StreamResponse:

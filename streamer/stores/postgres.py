@@ -68,6 +68,18 @@ MIGRATIONS: tuple[str, ...] = (
         error text
     );
     """,
+    """
+    CREATE TABLE events (
+        event_id text PRIMARY KEY,
+        camera text NOT NULL,
+        node text NOT NULL,
+        plate_number text NOT NULL,
+        dues_pending boolean NOT NULL,
+        last_seen timestamptz NOT NULL,
+        record jsonb NOT NULL
+    );
+    CREATE INDEX events_newest ON events (last_seen DESC);
+    """,
 )
 
 

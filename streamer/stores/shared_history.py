@@ -1,0 +1,126 @@
+"""A cluster's plate events in its PostgreSQL database, for ``/api/events`` on every node.
+
+Each node writes its plate events there as they happen (a final event replaces its
+vehicle's early one), and any node's ``/api/events`` reads them, with the same filters and
+paging as a single daemon's in-memory history. Events older than the evidence they point
+to (``recordings.max_age_days``) are deleted. While the database is unreachable a node's
+events are kept in its own events log only, and one line says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from streamer.events import Event, PlateEvent
+from streamer.stores.history import evidence_url
+from streamer.stores.postgres import PostgresDatabase
+from streamer.stores.records import StoreError
+
+logger = logging.getLogger(__name__)
+
+#: Events written between two deletions of the old ones.
+PURGE_EVERY = 1000
+
+
+class SharedHistory:
+    """The cluster's plate events: a sink on each node, and ``/api/events``'s source."""
+
+    def __init__(
+        self, database: PostgresDatabase, node: str, evidence: Path, max_age_days: float
+    ) -> None:
+        self.database = database
+        self.node = node
+        self.evidence = evidence
+        self.max_age_days = max_age_days
+        self._written = 0
+        self._failing = False
+        self._lock = threading.Lock()
+
+    def send(self, event: Event) -> None:
+        """Write a plate event (from a pipeline thread); camera states are not kept."""
+        if not isinstance(event, PlateEvent):
+            return
+        record = event.to_json()
+        record["crop_url"] = evidence_url(event.crop_path, self.evidence)
+        record["snapshot_url"] = evidence_url(event.snapshot_path, self.evidence)
+        record["node"] = self.node
+        try:
+            with self.database.connect() as db:
+                db.execute(
+                    "INSERT INTO events (event_id, camera, node, plate_number, dues_pending, "
+                    "last_seen, record) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) "
+                    "DO UPDATE SET plate_number = excluded.plate_number, "
+                    "dues_pending = excluded.dues_pending, last_seen = excluded.last_seen, "
+                    "record = excluded.record",
+                    (
+                        event.event_id,
+                        event.camera,
+                        self.node,
+                        event.plate_number,
+                        event.dues_result.dues_pending,
+                        event.last_seen,
+                        Jsonb(record),
+                    ),
+                )
+                self._purge(db)
+        except StoreError as error:
+            with self._lock:
+                first, self._failing = not self._failing, True
+            if first:
+                logger.error("cluster events: not written (kept in the events log): %s", error)
+            return
+        if self._failing:
+            self._failing = False
+            logger.info("cluster events: written again")
+
+    def _purge(self, db: Any) -> None:
+        with self._lock:
+            self._written += 1
+            due = self.max_age_days > 0 and self._written % PURGE_EVERY == 1
+        if due:
+            db.execute(
+                "DELETE FROM events WHERE last_seen < now() - ? * interval '1 day'",
+                (self.max_age_days,),
+            )
+
+    def query(
+        self,
+        plate: str | None,
+        camera: str | None,
+        dues_pending: bool | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Plate events of the whole cluster newest first, filtered; the page and the total
+        that matched (one record per vehicle: its latest phase).
+
+        Raises:
+            StoreError: when the database cannot be reached.
+        """
+        where: list[str] = ["TRUE"]
+        params: list[Any] = []
+        if plate:
+            where.append("strpos(plate_number, ?) > 0")
+            params.append(plate)
+        if camera:
+            where.append("camera = ?")
+            params.append(camera)
+        if dues_pending is not None:
+            where.append("dues_pending = ?")
+            params.append(dues_pending)
+        condition = " AND ".join(where)
+        with self.database.connect() as db:
+            rows = db.execute(
+                f"SELECT record FROM events WHERE {condition} "
+                "ORDER BY last_seen DESC, event_id LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            ).fetchall()
+            (total,) = db.execute(
+                f"SELECT count(*) FROM events WHERE {condition}", params
+            ).fetchone()
+        return [dict(record) for (record,) in rows], int(total)
