@@ -241,6 +241,9 @@ class ClusterRunner:
     _tasks: dict[str, asyncio.Task[CameraStats]] = field(default_factory=dict)
     _finished: set[str] = field(default_factory=set)
     _database: ThreadPoolExecutor | None = None
+    #: The plates a camera saw lately, from the cluster's events (see
+    #: :meth:`~streamer.stores.shared_history.SharedHistory.recent`).
+    recent: Callable[[str, float], Mapping[str, datetime]] | None = None
 
     async def run(self, stop: asyncio.Event) -> dict[str, CameraStats]:
         """Take part until ``stop`` is set; then finish every camera's open tracks and
@@ -315,7 +318,7 @@ class ClusterRunner:
             await self._stop(lost)
         for camera in sorted(result.held - set(self._tasks) - self._finished):
             if camera in self.cameras:
-                self._start(self.cameras[camera])
+                await self._start(self.cameras[camera])
         handed = result.release & set(self._tasks)
         if handed:
             logger.info("cluster: handing %s over", ", ".join(sorted(handed)))
@@ -324,8 +327,19 @@ class ClusterRunner:
             await loop.run_in_executor(self._database, self.leases.release, handed)
         self._finished &= result.held
 
-    def _start(self, camera: CameraConfig) -> None:
+    async def _start(self, camera: CameraConfig) -> None:
         pipeline = self.new_pipeline(camera)
+        if self.recent is not None:  # what the camera's last node saw, so as not to repeat it
+            loop = asyncio.get_running_loop()
+            try:
+                seen = await loop.run_in_executor(
+                    self._database, self.recent, camera.name, camera.dedup.window_s
+                )
+                pipeline.reporter.dedup.seed(seen)
+            except StoreError as error:
+                logger.warning(
+                    "cluster: %s starts without its recent plates: %s", camera.name, error
+                )
         self.pipelines.append(pipeline)
         self._tasks[camera.name] = asyncio.create_task(pipeline.run(), name=f"camera-{camera.name}")
         self._tasks[camera.name].add_done_callback(lambda _: self._ended(camera.name, pipeline))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -54,6 +54,13 @@ class Deduplicator:
             cutoff = last_seen - self.window
             self._last_seen = {p: t for p, t in self._last_seen.items() if t >= cutoff}
         return True
+
+    def seed(self, seen: Mapping[str, datetime]) -> None:
+        """Remember plates another reader of this camera saw (a cluster's node that had it
+        before), so that a vehicle still in view when the camera moved is not a new one."""
+        for plate, moment in seen.items():
+            previous = self._last_seen.get(plate)
+            self._last_seen[plate] = max(moment, previous) if previous else moment
 
 
 def checks(plate: str, dues: Dues, lists: Lists) -> dict[str, Any]:

@@ -195,17 +195,17 @@ class Service:
         leases = None
         if config.cluster is not None and isinstance(database, PostgresDatabase):
             leases = Leases(database, config.cluster, [camera.name for camera in cameras])
+        shared = None
+        if leases is not None:  # the cluster's events, for every node's /api/events
+            recordings = config.recordings
+            shared = SharedHistory(
+                leases.database, leases.node, recordings.directory, recordings.max_age_days
+            )
+            sinks.append(shared)
         if config.http.enabled or options.serve_only:
             history = EventHistory(config.http.recent_events, config.recordings.directory)
             history.load(events_log)
             sinks.append(history)
-            shared = None
-            if leases is not None:  # the cluster's events, for every node's /api/events
-                recordings = config.recordings
-                shared = SharedHistory(
-                    leases.database, leases.node, recordings.directory, recordings.max_age_days
-                )
-                sinks.append(shared)
             camera = config.cameras[0]
             processor = ImageProcessor(detector, engines(camera.reader), dues, camera, lists)
             self.api = Api(
@@ -238,6 +238,8 @@ class Service:
         else:  # this node's share of the cameras, as it changes
             named = {camera.name: camera for camera in cameras}
             self.cluster = ClusterRunner(leases, named, pipeline, self.pipelines)
+            if shared is not None:
+                self.cluster.recent = shared.recent
         # Each camera may have frames in detection (FILE_IN_FLIGHT for a file, one for a
         # live source), one in its motion gate and a track in reading at once, on top of
         # the default pool the HTTP API uses; otherwise reading would queue behind other

@@ -15,7 +15,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,9 +30,12 @@ from receiver import Receiver
 from rtsp import RtspServer, free_port
 
 from streamer.cluster import Leases, share
-from streamer.config import ClusterConfig, Config, load_config
+from streamer.config import ClusterConfig, Config, DedupConfig, load_config
+from streamer.events import PlateEvent
 from streamer.reading.ocr import OcrEngine
+from streamer.reporter import Deduplicator
 from streamer.service import Service, ServiceOptions, StartupError
+from streamer.stores.dues import NOT_FOUND
 from streamer.stores.postgres import MIGRATIONS, PostgresDatabase, quoted
 from streamer.stores.records import StoreError
 from streamer.stores.shared_history import SharedHistory
@@ -488,4 +492,37 @@ def test_every_node_shows_the_whole_clusters_events(
         one = api(a.url, f"/api/events?plate={short_clip.vehicles[1].plate[:4]}&camera=gate")
         assert [e["plate_number"] for e in one["events"]] == [short_clip.vehicles[1].plate]
         assert api(a.url, "/api/events?limit=1&offset=1")["total"] == 2
+    database.close()
+
+
+def test_the_node_taking_a_camera_knows_the_plates_it_saw_last(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """A vehicle in view while its camera moved is merged into the event the node before
+    wrote, not reported again."""
+    database = PostgresDatabase(postgres_server.new_database())
+    shared = SharedHistory(database, "n1", tmp_path, 30)
+    now = datetime.now(UTC)
+    seen = PlateEvent(
+        camera="gate",
+        plate_number="KA05MN4821",
+        confidence=0.9,
+        detector_confidence=0.8,
+        bbox=(1, 2, 3, 4),
+        first_seen=now - timedelta(seconds=3),
+        last_seen=now,
+        media_time_s=None,
+        frames=20,
+        format_valid=True,
+        dues_result=NOT_FOUND,
+    )
+    shared.send(seen)
+    shared.send(replace(seen, camera="other", plate_number="MH12XY7395", event_id="other-1"))
+    recent = shared.recent("gate", 60)
+    assert list(recent) == ["KA05MN4821"]
+    assert abs((recent["KA05MN4821"] - now).total_seconds()) < 0.01
+    dedup = Deduplicator(DedupConfig(window_s=60))
+    dedup.seed(recent)
+    assert not dedup.admit("KA05MN4821", now + timedelta(seconds=2), now + timedelta(seconds=5))
+    assert dedup.admit("TN09CK2046", now + timedelta(seconds=2), now + timedelta(seconds=5))
     database.close()

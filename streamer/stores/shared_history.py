@@ -4,13 +4,16 @@ Each node writes its plate events there as they happen (a final event replaces i
 vehicle's early one), and any node's ``/api/events`` reads them, with the same filters and
 paging as a single daemon's in-memory history. Events older than the evidence they point
 to (``recordings.max_age_days``) are deleted. While the database is unreachable a node's
-events are kept in its own events log only, and one line says so.
+events are kept in its own events log only, and one line says so. The node that takes a
+camera over learns from it which plates the camera saw last (:meth:`SharedHistory.recent`),
+so that a vehicle in view while its camera moved is not reported twice.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,21 @@ class SharedHistory:
                 "DELETE FROM events WHERE last_seen < now() - ? * interval '1 day'",
                 (self.max_age_days,),
             )
+
+    def recent(self, camera: str, window_s: float) -> dict[str, datetime]:
+        """The plates ``camera``'s events saw within the last ``window_s`` seconds, with
+        when each was last seen (for the deduplicator of the node that takes the camera).
+
+        Raises:
+            StoreError: when the database cannot be reached.
+        """
+        with self.database.connect() as db:
+            rows = db.execute(
+                "SELECT plate_number, max(last_seen) FROM events WHERE camera = ? "
+                "AND last_seen > now() - ? * interval '1 second' GROUP BY 1",
+                (camera, window_s),
+            ).fetchall()
+        return {str(plate): moment for plate, moment in rows}
 
     def query(
         self,
