@@ -16,9 +16,10 @@ import numpy as np
 from PIL import Image
 
 from streamer.config import CameraConfig
+from streamer.reading.lines import LineFinder
 from streamer.reading.ocr import OcrEngine
 from streamer.reading.plates import matched_format, matches_format
-from streamer.reading.read import PlateReader
+from streamer.reading.still import StillReader
 from streamer.stores.dues import Dues
 from streamer.stores.lists import Lists, NoLists
 from streamer.vision.detect import Detector
@@ -96,8 +97,43 @@ class Detection:
     crop: np.ndarray
 
 
+#: A plate box lower than this share of the image's long side is small: the detector saw
+#: it at a few pixels (about 16 at a 640-pixel input), so the image is looked at again
+#: in tiles.
+SMALL_PLATE = 0.025
+#: Tiles per side of the second look, and how much neighbouring tiles overlap (a share of
+#: a tile), so that a plate on a tile's edge is whole in its neighbour.
+TILES = 2
+TILE_OVERLAP = 0.2
+
+
+def tiles(
+    width: int, height: int, count: int = TILES, overlap: float = TILE_OVERLAP
+) -> list[tuple[int, int, int, int]]:
+    """``count`` by ``count`` overlapping tiles ``(x1, y1, x2, y2)`` covering the image."""
+    tile_w = width / (count - (count - 1) * overlap)
+    tile_h = height / (count - (count - 1) * overlap)
+    step_w, step_h = tile_w * (1 - overlap), tile_h * (1 - overlap)
+    return [
+        (
+            round(col * step_w),
+            round(row * step_h),
+            min(width, round(col * step_w + tile_w)),
+            min(height, round(row * step_h + tile_h)),
+        )
+        for row in range(count)
+        for col in range(count)
+    ]
+
+
 class ImageProcessor:
-    """Detect, read and check plates in single images, with one camera's settings."""
+    """Detect, read and check plates in single images, with one camera's settings.
+
+    Single images get more care than video frames: a small or missing plate is looked
+    for again in tiles (:meth:`best_plate`), and the crop is read several ways and voted
+    (:class:`~streamer.reading.still.StillReader`). ``lines`` finds text lines in plate
+    crops (the process's shared detector when ``None``).
+    """
 
     def __init__(
         self,
@@ -106,22 +142,42 @@ class ImageProcessor:
         dues: Dues,
         camera: CameraConfig,
         lists: Lists | None = None,
+        lines: LineFinder | None = None,
     ) -> None:
         self.detector = detector
         self.dues = dues
         self.lists = lists or NoLists()
         self.camera = camera
-        self.reader = PlateReader(engine, camera.reader, camera.plates)
+        self.reader = StillReader(engine, camera.reader, camera.plates, lines)
 
-    def best_plate(self, image: np.ndarray) -> Detection | None:
-        """The most confident plate box that passes the detection gates, if any."""
+    def _best(self, image: np.ndarray) -> tuple[float, tuple[int, int, int, int]] | None:
+        """The most confident gated box in ``image`` and its confidence."""
         detections = filter_detections(self.detector.detect(image), self.camera.detection)
         if len(detections) == 0 or detections.confidence is None:
             return None
         best = int(np.argmax(detections.confidence))
         x1, y1, x2, y2 = (round(v) for v in detections.xyxy[best])
-        bbox = (x1, y1, x2, y2)
-        return Detection(float(detections.confidence[best]), bbox, cut_crop(image, bbox))
+        return float(detections.confidence[best]), (x1, y1, x2, y2)
+
+    def best_plate(self, image: np.ndarray) -> Detection | None:
+        """The most confident plate box that passes the detection gates, if any.
+
+        When the whole image shows no plate or only a small one, it is looked at again in
+        overlapping :func:`tiles`, each at the detector's full input size (a small or far
+        plate is seen at twice the pixels); the most confident box of all is taken.
+        """
+        height, width = image.shape[:2]
+        found = self._best(image)
+        if found is None or found[1][3] - found[1][1] < SMALL_PLATE * max(height, width):
+            for x1, y1, x2, y2 in tiles(width, height):
+                tiled = self._best(image[y1:y2, x1:x2])
+                if tiled is not None and (found is None or tiled[0] > found[0]):
+                    bx1, by1, bx2, by2 = tiled[1]
+                    found = tiled[0], (bx1 + x1, by1 + y1, bx2 + x1, by2 + y1)
+        if found is None:
+            return None
+        confidence, bbox = found
+        return Detection(confidence, bbox, cut_crop(image, bbox))
 
     def detect(self, image: np.ndarray) -> dict[str, Any]:
         """The seed's ``/detect`` shape: found, confidence, box_xyxy, plate_jpg_hex."""

@@ -99,6 +99,24 @@ def vote(reads: Sequence[TextRead], formats: Sequence[str]) -> tuple[str, float]
     return "".join(characters), round(mean * share * sum(agreement) / length, 3)
 
 
+def zeros_for_letter_o(plate: str, formats: Sequence[str]) -> str:
+    """``plate`` with each letter O read as the digit 0, when that makes a plate matching
+    no format match one; else ``plate`` unchanged.
+
+    Many plate fonts draw O and 0 alike, and some formats only say that a digit is needed
+    somewhere (the ``us`` preset), so :func:`~streamer.reading.plates.fix_confusions`,
+    which swaps by position, cannot decide it.
+
+    Example:
+        >>> zeros_for_letter_o("COUGAR", ["us"])
+        'C0UGAR'
+    """
+    if "O" not in plate or matches_format(plate, formats):
+        return plate
+    zeros = plate.replace("O", "0")
+    return zeros if matches_format(zeros, formats) else plate
+
+
 class PlateReader:
     """Reads a finished track's plate for one camera's reader and plate settings."""
 
@@ -111,6 +129,7 @@ class PlateReader:
         """One crop's normalised read; empty when too short, too long or too unsure."""
         raw = self.engine.read(crop)
         text = fix_confusions(normalise(raw.text), self.plates.formats)
+        text = zeros_for_letter_o(text, self.plates.formats)
         if (
             raw.confidence < self.reader.min_confidence
             or not self.plates.min_length <= len(text) <= self.plates.max_length

@@ -34,6 +34,7 @@ from streamer.config import Config, PlatesConfig
 from streamer.reading.ocr import OcrEngine, engine_named
 from streamer.reading.plates import confusable_form, edit_distance
 from streamer.reading.read import PlateReader
+from streamer.reading.still import StillReader
 from streamer.service import Service, ServiceOptions
 from streamer.stores.dues import NOT_FOUND, DuesResult
 from streamer.tools.labels import (
@@ -347,8 +348,8 @@ def run(
             if kind == "images":
                 processor = ImageProcessor(detector, engine, _NoDues(), camera)
                 reports.append(evaluate_images(path, processor, name, limit))
-            elif kind == "crops":
-                reader = PlateReader(engine, camera.reader, camera.plates)
+            elif kind == "crops":  # each crop read as a still photo's is
+                reader = StillReader(engine, camera.reader, camera.plates)
                 reports.append(evaluate_crops(path, reader, name, limit))
             else:
                 reports += evaluate_videos(path, config, detector, engine, name)
