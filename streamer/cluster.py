@@ -306,10 +306,8 @@ class ClusterRunner:
         await self._stop(set(self._tasks))
 
     def _reports(self) -> dict[str, Report]:
-        return {
-            p.camera.name: Report(p.state, p.snapshot().last_frame_at, p.snapshot().error)
-            for p in self.pipelines
-        }
+        snapshots = [pipeline.snapshot() for pipeline in self.pipelines]
+        return {s.name: Report(s.state, s.last_frame_at, s.error) for s in snapshots}
 
     async def _apply(self, result: Round) -> None:
         lost = set(self._tasks) - result.held

@@ -277,6 +277,13 @@ def confusable_form(plate: str) -> str:
     return "".join(LETTER_TO_DIGIT.get(char, char) for char in plate)
 
 
+def one_slip(known: str, read: str) -> bool:
+    """Whether ``read`` is one OCR slip from ``known``: one character more, less or
+    different, or only look-alike characters apart (O/0, B/8 …). A store reports such a
+    read as a possible match, never as a match."""
+    return confusable_form(known) == confusable_form(read) or edit_distance(known, read) == 1
+
+
 def edit_distance(a: str, b: str) -> int:
     """Levenshtein distance: insertions, deletions and substitutions."""
     previous = list(range(len(b) + 1))

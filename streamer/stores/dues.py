@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from streamer.reading.plates import confusable_form, edit_distance, normalise
+from streamer.reading.plates import normalise, one_slip
 from streamer.stores.database import SqlStore
 from streamer.stores.records import StoreError, note_text, plate_key, read_csv
 
@@ -127,12 +127,7 @@ class SqlDues(SqlStore):
                 "SELECT plate FROM dues WHERE length(plate) BETWEEN ? AND ?",
                 (len(plate) - 1, len(plate) + 1),
             ).fetchall()
-        folded = confusable_form(plate)
-        near = sorted(
-            str(known)
-            for (known,) in rows
-            if confusable_form(str(known)) == folded or edit_distance(known, plate) == 1
-        )
+        near = sorted(str(known) for (known,) in rows if one_slip(str(known), plate))
         if len(near) != 1:  # none, or too many to name one
             return None
         return DuesResult(

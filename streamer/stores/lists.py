@@ -18,7 +18,7 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any, Protocol
 
-from streamer.reading.plates import confusable_form, edit_distance, normalise
+from streamer.reading.plates import normalise, one_slip
 from streamer.stores.database import Database, SqlStore
 from streamer.stores.records import StoreError, note_text, plate_key, read_csv
 
@@ -195,12 +195,9 @@ class SqlLists(SqlStore):
             ).fetchall()
         rows = [(str(name), str(known)) for name, known in rows if name in self.declared]
         on = sorted({name for name, known in rows if known == plate})
-        folded = confusable_form(plate)
         near: dict[str, set[str]] = {}
         for name, known in rows:
-            if name not in on and (
-                confusable_form(known) == folded or edit_distance(known, plate) == 1
-            ):
+            if name not in on and one_slip(known, plate):
                 near.setdefault(name, set()).add(known)
         possible = tuple(
             (name, next(iter(plates))) for name, plates in sorted(near.items()) if len(plates) == 1
