@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +32,11 @@ from streamer.api.metrics import Metrics
 from streamer.cluster import ClusterRunner, Leases
 from streamer.config import CameraConfig, Config, MqttConfig, ReaderConfig
 from streamer.delivery.broker import MqttRefusedError
+from streamer.delivery.cluster_outbox import ClusterOutbox
+from streamer.delivery.deliveries import Deliveries
 from streamer.delivery.mqtt import MqttSender
-from streamer.delivery.outbox import DeliveryState, Outbox, OutboxError, OutboxSink
+from streamer.delivery.outbox import Outbox, OutboxError, OutboxSink
 from streamer.delivery.recordings import EvidenceWriter
-from streamer.delivery.senders import OutboxSender
 from streamer.delivery.sinks import JsonLinesSink, Sink
 from streamer.delivery.webhooks import WebhookSender
 from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, CameraStats, FrameCallback, Stages
@@ -121,9 +122,8 @@ class Service:
     config: Config
     options: ServiceOptions = field(default_factory=ServiceOptions)
     pipelines: list[CameraPipeline] = field(init=False, default_factory=list)
-    #: One per outbox target: each webhook, then the MQTT broker.
-    senders: list[OutboxSender] = field(init=False, default_factory=list)
-    outbox: Outbox | None = field(init=False, default=None)
+    #: The outbox and the senders of every target (see Deliveries).
+    deliveries: Deliveries | None = field(init=False, default=None)
     rules: RuleRunner | None = field(init=False, default=None)
     #: With ``cluster.database``: runs this node's share of the cameras.
     cluster: ClusterRunner | None = field(init=False, default=None)
@@ -180,8 +180,9 @@ class Service:
             self._evidence = EvidenceWriter(config.recordings)
             # First of the sinks: the outbox commits each event, then logs it, before
             # anything else sees it (see OutboxSink).
-            outbox = self.outbox = Outbox(config.outbox, config.delivery_targets)
-            guarded = OutboxSink(outbox, log, self._wake_senders)
+            outbox = Outbox(config.outbox, config.delivery_targets)
+            deliveries = self.deliveries = Deliveries(outbox)
+            guarded = OutboxSink(outbox, log, deliveries.wake)
             guarded.recover()
             sinks.append(guarded)
         except (StoreError, OutboxError, OSError) as error:
@@ -189,8 +190,8 @@ class Service:
         detector = options.detector or build_detector(config)
         self.metrics = Metrics(
             lambda: [pipeline.snapshot() for pipeline in self.pipelines],
-            lambda: self.senders,
-            lambda: self.outbox,
+            lambda: deliveries.senders,
+            lambda: self.deliveries,
         )
         leases = None
         if config.cluster is not None and isinstance(database, PostgresDatabase):
@@ -202,6 +203,7 @@ class Service:
                 leases.database, leases.node, recordings.directory, recordings.max_age_days
             )
             sinks.append(shared)
+            deliveries.shared = ClusterOutbox(leases.database, leases.node, config.outbox)
         if config.http.enabled or options.serve_only:
             history = EventHistory(config.http.recent_events, config.recordings.directory)
             history.load(events_log)
@@ -219,6 +221,8 @@ class Service:
                 leases,
                 shared,
             )
+            if shared is not None:  # the other nodes' events, for the live stream
+                self._thread(lambda stop: shared.listen(history.receive, stop), "cluster-events")
         sinks += options.extra_sinks
         session = await self._exit.enter_async_context(aiohttp.ClientSession())
         if config.rules:  # after the outbox and the log, so an action follows its event
@@ -250,9 +254,12 @@ class Service:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, self.request_stop, signum)
                 self._exit.callback(loop.remove_signal_handler, signum)
-        self.senders = [WebhookSender(hook, self.outbox, session) for hook in config.webhooks]
-        for sender in self.senders:
+        hooks = [WebhookSender(hook, deliveries.webhooks, session) for hook in config.webhooks]
+        deliveries.senders += hooks
+        for sender in hooks:
             self._background(sender.run(), f"webhook-{sender.label}")
+        if forwarder := deliveries.start([hook.label for hook in hooks]):
+            self._background(forwarder.run(), "forwarder")
         if config.mqtt is not None:
             await self._start_mqtt(config.mqtt, outbox, cameras)
         self._background(self._housekeeping(), "housekeeping")
@@ -273,13 +280,23 @@ class Service:
             sender = MqttSender(
                 mqtt, outbox, cameras, lambda: [p.snapshot() for p in self.pipelines]
             )
-            self.senders.append(sender)
+            if self.deliveries is not None:
+                self.deliveries.senders.append(sender)
             if self.rules is not None:
                 self.rules.publish = sender.publish_now
             self._background(sender.run(), "mqtt")
             await sender.first_attempt()
         except (ValueError, MqttRefusedError) as error:  # a certificate, the credentials
             raise StartupError(str(error)) from None
+
+    def _thread(self, work: Callable[[threading.Event], None], name: str) -> None:
+        """Run ``work`` on a thread of its own until the service stops (it returns once
+        the event it is given is set)."""
+        stop = threading.Event()
+        thread = threading.Thread(target=work, args=(stop,), name=name, daemon=True)
+        thread.start()
+        self._exit.callback(thread.join, 5)
+        self._exit.callback(stop.set)
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run ``work`` until the service stops."""
@@ -312,28 +329,8 @@ class Service:
     async def shutdown(self) -> None:
         """Give pending deliveries (webhooks, MQTT) up to ``outbox.drain_timeout_s`` to go
         out; the rest go out on the next start."""
-        if not self.senders or self.outbox is None:
-            return
-        for sender in self.senders:
-            sender.idle.clear()
-            sender.wakeup.set()
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(s.idle.wait() for s in self.senders)),
-                self.config.outbox.drain_timeout_s,
-            )
-        except TimeoutError:
-            counts = self.outbox.counts()
-            pending = sum(n for (_, state), n in counts.items() if state == DeliveryState.PENDING)
-            logger.warning("%d deliveries still pending; they go out on the next start", pending)
-
-    def _wake_senders(self, targets: Sequence[str]) -> None:
-        """From a pipeline thread: new deliveries are waiting for ``targets``."""
-        if self._loop is None:
-            return
-        for sender in self.senders:
-            if sender.label in targets:
-                self._loop.call_soon_threadsafe(sender.wakeup.set)
+        if self.deliveries is not None:
+            await self.deliveries.drain(self.config.outbox.drain_timeout_s)
 
     async def _housekeeping(self) -> None:
         """Retention of evidence and delivered outbox entries, at start and then regularly."""
@@ -341,8 +338,8 @@ class Service:
             try:
                 if self._evidence is not None:
                     await asyncio.to_thread(self._evidence.prune)
-                if self.outbox is not None:
-                    await asyncio.to_thread(self.outbox.purge_delivered)
+                if self.deliveries is not None:
+                    await asyncio.to_thread(self.deliveries.purge_delivered)
             except OSError as error:
                 logger.error("housekeeping: %s", error)
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)

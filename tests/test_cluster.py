@@ -5,7 +5,6 @@ Debian's PostgreSQL, started by the tests on a free port."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -14,7 +13,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ import psycopg
 import pytest
 import requests
 import yaml
+from cluster_nodes import LEASE_S, api, cluster_nodes, holders, rtsp_cameras, wait_for
 from postgres import PASSWORD, PostgresServer, postgres_missing
 from receiver import Receiver
 from rtsp import RtspServer, free_port
@@ -42,7 +42,7 @@ from streamer.stores.shared_history import SharedHistory
 from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 
-from conftest import ServiceThread, make_config, write_yaml
+from conftest import ServiceThread, make_config
 
 
 def cluster_config(tmp_path: Path, url: str, **settings: object) -> Config:
@@ -261,70 +261,6 @@ def node_config(url: str, node: str, lease_s: float = 10) -> ClusterConfig:
     return ClusterConfig(database=url, node=node, lease_s=lease_s)
 
 
-def api(node_url: str, path: str) -> dict[str, Any]:
-    answer = requests.get(f"{node_url}{path}", timeout=5)
-    answer.raise_for_status()
-    result: dict[str, Any] = answer.json()
-    return result
-
-
-@contextlib.contextmanager
-def cluster_nodes(
-    folder: Path, url: str, cameras: list[dict[str, str]], hook: str, names: list[str]
-) -> Iterator[dict[str, tuple[subprocess.Popen[str], str]]]:
-    """``streamer run`` nodes of one cluster (``lease_s`` 3), each with its API on a free
-    port: name → (process, API URL); killed after the test if still running."""
-    nodes: dict[str, tuple[subprocess.Popen[str], str]] = {}
-    try:
-        for name in names:
-            (folder / name).mkdir()
-            port = free_port()
-            config = make_config(
-                folder / name,
-                cameras=cameras,
-                cluster={"database": url, "node": name, "lease_s": LEASE_S},
-                http={"enabled": True, "port": port},
-                webhooks=[{"url": hook, "phases": ["final"]}],
-            )
-            path = write_yaml(config, folder / f"{name}.yaml")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "streamer", "run", "--config", str(path)],
-                stdout=subprocess.DEVNULL,
-                stderr=(folder / name / "stderr.log").open("w"),
-                text=True,
-            )
-            nodes[name] = (process, f"http://127.0.0.1:{port}")
-        yield nodes
-    finally:
-        for process, _ in nodes.values():
-            process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(30)
-            if process.poll() is None:
-                process.kill()
-
-
-LEASE_S = 3.0
-
-
-def holders(nodes: dict[str, tuple[subprocess.Popen[str], str]]) -> dict[str, str | None]:
-    """Each online camera and its node, as the first node that answers says."""
-    for _, node_url in nodes.values():
-        with contextlib.suppress(requests.RequestException):
-            listed = api(node_url, "/api/cameras")["cameras"]
-            return {c["name"]: c["node"] for c in listed if c["status"] == "online"}
-    return {}
-
-
-def rtsp_cameras(
-    server_factory: Callable[..., RtspServer], video: Path, count: int
-) -> list[dict[str, str]]:
-    return [
-        {"name": f"cam-{n}", "source": server_factory(video, loop=True).url}
-        for n in range(1, count + 1)
-    ]
-
-
 def test_three_nodes_share_six_cameras_and_take_over_from_a_dead_one(
     tmp_path: Path,
     postgres_server: PostgresServer,
@@ -444,15 +380,6 @@ def fencing_time(log: Path) -> float:
     raise AssertionError(f"{log}: the node never stopped its cameras")
 
 
-def wait_for(condition: Callable[[], bool], timeout: float) -> float:
-    """Seconds until ``condition()`` held; fails the test after ``timeout``."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"not within {timeout:g} s"
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
 def test_every_node_shows_the_whole_clusters_events(
     tmp_path: Path,
     postgres_server: PostgresServer,
@@ -460,7 +387,8 @@ def test_every_node_shows_the_whole_clusters_events(
     detector: YoloDetector,
     engine: OcrEngine,
 ) -> None:
-    """Node B reads the clip; node A, serving only its API, lists B's events."""
+    """Node B reads the clip; node A, serving only its API, lists B's events, and its
+    dashboard's live stream shows them as B writes them."""
     url = postgres_server.new_database()
     database = PostgresDatabase(url)
     shared = SharedHistory(database, "b", tmp_path / "evidence", 30)
@@ -473,7 +401,6 @@ def test_every_node_shows_the_whole_clusters_events(
     options = ServiceOptions(
         install_signal_handlers=False, detector=detector, engine=engine, extra_sinks=[shared]
     )
-    asyncio.run(Service(reader.model_copy(update={"cluster": None}), options).run())
     front = cluster_config(
         tmp_path / "a",
         url,
@@ -482,6 +409,17 @@ def test_every_node_shows_the_whole_clusters_events(
     )
     plates = {v.plate for v in short_clip.vehicles}
     with ServiceThread(front, detector, engine, serve_only=True) as a:
+        streamed: list[dict[str, Any]] = []
+        listening = threading.Thread(target=read_stream, args=(a.url, streamed, 4), daemon=True)
+        listening.start()
+        time.sleep(1.0)  # connected, and A listens to the database
+        asyncio.run(Service(reader.model_copy(update={"cluster": None}), options).run())
+        listening.join(30)
+        # Live: each vehicle's early and final event, as B wrote them.
+        assert sorted((e["plate_number"], e["phase"]) for e in streamed) == sorted(
+            (plate, phase) for plate in plates for phase in ("early", "final")
+        )
+        assert {e["node"] for e in streamed} == {"b"}
         listed = api(a.url, "/api/events")
         assert listed["total"] == 2  # one per vehicle: the final replaced the early
         assert {e["plate_number"] for e in listed["events"]} == plates
@@ -493,6 +431,18 @@ def test_every_node_shows_the_whole_clusters_events(
         assert [e["plate_number"] for e in one["events"]] == [short_clip.vehicles[1].plate]
         assert api(a.url, "/api/events?limit=1&offset=1")["total"] == 2
     database.close()
+
+
+def read_stream(node_url: str, records: list[dict[str, Any]], count: int) -> None:
+    """The plate events of a node's live stream (``/api/events/stream``), until ``count``."""
+    with requests.get(f"{node_url}/api/events/stream", stream=True, timeout=60) as answer:
+        for line in answer.iter_lines(decode_unicode=True):
+            if line.startswith("data: "):
+                record = json.loads(line[len("data: ") :])
+                if record.get("type") == "plate":
+                    records.append(record)
+                    if len(records) >= count:
+                        return
 
 
 def test_the_node_taking_a_camera_knows_the_plates_it_saw_last(

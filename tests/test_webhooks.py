@@ -102,7 +102,7 @@ def test_every_event_arrives_despite_failures(
     assert len(events) == 4  # two vehicles, each early and final
     assert receiver.delivered == events  # exactly once after dedup on Idempotency-Key
     assert len(receiver.requests) > len(events)  # failures were retried
-    assert service.senders[0].stats.failed_attempts >= 1
+    assert service.deliveries.senders[0].stats.failed_attempts >= 1
     started = min(r.at for r in receiver.requests)
     if behaviour.retry_after:  # the receiver asked for 1 s and got it
         assert receiver.requests[1].at - started >= 0.9
@@ -203,7 +203,7 @@ def test_refused_for_good_goes_to_dead_letters_and_can_be_retried(
     config = config_for(tmp_path, short_clip, [{"url": receiver.url, "name": "crm"}])
     service = run_daemon(config, detector, engine)
     assert len(receiver.requests) == 4  # no retries of a 4xx (two vehicles, two phases)
-    assert service.senders[0].stats.dead == 4
+    assert service.deliveries.senders[0].stats.dead == 4
     config_file = write_yaml(config, tmp_path / "streamer.yaml")
     cli = [sys.executable, "-m", "streamer", "outbox"]
     listing = subprocess.run(
@@ -252,8 +252,8 @@ def test_dead_receiver_does_not_slow_the_events_log(
     assert len(logged_events(config)) == 4
     assert receiver.delivered == {}
     assert time.monotonic() - started < 25  # did not wait for the hanging receiver
-    assert service.outbox is not None
-    assert service.outbox.counts()[(service.senders[0].label, "pending")] >= 1
+    assert service.deliveries is not None
+    assert service.deliveries.counts()[(service.deliveries.senders[0].label, "pending")] >= 1
 
 
 def test_sigkill_during_delivery_loses_nothing(

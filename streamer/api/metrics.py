@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from streamer.delivery.outbox import Outbox
+from streamer.delivery.deliveries import Deliveries
 from streamer.delivery.senders import OutboxSender
 from streamer.pipeline import CameraSnapshot
 
@@ -29,7 +29,7 @@ class _ServiceCollector(Collector):
         self,
         cameras: Callable[[], Sequence[CameraSnapshot]],
         senders: Callable[[], Sequence[OutboxSender]],
-        outbox: Callable[[], Outbox | None],
+        outbox: Callable[[], Deliveries | None],
     ) -> None:
         self.cameras = cameras
         self.senders = senders
@@ -116,7 +116,7 @@ class Metrics:
         self,
         cameras: Callable[[], Sequence[CameraSnapshot]] = tuple,
         senders: Callable[[], Sequence[OutboxSender]] = tuple,
-        outbox: Callable[[], Outbox | None] = lambda: None,
+        outbox: Callable[[], Deliveries | None] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_ServiceCollector(cameras, senders, outbox))

@@ -106,18 +106,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     outbox = sub.add_parser("outbox", help="inspect and retry webhook and MQTT deliveries")
     outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    outbox_parent = argparse.ArgumentParser(add_help=False, parents=[config_parent])
+    outbox_parent.add_argument(
+        "--local",
+        action="store_true",
+        help="with cluster.database: this node's outbox file (MQTT, and webhook deliveries "
+        "not yet in the cluster's outbox) instead of the cluster's webhook deliveries",
+    )
     outbox_list = outbox_sub.add_parser(
-        "list", parents=[config_parent], help="deliveries, newest first"
+        "list", parents=[outbox_parent], help="deliveries, newest first"
     )
     outbox_list.add_argument("--state", choices=["pending", "delivered", "dead"])
     outbox_list.add_argument("--limit", type=int, default=50)
     outbox_retry = outbox_sub.add_parser(
-        "retry", parents=[config_parent], help="send dead deliveries again"
+        "retry", parents=[outbox_parent], help="send dead deliveries again"
     )
     outbox_retry.add_argument("id", type=int, nargs="?")
     outbox_retry.add_argument("--all", action="store_true", help="every dead delivery")
     outbox_purge = outbox_sub.add_parser(
-        "purge", parents=[config_parent], help="delete dead deliveries"
+        "purge", parents=[outbox_parent], help="delete dead deliveries"
     )
     outbox_purge.add_argument("--dead", action="store_true", required=True)
 

@@ -9,7 +9,8 @@ import time
 from datetime import UTC, datetime
 
 from streamer.cli.common import EXIT_CONFIG, EXIT_OK, fail, load
-from streamer.delivery.outbox import DeliveryState, Outbox
+from streamer.delivery.outbox import Outbox
+from streamer.delivery.queue import DeliveryQueue, DeliveryState
 from streamer.stores.open import open_stores
 from streamer.vision.models import fetch_default_weights
 
@@ -67,7 +68,15 @@ def cmd_lists(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     config = load(args)
-    outbox = Outbox(config.outbox, config.delivery_targets)
+    outbox: DeliveryQueue
+    if config.cluster is not None and not args.local:  # the webhook deliveries of every node
+        from streamer.delivery.cluster_outbox import ClusterOutbox
+        from streamer.stores.postgres import PostgresDatabase
+
+        database = PostgresDatabase(config.cluster.database)
+        outbox = ClusterOutbox(database, config.cluster.node, config.outbox)
+    else:
+        outbox = Outbox(config.outbox, config.delivery_targets)
     if args.outbox_command == "list":
         for d in outbox.list(args.state and DeliveryState(args.state), args.limit):
             when = datetime.fromtimestamp(d.created_at, UTC).isoformat(timespec="seconds")

@@ -104,7 +104,8 @@ class ClusterConfig(Section):
         ...,
         pattern=r"^postgres(ql)?://\S+$",
         description="postgresql://user:${PGPASSWORD}@host:5432/streamer: the dues, the plate "
-        "lists and the cameras' leases live there, shared by every node.",
+        "lists, the events, the webhook outbox and the cameras' leases live there, shared by "
+        "every node.",
     )
     node: str = Field(
         default_factory=default_node,

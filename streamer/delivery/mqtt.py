@@ -31,7 +31,8 @@ import aiomqtt
 from streamer.config import CameraConfig, MqttConfig
 from streamer.delivery.broker import MqttRefusedError, new_client, refused, tls_context
 from streamer.delivery.homeassistant import discovery_configs
-from streamer.delivery.outbox import Delivery, Outbox
+from streamer.delivery.outbox import Outbox
+from streamer.delivery.queue import Delivery
 from streamer.delivery.senders import OutboxSender, Outcome, backoff
 from streamer.delivery.topics import OFFLINE, ONLINE, Topics, encode
 from streamer.events import CameraState, CameraStatus
@@ -118,6 +119,7 @@ class MqttSender(OutboxSender):
         snapshots: Callable[[], Sequence[CameraSnapshot]] = tuple,
     ) -> None:
         super().__init__(config.label, outbox, config.reconnect_initial_s, config.reconnect_max_s)
+        self.file = outbox  # the node's own outbox: its vehicles today, after a restart
         self.config = config
         self.topics = Topics(config.topic_prefix)
         self.cameras = [camera.name for camera in cameras]
@@ -253,7 +255,7 @@ class MqttSender(OutboxSender):
     async def _keep_connected(self) -> None:
         """Connect, publish the retained state, watch the connection; on loss, reconnect
         after a backoff."""
-        vehicles = await asyncio.to_thread(self.outbox.vehicles_since, self.counts.midnight)
+        vehicles = await asyncio.to_thread(self.file.vehicles_since, self.counts.midnight)
         for camera, event_id in vehicles:  # a restart keeps today's count
             self.counts.add(camera, event_id, self.counts.midnight)
         failures = connections = 0

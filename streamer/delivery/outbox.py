@@ -20,52 +20,24 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from streamer.config import DeliveryTarget, MqttConfig, OutboxConfig
 from streamer.delivery.outbox_schema import UNNEEDED, migrate
+from streamer.delivery.queue import DEAD, DELIVERED, PENDING, Delivery, DeliveryState
 from streamer.delivery.sinks import JsonLinesSink
 from streamer.events import CameraStatus, Event, PlateEvent
 
 logger = logging.getLogger(__name__)
 
 
-class DeliveryState(StrEnum):
-    """Where a delivery stands: waiting (and retried), delivered (2xx), or refused for
-    good (the dead letters, which ``streamer outbox retry`` sends again)."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    DEAD = "dead"
-
-
-PENDING, DELIVERED, DEAD = DeliveryState.PENDING, DeliveryState.DELIVERED, DeliveryState.DEAD
 #: Called, from the thread that committed an event, with the targets it was queued for.
 WakeCallback = Callable[[Sequence[str]], None]
 
 
 class OutboxError(RuntimeError):
     """The outbox file cannot be opened or written."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One event on its way to one target (a webhook, or the MQTT broker)."""
-
-    id: int
-    target: str
-    state: DeliveryState
-    attempts: int
-    next_at: float
-    last_error: str | None
-    event_id: str
-    created_at: float
-    payload: dict[str, Any]
-    #: Unique per event and phase (``<event_id>:<phase>``): the request's Idempotency-Key.
-    key: str
 
 
 def wants(target: DeliveryTarget, event: Event) -> bool:
@@ -82,13 +54,17 @@ def wants(target: DeliveryTarget, event: Event) -> bool:
 
 
 class Outbox:
-    """Pending deliveries in SQLite, per target (a webhook, or the MQTT broker).
+    """Pending deliveries in SQLite, per target (a webhook, or the MQTT broker): a
+    :class:`~streamer.delivery.queue.DeliveryQueue`.
 
     Example:
         >>> outbox = Outbox(OutboxConfig(database=Path("/tmp/outbox.sqlite")), targets)
         >>> outbox.add(event)            # committed before the event counts as emitted
         >>> outbox.next_due("receiver")  # the oldest pending delivery for one target
     """
+
+    #: Only this daemon writes its file, and it wakes its senders itself.
+    poll_s: float | None = None
 
     def __init__(self, config: OutboxConfig, targets: Sequence[DeliveryTarget]) -> None:
         self.config = config
@@ -206,6 +182,28 @@ class Outbox:
         """The oldest pending delivery of ``target`` (due or not), or ``None``."""
         rows = self._select("d.target = ? AND d.state = ? ORDER BY d.id LIMIT 1", (target, PENDING))
         return rows[0] if rows else None
+
+    def claim(self, delivery_id: int, seconds: float) -> bool:
+        """Always ``True``: one daemon's file has one sender per target."""
+        return True
+
+    def pending(self, targets: Sequence[str], limit: int) -> list[Delivery]:
+        """The oldest pending deliveries of any of ``targets``, at most ``limit``."""
+        marks = ", ".join("?" * len(targets))
+        return self._select(
+            f"d.state = ? AND d.target IN ({marks}) ORDER BY d.id LIMIT ?",
+            (PENDING, *targets, limit),
+        )
+
+    def forwarded(self, delivery_ids: Sequence[int]) -> None:
+        """Record that these deliveries reached the cluster's outbox (delivered, as far as
+        this file is concerned)."""
+        now = time.time()
+        with self._connect() as connection:
+            connection.executemany(
+                "UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?",
+                [(DELIVERED, now, i) for i in delivery_ids],
+            )
 
     def _select(self, where: str, args: tuple[object, ...]) -> list[Delivery]:
         with self._connect() as connection:

@@ -5,21 +5,29 @@ A sender holds back its whole target while a delivery waits to be retried, so a 
 that is down is not hammered and its events arrive in order; senders are independent, so
 a slow target delays nobody else. :class:`~streamer.delivery.webhooks.WebhookSender` and
 :class:`~streamer.delivery.mqtt.MqttSender` differ only in how they attempt a delivery.
+In a cluster, every node runs a sender per webhook on the shared outbox, and the claims
+decide which node attempts each delivery (:mod:`streamer.delivery.cluster_outbox`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from streamer.delivery.outbox import Delivery, Outbox
+from streamer.delivery.queue import Delivery, DeliveryQueue
+from streamer.stores.records import StoreError
 
 logger = logging.getLogger(__name__)
+
+#: Seconds before looking again at a delivery another node claimed first.
+CLAIM_RETRY_S = 0.2
 
 
 def backoff(failures: int, initial_s: float, max_s: float, rng: random.Random) -> float:
@@ -54,11 +62,18 @@ class OutboxSender(ABC):
     """Delivers one target's outbox entries for as long as the daemon runs.
 
     Subclasses attempt one delivery in :meth:`post`, and may wait in :meth:`ready` until
-    an attempt makes sense.
+    an attempt makes sense. Each attempt is claimed first for :attr:`claim_s` seconds (in
+    a cluster's shared outbox, so that no other node attempts it meanwhile). When the
+    queue cannot be reached, one line says so and the sender tries again; an outcome it
+    could not record is recorded before anything else is attempted, so a delivery that
+    went out is not sent again for want of its record.
     """
 
+    #: How long one attempt may hold its delivery.
+    claim_s: float = 60.0
+
     def __init__(
-        self, label: str, outbox: Outbox, retry_initial_s: float, retry_max_s: float
+        self, label: str, outbox: DeliveryQueue, retry_initial_s: float, retry_max_s: float
     ) -> None:
         self.label = label
         self.outbox = outbox
@@ -69,6 +84,8 @@ class OutboxSender(ABC):
         self.idle = asyncio.Event()
         self._failures = 0
         self._rng = random.Random()
+        self._unrecorded: list[Callable[[], None]] = []
+        self._unreachable = False
 
     @property
     def name(self) -> str:
@@ -81,18 +98,36 @@ class OutboxSender(ABC):
             # Cleared before looking, so that a wake-up while the outbox is read (an event
             # committed meanwhile) is not lost.
             self.wakeup.clear()
-            delivery = await asyncio.to_thread(self.outbox.next_due, self.label)
-            if delivery is None:
-                self.idle.set()
-                await self._sleep(None)
+            try:
+                await self._next()
+            except StoreError as error:
+                if not self._unreachable:
+                    logger.error("%s: deliveries wait: %s", self.name, error)
+                self._unreachable = True
+                await asyncio.sleep(self.outbox.poll_s or self.retry_initial_s)
                 continue
-            self.idle.clear()
-            wait = delivery.next_at - time.time()
-            if wait > 0:
-                await self._sleep(wait)
-                continue
-            await self.ready()
+            if self._unreachable:
+                self._unreachable = False
+                logger.info("%s: the outbox answers again", self.name)
+
+    async def _next(self) -> None:
+        """Record what is unrecorded, then attempt the next due delivery, or wait."""
+        await self._flush()
+        delivery = await asyncio.to_thread(self.outbox.next_due, self.label)
+        if delivery is None:
+            self.idle.set()
+            await self._sleep(self.outbox.poll_s)
+            return
+        self.idle.clear()
+        wait = delivery.next_at - time.time()
+        if wait > 0:
+            await self._sleep(wait if self.outbox.poll_s is None else min(wait, self.outbox.poll_s))
+            return
+        await self.ready()
+        if await asyncio.to_thread(self.outbox.claim, delivery.id, self.claim_s):
             await self._attempt(delivery)
+        else:  # another node is on it, or was just now: look again shortly
+            await asyncio.sleep(CLAIM_RETRY_S)
 
     async def ready(self) -> None:  # noqa: B027 (a hook: most targets need no wait)
         """Return once an attempt can be made (at once, unless a subclass knows better)."""
@@ -114,7 +149,7 @@ class OutboxSender(ABC):
         if outcome.ok:
             self._failures = 0
             self.stats.delivered += 1
-            await asyncio.to_thread(self.outbox.delivered, delivery.id)
+            await self._record(self.outbox.delivered, delivery.id)
             return
         error = outcome.error or "failed"
         if outcome.permanent:
@@ -125,7 +160,7 @@ class OutboxSender(ABC):
                 delivery.event_id,
                 error,
             )
-            await asyncio.to_thread(self.outbox.dead, delivery.id, error)
+            await self._record(self.outbox.dead, delivery.id, error)
             return
         self._failures += 1
         self.stats.failed_attempts += 1
@@ -141,4 +176,15 @@ class OutboxSender(ABC):
             error,
             self.retry_note(wait),
         )
-        await asyncio.to_thread(self.outbox.retry_later, delivery.id, error, time.time() + wait)
+        await self._record(self.outbox.retry_later, delivery.id, error, time.time() + wait)
+
+    async def _record(self, outcome: Callable[..., None], *args: object) -> None:
+        """Record an attempt's outcome; kept to be recorded first if the queue cannot be
+        reached (see :meth:`_next`)."""
+        self._unrecorded.append(functools.partial(outcome, *args))
+        await self._flush()
+
+    async def _flush(self) -> None:
+        while self._unrecorded:
+            await asyncio.to_thread(self._unrecorded[0])
+            self._unrecorded.pop(0)

@@ -29,12 +29,14 @@ from typing import Any
 import aiohttp
 
 from streamer.config import WebhookConfig
-from streamer.delivery.outbox import Delivery, Outbox
+from streamer.delivery.queue import Delivery, DeliveryQueue
 from streamer.delivery.senders import OutboxSender, Outcome
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 429}
+#: Seconds a claim outlasts the request's ``timeout_s``.
+CLAIM_MARGIN_S = 5.0
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -61,11 +63,13 @@ class WebhookSender(OutboxSender):
     """Delivers one webhook's outbox entries for as long as the daemon runs."""
 
     def __init__(
-        self, config: WebhookConfig, outbox: Outbox, session: aiohttp.ClientSession
+        self, config: WebhookConfig, outbox: DeliveryQueue, session: aiohttp.ClientSession
     ) -> None:
         super().__init__(config.label, outbox, config.retry_initial_s, config.retry_max_s)
         self.config = config
         self.session = session
+        # One attempt's claim outlasts its request (reading the crop is the margin).
+        self.claim_s = config.timeout_s + CLAIM_MARGIN_S
 
     @property
     def name(self) -> str:

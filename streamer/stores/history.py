@@ -87,7 +87,12 @@ class EventHistory:
 
     def send(self, event: Event) -> None:
         """Keep ``event`` and push it to every live subscriber."""
-        record = self._remember(event.to_json())
+        self.receive(event.to_json())
+
+    def receive(self, record: dict[str, Any]) -> None:
+        """Keep an event's record and push it to every live subscriber (from any thread;
+        in a cluster, also the events other nodes wrote)."""
+        record = self._remember(record)
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._publish, record)
 

@@ -80,6 +80,30 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_newest ON events (last_seen DESC);
     """,
+    """
+    CREATE TABLE outbox_events (
+        id bigserial PRIMARY KEY,
+        key text NOT NULL UNIQUE,
+        event_id text NOT NULL,
+        node text NOT NULL,
+        payload text NOT NULL,
+        created_at double precision NOT NULL
+    );
+    CREATE TABLE outbox_deliveries (
+        id bigserial PRIMARY KEY,
+        event bigint NOT NULL REFERENCES outbox_events (id) ON DELETE CASCADE,
+        target text NOT NULL,
+        state text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        next_at timestamptz NOT NULL,
+        last_error text,
+        updated_at timestamptz NOT NULL,
+        claimed_by text,
+        claimed_until timestamptz,
+        UNIQUE (event, target)
+    );
+    CREATE INDEX outbox_due ON outbox_deliveries (target, state, id);
+    """,
 )
 
 
@@ -132,7 +156,12 @@ class PostgresDatabase(Database):
         self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue(POOL_SIZE)
         self.migrate()
 
-    def _open(self) -> psycopg.Connection[Any]:
+    def open(self) -> psycopg.Connection[Any]:
+        """A new connection of its own (autocommit), outside the pool: the caller closes it.
+
+        Raises:
+            StoreError: when the database cannot be reached.
+        """
         try:
             return psycopg.connect(
                 self.url,
@@ -163,7 +192,7 @@ class PostgresDatabase(Database):
         try:
             connection = self._idle.get_nowait()
         except queue.Empty:
-            connection = self._open()
+            connection = self.open()
         try:
             with connection.transaction():
                 yield _Transaction(connection)
@@ -195,7 +224,7 @@ class PostgresDatabase(Database):
         Raises:
             StoreError: when the database cannot be reached, or its schema is newer.
         """
-        connection = self._open()
+        connection = self.open()
         try:
             connection.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
             connection.execute(

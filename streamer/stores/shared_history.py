@@ -6,17 +6,22 @@ paging as a single daemon's in-memory history. Events older than the evidence th
 to (``recordings.max_age_days``) are deleted. While the database is unreachable a node's
 events are kept in its own events log only, and one line says so. The node that takes a
 camera over learns from it which plates the camera saw last (:meth:`SharedHistory.recent`),
-so that a vehicle in view while its camera moved is not reported twice.
+so that a vehicle in view while its camera moved is not reported twice. Each event written
+is announced on :data:`CHANNEL` (``NOTIFY``), and every node's :meth:`SharedHistory.listen`
+passes the other nodes' events to its dashboard's live stream.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from streamer.events import Event, PlateEvent
@@ -28,6 +33,13 @@ logger = logging.getLogger(__name__)
 
 #: Events written between two deletions of the old ones.
 PURGE_EVERY = 1000
+#: The channel each node announces its plate events on.
+CHANNEL = "streamer_events"
+#: Longest announcement sent whole (PostgreSQL's limit is 8000 bytes); a longer record is
+#: announced by its ``event_id``, and the listeners read it from the table.
+NOTIFY_MAX_BYTES = 7000
+#: Seconds between two attempts to listen again after the connection was lost.
+LISTEN_RETRY_S = 2.0
 
 
 class SharedHistory:
@@ -70,6 +82,10 @@ class SharedHistory:
                         Jsonb(record),
                     ),
                 )
+                announced = json.dumps(record, separators=(",", ":"))
+                if len(announced.encode()) > NOTIFY_MAX_BYTES:
+                    announced = json.dumps({"event_id": event.event_id, "node": self.node})
+                db.execute("SELECT pg_notify(?, ?)", (CHANNEL, announced))
                 self._purge(db)
         except StoreError as error:
             with self._lock:
@@ -80,6 +96,38 @@ class SharedHistory:
         if self._failing:
             self._failing = False
             logger.info("cluster events: written again")
+
+    def listen(self, deliver: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
+        """Pass each plate event another node writes to ``deliver``, until ``stop`` is set
+        (on a thread of its own; a lost connection is opened again)."""
+        while not stop.is_set():
+            try:
+                connection = self.database.open()
+            except StoreError:
+                stop.wait(LISTEN_RETRY_S)
+                continue
+            try:
+                with connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    while not stop.is_set():
+                        for note in connection.notifies(timeout=1.0):
+                            record = json.loads(note.payload)
+                            if record.get("node") == self.node:
+                                continue
+                            if "type" not in record:  # too long to announce: read it
+                                record = self._record(connection, str(record["event_id"]))
+                            if record:
+                                deliver(record)
+            except (psycopg.Error, ValueError) as error:
+                logger.warning("cluster events: live stream interrupted (%s); again shortly", error)
+                stop.wait(LISTEN_RETRY_S)
+
+    @staticmethod
+    def _record(connection: psycopg.Connection[Any], event_id: str) -> dict[str, Any]:
+        row = connection.execute(
+            "SELECT record FROM events WHERE event_id = %s", (event_id,)
+        ).fetchone()
+        return dict(row[0]) if row else {}
 
     def _purge(self, db: Any) -> None:
         with self._lock:
