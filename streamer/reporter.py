@@ -10,6 +10,7 @@ not two.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -63,16 +64,32 @@ class Deduplicator:
             self._last_seen[plate] = max(moment, previous) if previous else moment
 
 
+#: Set while the dues cannot be looked up: an outage is logged once, not per read.
+_unchecked = threading.Event()
+
+
 def checks(plate: str, dues: Dues, lists: Lists) -> dict[str, Any]:
     """What is known of ``plate``: its ``dues_result`` and ``lists``, as event fields. When
     the database cannot be reached (a cluster's, during an outage), the event still goes
-    out: not found, with a message that says the dues were not checked."""
+    out: not found, with a message that says the dues were not checked. One line says when
+    lookups fail, and one when they work again."""
     try:
-        return {"dues_result": dues.lookup(plate), "lists": lists.lookup(plate)}
+        found = {"dues_result": dues.lookup(plate), "lists": lists.lookup(plate)}
     except StoreError as error:
-        logger.error("%s: dues and lists not checked: %s", plate, error)
+        first = not _unchecked.is_set()
+        _unchecked.set()
+        logger.log(
+            logging.ERROR if first else logging.DEBUG,
+            "%s: dues and lists not checked (until the database answers): %s",
+            plate,
+            error,
+        )
         unchecked = DuesResult(False, False, 0.0, f"Dues not checked: {error}")
         return {"dues_result": unchecked, "lists": NO_LISTS}
+    if _unchecked.is_set():
+        _unchecked.clear()
+        logger.info("dues and lists: checked again")
+    return found
 
 
 def finals_of(

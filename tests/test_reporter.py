@@ -6,6 +6,7 @@ tested on their own; the real engines read real crops in tests/test_read.py.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,9 +17,11 @@ import pytest
 from streamer.config import CameraConfig, DedupConfig
 from streamer.events import Phase, PlateEvent
 from streamer.reading.ocr import TextRead
-from streamer.reporter import Deduplicator, Skipped, TrackReporter, finals_of
+from streamer.reporter import Deduplicator, Skipped, TrackReporter, checks, finals_of
 from streamer.sources.frame import Frame
-from streamer.stores.dues import SqlDues
+from streamer.stores.dues import NOT_FOUND, DuesResult, SqlDues
+from streamer.stores.lists import NoLists
+from streamer.stores.records import StoreError
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -193,3 +196,32 @@ def test_a_short_track_gets_a_final_event_only_after_an_early_one(
     final = report.report(replace(short, track_id=2))
     assert isinstance(final, PlateEvent)
     assert (final.event_id, final.phase) == (early.event_id, Phase.FINAL)
+
+
+class Unreachable:
+    """Dues whose database is away, until ``back``."""
+
+    def __init__(self) -> None:
+        self.back = False
+
+    def lookup(self, plate: str) -> DuesResult:
+        if not self.back:
+            raise StoreError("cluster.database: postgresql://streamer:***@db/streamer: gone")
+        return NOT_FOUND
+
+
+def test_an_outage_of_the_dues_is_logged_once_and_its_end_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dues = Unreachable()
+    with caplog.at_level(logging.INFO, logger="streamer.reporter"):
+        for plate in ("KA01AB1234", "KA01AB1234", "MH12XY7395"):
+            result = checks(plate, dues, NoLists())
+            assert result["dues_result"].message.startswith("Dues not checked: cluster.database")
+        dues.back = True
+        assert checks("KA01AB1234", dues, NoLists())["dues_result"] == NOT_FOUND
+        checks("KA01AB1234", dues, NoLists())
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(lines) == 2
+    assert lines[0].startswith("KA01AB1234: dues and lists not checked")
+    assert lines[1] == "dues and lists: checked again"
