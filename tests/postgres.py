@@ -98,11 +98,14 @@ class PostgresServer:
         """A ``postgresql://`` URL for :data:`USER`."""
         return f"postgresql://{USER}:{quote(password, safe='')}@127.0.0.1:{self.port}/{database}"
 
-    def new_database(self) -> str:
-        """A new empty database; its URL."""
+    def new_database(self, encoding: str = "UTF8") -> str:
+        """A new empty database (``SQL_ASCII``: as ``initdb`` makes it without a locale);
+        its URL."""
         name = f"test_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
+            connection.execute(
+                f"CREATE DATABASE \"{name}\" ENCODING '{encoding}' LOCALE 'C' TEMPLATE template0"
+            )
         return self.url(name)
 
     def __enter__(self) -> PostgresServer:

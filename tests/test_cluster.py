@@ -35,7 +35,7 @@ from streamer.events import PlateEvent
 from streamer.reading.ocr import OcrEngine
 from streamer.reporter import Deduplicator
 from streamer.service import Service, ServiceOptions, StartupError
-from streamer.stores.dues import NOT_FOUND
+from streamer.stores.dues import NOT_FOUND, SqlDues
 from streamer.stores.postgres import MIGRATIONS, PostgresDatabase, quoted
 from streamer.stores.records import StoreError
 from streamer.stores.shared_history import SharedHistory
@@ -88,6 +88,19 @@ def test_ten_nodes_starting_at_once_migrate_once(
 )
 def test_a_password_may_be_written_as_typed(url: str, expected: str) -> None:
     assert quoted(url) == expected
+
+
+def test_a_database_made_without_a_locale_serves_the_cluster(
+    postgres_server: PostgresServer,
+) -> None:
+    """initdb without a locale makes SQL_ASCII databases, whose text psycopg would return
+    as bytes: node names and plates still come back as text."""
+    database = PostgresDatabase(postgres_server.new_database(encoding="SQL_ASCII"))
+    leases = Leases(database, node_config(database.url, "node-1"), ["gate-in", "gate-out"])
+    assert leases.round({}).held == {"gate-in", "gate-out"}
+    SqlDues(database).set("KA01AB1234", 500.0, "Fine")
+    assert SqlDues(database).lookup("KA01AB1234").amount == 500.0
+    database.close()
 
 
 def test_a_database_newer_than_this_streamer_is_refused(postgres_server: PostgresServer) -> None:

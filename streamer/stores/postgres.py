@@ -167,6 +167,9 @@ class PostgresDatabase(Database):
                 self.url,
                 autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT_S,
+                # Text as str even from a database made without a locale (SQL_ASCII),
+                # whose text psycopg would otherwise return as bytes.
+                client_encoding="utf8",
                 # A server gone without a word (a cut cable) is noticed in about 10 s.
                 keepalives=1,
                 keepalives_idle=4,
