@@ -5,6 +5,8 @@
 #   scripts/docker.sh daemon   start dockerd (host networking only) unless it answers
 #   scripts/docker.sh base     make the streamer-base:bookworm image with mmdebstrap (once)
 #   scripts/docker.sh image    build the Dockerfile FROM that base, as streamer:latest
+#   scripts/docker.sh postgres build PostgreSQL from Debian's packages FROM that base, as
+#                              streamer-test-postgres:bookworm (tests/docker/postgres)
 #   scripts/docker.sh readme   in a fresh container of the base: apt-get install make, then
 #                              `make demo` and `make test`, as a new user on a stock Debian
 #
@@ -16,6 +18,7 @@ cd "$(dirname "$0")/.."
 
 BASE=${STREAMER_DOCKER_BASE:-streamer-base:bookworm}
 IMAGE=${STREAMER_DOCKER_IMAGE:-streamer:latest}
+POSTGRES=streamer-test-postgres:bookworm  # named in tests/docker/compose.yaml
 CA=/etc/ssl/certs/ca-certificates.crt
 docker=/usr/bin/docker  # Debian's client: it builds with the BuildKit inside dockerd
 [ -x "$docker" ] || docker=$(command -v docker || echo docker)
@@ -58,6 +61,12 @@ build_image() {
     "$docker" image inspect "$IMAGE" --format '{{.Size}}'
 }
 
+build_postgres() {
+    make_base
+    DOCKER_BUILDKIT=1 "$docker" build --quiet --network host --build-arg "BASE=$BASE" \
+        -t "$POSTGRES" tests/docker/postgres >/dev/null || fail "docker build of $POSTGRES failed"
+}
+
 readme_in_container() {
     make_base
     name="streamer-readme-$$"
@@ -80,6 +89,7 @@ case "${1:-}" in
     daemon) start_daemon ;;
     base) make_base ;;
     image) build_image ;;
+    postgres) build_postgres ;;
     readme) readme_in_container ;;
-    *) fail "usage: scripts/docker.sh daemon|base|image|readme" ;;
+    *) fail "usage: scripts/docker.sh daemon|base|image|postgres|readme" ;;
 esac

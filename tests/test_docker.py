@@ -2,16 +2,23 @@
 
 A fresh container of a minimal Debian bookworm (made from Debian's packages: no registry)
 gets only ``make``, as the README says, then runs ``make demo`` and ``make test``; the
-image is built in its two stages and must run the demo with no torch in it. Skipped, with
-the reason, where no Docker daemon can start.
+image is built in its two stages and must run the demo with no torch in it, and
+deploy/compose.yaml is brought up as a cluster of three (its PostgreSQL made from Debian's
+packages too). Skipped, with the reason, where no Docker daemon can start.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+import requests
 
 from conftest import ROOT
 
@@ -72,3 +79,85 @@ def test_the_image_runs_the_demo_without_torch() -> None:
     demo = run("streamer", "demo")
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert "demo plates read: 5 of 5" in demo.stdout
+
+
+#: deploy/compose.yaml, with PostgreSQL from Debian's packages laid over it.
+COMPOSE = [
+    *("docker-compose", "--project-name", "streamer-compose-test"),
+    *("--file", "deploy/compose.yaml", "--file", "tests/docker/compose.yaml"),
+]
+#: The secrets compose asks for, as a user exports them.
+SECRETS = {
+    "PGPASSWORD": "pg-p@ss:word",
+    "STREAMER_TOKEN": "compose-test-token",
+    "WEBHOOK_SECRET": "compose-test-secret",
+    "CAMERA_USER": "viewer",
+    "CAMERA_PASSWORD": "cam:p@ss",
+}
+
+
+def compose(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMPOSE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, **SECRETS},
+    )
+
+
+def cluster_of(port: int) -> dict[str, Any]:
+    """A node's ``/api/cluster``, or ``{}`` while it does not answer."""
+    headers = {"Authorization": f"Bearer {SECRETS['STREAMER_TOKEN']}"}
+    try:
+        answer = requests.get(f"http://127.0.0.1:{port}/api/cluster", headers=headers, timeout=5)
+        return dict(answer.json()) if answer.ok else {}
+    except (requests.RequestException, ValueError):
+        return {}
+
+
+def holders(port: int) -> Counter[str]:
+    """How many cameras each node holds, as the node on ``port`` says."""
+    cameras = cluster_of(port).get("cameras", {})
+    return Counter(str(camera["node"]) for camera in cameras.values() if camera["node"])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout:g} s"
+        time.sleep(2)
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.usefixtures("docker")
+def test_compose_brings_up_a_cluster_that_shares_the_cameras() -> None:
+    """``docker-compose up`` of deploy/compose.yaml: PostgreSQL and three nodes, which
+    share the six cameras of deploy/streamer.yaml two each; a node stopped with SIGTERM
+    hands its cameras to the other two."""
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
+    for part in ("image", "postgres"):
+        built = docker_sh(part, timeout=3500)
+        assert built.returncode == 0, built.stderr[-3000:]
+    compose("down", "--volumes")
+    try:
+        started = compose("up", "--detach", "--no-build")
+        assert started.returncode == 0, started.stderr[-3000:]
+        # Each node measures the detector's precision first; three at once take a while.
+        wait_until(lambda: sorted(holders(8003).values()) == [2, 2, 2], 600)
+        overview = cluster_of(8004)
+        assert sorted(n["name"] for n in overview["nodes"] if n["alive"]) == [
+            "node-1",
+            "node-2",
+            "node-3",
+        ]
+        stopped = compose("stop", "node-3", timeout=120)
+        assert stopped.returncode == 0, stopped.stderr[-3000:]
+        wait_until(lambda: holders(8003) == Counter({"node-1": 3, "node-2": 3}), 60)
+    finally:
+        logs = compose("logs", "--no-color", "--tail", "20").stdout
+        compose("down", "--volumes")
+    assert "Traceback" not in logs, logs[-5000:]
