@@ -1,7 +1,9 @@
-"""Reading single images: the number's text line, the views' vote, O as 0, tiles."""
+"""Reading single images: the number's text line, turning it level, the views' vote,
+O as 0, widening a box that cut the plate, tiles."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -11,12 +13,13 @@ import supervision as sv
 
 from streamer.api.images import ImageProcessor, tiles
 from streamer.config import CameraConfig, PlatesConfig, ReaderConfig
-from streamer.reading.lines import LineBox, TextLines, cut_line, main_line
+from streamer.reading.lines import LineBox, TextLines, cut_line, level_line, main_line, turned
 from streamer.reading.ocr import OcrEngine, TextRead
 from streamer.reading.read import PlateReader, zeros_for_letter_o
-from streamer.reading.still import StillReader
+from streamer.reading.still import StillReader, trimmed, widened
 from streamer.stores.dues import NOT_FOUND, DuesResult
 from streamer.tools.demo import plate_image
+from streamer.vision.track import cut_crop
 
 
 def box(x1: float, y1: float, x2: float, y2: float) -> LineBox:
@@ -122,17 +125,114 @@ def test_a_sure_first_read_is_taken_alone() -> None:
 @pytest.mark.parametrize(
     ("reads", "expected"),
     [
-        # an unsure read with an extra character loses to a read matching the format
+        # an unsure read with an extra character loses to a read matching the format, and
+        # the vote settles there
         ([TextRead("AB1234CDX", 0.9), TextRead("AB1234CD", 0.8)], "AB1234CD"),
-        # two unsure reads agreeing on the format's plate
-        ([TextRead("AB1234CD", 0.6), TextRead("AB1234CD", 0.7)], "AB1234CD"),
+        # two unsure reads agreeing on the format's plate, too unsure to settle
+        ([TextRead("AB1234CD", 0.6), TextRead("AB1234CD", 0.7), TextRead("", 0.0)], "AB1234CD"),
+        # two reads that merged a repeated character, outvoted by the widened view's
+        (
+            [TextRead("AB733BH", 0.85), TextRead("AB733BH", 0.85), TextRead("AB7333BH", 0.95)],
+            "AB7333BH",
+        ),
         # nothing read
-        ([TextRead("", 0.0), TextRead("", 0.0)], ""),
+        ([TextRead("", 0.0), TextRead("", 0.0), TextRead("", 0.0)], ""),
     ],
 )
 def test_the_views_vote(reads: list[TextRead], expected: str) -> None:
     reader = still_reader(reads, ["ua"])
     assert reader.read_crop(np.zeros((60, 200, 3), np.uint8)).text == expected
+    # every scripted read was asked for: trimmed, line (the crop: no lines), widened
+    assert isinstance(reader.engine, ScriptedEngine)
+    assert reader.engine.calls == len(reads)
+
+
+def turned_box(angle: float, length: float = 160, thickness: float = 24) -> LineBox:
+    """A text line ``length`` by ``thickness`` turned ``angle`` degrees (as
+    :attr:`LineBox.angle` measures) about the point (100, 60), as the detector gives it."""
+    along = (math.cos(math.radians(angle)), math.sin(math.radians(angle)))
+    across = (-along[1], along[0])
+    corners = [
+        (
+            100 + sx * length / 2 * along[0] + sy * thickness / 2 * across[0],
+            60 + sx * length / 2 * along[1] + sy * thickness / 2 * across[1],
+        )
+        for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1))
+    ]
+    return LineBox.around(corners)
+
+
+class FixedLines:
+    """A line finder that finds the lines it was given."""
+
+    def __init__(self, boxes: list[LineBox]) -> None:
+        self.boxes = boxes
+
+    def find(self, crop: np.ndarray) -> list[LineBox]:
+        return list(self.boxes)
+
+
+@pytest.mark.parametrize("angle", [0.0, 10.0, -25.0, 40.0])
+def test_a_line_box_knows_its_angle_and_thickness(angle: float) -> None:
+    box = turned_box(angle)
+    assert box.angle == pytest.approx(angle, abs=0.01)
+    assert box.thickness == pytest.approx(24)
+    assert box.length == pytest.approx(160)
+    # without the detector's corners: level, as thick as the box is high
+    assert LineBox(0, 0, 160, 24).angle == 0.0
+    assert LineBox(0, 0, 160, 24).thickness == 24
+
+
+@pytest.mark.parametrize("angle", [12.0, -30.0])
+def test_turning_levels_the_line_and_keeps_the_crop(angle: float) -> None:
+    crop = np.zeros((120, 200, 3), np.uint8)
+    image, (moved,) = turned(crop, [turned_box(angle)], angle)
+    assert moved.angle == pytest.approx(0.0, abs=0.01)
+    assert moved.height == pytest.approx(24, abs=0.5)  # level: as high as it is thick
+    assert image.shape[0] > crop.shape[0]
+    assert image.shape[1] > crop.shape[1]
+    assert 0 <= moved.x1 < moved.x2 <= image.shape[1]
+    assert 0 <= moved.y1 < moved.y2 <= image.shape[0]
+
+
+@pytest.mark.parametrize(
+    ("boxes", "level"),
+    [
+        ([], False),
+        ([turned_box(1.0)], False),  # level enough
+        ([turned_box(20.0, length=30, thickness=24)], False),  # squarish: no direction
+        ([turned_box(60.0)], False),  # more upright than level: not a plate's number
+        ([turned_box(20.0)], True),
+        ([turned_box(-15.0), turned_box(-15.0, length=60, thickness=8)], True),
+    ],
+)
+def test_the_level_line_is_cut_only_from_a_turned_line(boxes: list[LineBox], level: bool) -> None:
+    crop = np.zeros((120, 200, 3), np.uint8)
+    view = level_line(crop, boxes)
+    assert (view is not None) == level
+    if view is not None:
+        # the line's thickness and margins, not the height of the tilted box around it
+        assert view.shape[0] < 0.8 * max(box.height for box in boxes)
+
+
+@pytest.mark.parametrize(
+    ("reads", "boxes", "calls"),
+    [
+        # the first two views agree on a format's plate: settled
+        ([TextRead("AB1234CD", 0.9), TextRead("AB1234CD", 0.95)], [turned_box(20.0)], 2),
+        # unsure and turned: trimmed, line, level line, level line widened
+        ([TextRead("AB123", 0.9)] * 4, [turned_box(20.0)], 4),
+        # unsure and level: trimmed, line, line widened
+        ([TextRead("AB123", 0.9)] * 3, [turned_box(0.5)], 3),
+    ],
+)
+def test_more_views_are_read_only_while_the_reads_are_unsure(
+    reads: list[TextRead], boxes: list[LineBox], calls: int
+) -> None:
+    engine = ScriptedEngine(reads)
+    reader = StillReader(engine, ReaderConfig(), PlatesConfig(formats=["ua"]), FixedLines(boxes))
+    reader.read_crop(np.zeros((120, 200, 3), np.uint8))
+    assert engine.calls == calls
 
 
 def test_video_reads_each_crop_once() -> None:
@@ -146,6 +246,107 @@ def test_the_still_reader_reads_a_rendered_plate(engine: OcrEngine, lines: TextL
     reader = StillReader(engine, ReaderConfig(), PlatesConfig(formats=["in_rto"]), lines)
     plate = plate_image("KA01AB1234")
     assert reader.read_crop(plate).text == "KA01AB1234"
+
+
+def photographed_plate(
+    number: str,
+    angle: float = 0.0,
+    height: int = 32,
+    squeeze: float = 1.0,
+    background: tuple[int, int, int] = (225, 225, 225),
+) -> np.ndarray:
+    """A plate crop as the detector cuts it from a photo taken askew: the demo's plate
+    ``height`` pixels high (its width times ``squeeze``, a condensed font), in a dark
+    holder, turned ``angle`` degrees clockwise on a light ground (a white car, snow), a
+    little blurred, with the ground around it."""
+    plate = plate_image(number)
+    width = round(plate.shape[1] * height / plate.shape[0] * squeeze)
+    plate = cv2.resize(plate, (width, height), interpolation=cv2.INTER_AREA)
+    plate = cv2.copyMakeBorder(plate, 3, 3, 3, 3, cv2.BORDER_CONSTANT, value=(30, 30, 30))
+    height, width = plate.shape[:2]
+    pad = width // 2
+    canvas = cv2.copyMakeBorder(plate, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=background)
+    rotation = cv2.getRotationMatrix2D((canvas.shape[1] / 2, canvas.shape[0] / 2), -angle, 1.0)
+    canvas = cv2.warpAffine(
+        canvas, rotation, canvas.shape[1::-1], flags=cv2.INTER_CUBIC, borderValue=background
+    )
+    canvas = cv2.GaussianBlur(canvas, (0, 0), 0.8)
+    corners = np.array(
+        [[[pad, pad], [pad + width, pad], [pad + width, pad + height], [pad, pad + height]]], float
+    )
+    moved = cv2.transform(corners, rotation)[0]
+    (x1, y1), (x2, y2) = moved.min(axis=0) - height / 2, moved.max(axis=0) + height / 2
+    return canvas[int(y1) : int(y2), int(x1) : int(x2)]
+
+
+@pytest.mark.parametrize("number", ["AB7333BH", "AB0680EA"])
+def test_a_plate_photographed_askew_is_read_on_its_line_turned_level(
+    engine: OcrEngine, lines: TextLines, number: str
+) -> None:
+    reader = StillReader(engine, ReaderConfig(), PlatesConfig(formats=["ua"]), lines)
+    crop = photographed_plate(number, angle=35.0)
+    # neither the crop nor its line as the detector boxes it is read
+    first, line = list(reader.views(crop))[:2]
+    assert first.shape == trimmed(crop).shape
+    assert PlateReader.read_crop(reader, first).text != number
+    assert PlateReader.read_crop(reader, line).text != number
+    # the line turned level is
+    assert reader.read_crop(crop).text == number
+
+
+def test_a_condensed_plate_is_read_widened(engine: OcrEngine, lines: TextLines) -> None:
+    crop = photographed_plate("AA1111BB", squeeze=0.5, height=48, background=(70, 90, 120))
+    # the recogniser merges the two As set close together, unless the crop is widened
+    assert engine.read(crop).text == "A1111BB"
+    assert engine.read(widened(crop)).text == "AA1111BB"
+    reader = StillReader(engine, ReaderConfig(), PlatesConfig(formats=["ua"]), lines)
+    assert reader.read_crop(crop).text == "AA1111BB"
+
+
+@pytest.mark.parametrize(
+    ("line", "calls"),
+    [
+        (LineBox(20, 10, 90, 36), 3),  # inside the crop: the plate is whole
+        (LineBox(20, 10, 112, 36), 6),  # runs off the right: the box is widened, read again
+        (LineBox(2, 10, 90, 36), 6),  # runs off the left
+    ],
+)
+def test_only_a_line_running_off_the_crop_widens_the_box(line: LineBox, calls: int) -> None:
+    engine = ScriptedEngine([TextRead("AB12", 0.9)] * calls)
+    reader = StillReader(engine, ReaderConfig(), PlatesConfig(formats=["ua"]), FixedLines([line]))
+    # the box's crop is 116 by 46 pixels with its margins
+    assert reader.read_plate(np.zeros((200, 400, 3), np.uint8), (100, 80, 200, 120)).text == "AB12"
+    assert engine.calls == calls
+
+
+def test_a_sure_read_does_not_widen_the_box() -> None:
+    engine = ScriptedEngine([TextRead("AB1234CD", 0.99)])
+    lines = FixedLines([LineBox(2, 10, 112, 36)])
+    reader = StillReader(engine, ReaderConfig(), PlatesConfig(formats=["ua"]), lines)
+    assert reader.read_plate(np.zeros((200, 400, 3), np.uint8), (100, 80, 200, 120)).text
+    assert engine.calls == 1
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("number", ["AB3391AK", "BC9911BK"])
+def test_a_box_that_cut_the_plate_is_widened(
+    engine: OcrEngine, lines: TextLines, number: str, side: str
+) -> None:
+    plate = cv2.resize(plate_image(number), None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    height, width = plate.shape[:2]
+    image = np.full((300, 500, 3), (40, 45, 50), np.uint8)
+    x, y = 100, 120
+    image[y : y + height, x : x + width] = plate
+    # the detector found half of the plate
+    half = width // 2
+    bbox = (
+        (x, y, x + half, y + height)
+        if side == "right"
+        else (x + width - half, y, x + width, y + height)
+    )
+    reader = StillReader(engine, ReaderConfig(), PlatesConfig(formats=["ua"]), lines)
+    assert reader.read_crop(cut_crop(image, bbox)).text != number
+    assert reader.read_plate(image, bbox).text == number
 
 
 @pytest.mark.parametrize(

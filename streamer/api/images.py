@@ -130,9 +130,9 @@ class ImageProcessor:
     """Detect, read and check plates in single images, with one camera's settings.
 
     Single images get more care than video frames: a small or missing plate is looked
-    for again in tiles (:meth:`best_plate`), and the crop is read several ways and voted
-    (:class:`~streamer.reading.still.StillReader`). ``lines`` finds text lines in plate
-    crops (the process's shared detector when ``None``).
+    for again in tiles (:meth:`best_plate`), and the plate is read several ways and voted
+    (:meth:`~streamer.reading.still.StillReader.read_plate`). ``lines`` finds text lines
+    in plate crops (the process's shared detector when ``None``).
     """
 
     def __init__(
@@ -211,7 +211,7 @@ class ImageProcessor:
                 "dues_result": None,
                 "error": "no plate detected",
             }
-        read = self.reader.read_crop(found.crop)
+        read = self.reader.read_plate(image, found.bbox)
         if not read.text:
             return {
                 "success": False,

@@ -215,7 +215,7 @@ def evaluate_images(
         found = processor.best_plate(image)
         if found is None:
             return ItemRead("", found=False)
-        text = processor.reader.read_crop(found.crop).text
+        text = processor.reader.read_plate(image, found.bbox).text
         return ItemRead(text, overlaps=item.box is None or _iou(found.bbox, item.box) > 0.3)
 
     formats = processor.reader.plates.formats
