@@ -102,8 +102,12 @@ class DetectionConfig(Section):
         None,
         description="Region of interest as fractions of the frame, [x1, y1, x2, y2] "
         "(e.g. [0, 0.4, 1, 1] for the lower 60%). Only this part is detected and watched "
-        "for motion: faster, and no plates from the road behind the gate. Empty: the "
-        "whole frame.",
+        "for motion: no plates from the road behind the gate. The detector fits the "
+        "region, not the frame, to model.image_size, so a region smaller than that is "
+        "enlarged: on a wide camera where the lane is a few hundred pixels, a region around "
+        "it reads plates some 20 pixels tall that the whole frame, shrunk to fit, misses. "
+        "A detection costs about what the fitted region's pixels do: a wide strip less "
+        "than the whole frame, a square region more. Empty: the whole frame.",
     )
 
     @field_validator("roi")
