@@ -10,7 +10,6 @@ not two.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,7 @@ from streamer.reading.ocr import OcrEngine, TextRead
 from streamer.reading.read import PlateRead, PlateReader
 from streamer.stores.dues import Dues, DuesResult
 from streamer.stores.lists import NO_LISTS, Lists, NoLists
-from streamer.stores.records import StoreError
+from streamer.stores.records import Outage, StoreError
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop, Track
 
 logger = logging.getLogger(__name__)
@@ -64,8 +63,8 @@ class Deduplicator:
             self._last_seen[plate] = max(moment, previous) if previous else moment
 
 
-#: Set while the dues cannot be looked up: an outage is logged once, not per read.
-_unchecked = threading.Event()
+#: The dues' database failing: an outage is logged once, not per read.
+_outage = Outage(logger)
 
 
 def checks(plate: str, dues: Dues, lists: Lists) -> dict[str, Any]:
@@ -76,19 +75,12 @@ def checks(plate: str, dues: Dues, lists: Lists) -> dict[str, Any]:
     try:
         found = {"dues_result": dues.lookup(plate), "lists": lists.lookup(plate)}
     except StoreError as error:
-        first = not _unchecked.is_set()
-        _unchecked.set()
-        logger.log(
-            logging.ERROR if first else logging.DEBUG,
-            "%s: dues and lists not checked (until the database answers): %s",
-            plate,
-            error,
+        _outage.failed(
+            "%s: dues and lists not checked (until the database answers): %s", plate, error
         )
         unchecked = DuesResult(False, False, 0.0, f"Dues not checked: {error}")
         return {"dues_result": unchecked, "lists": NO_LISTS}
-    if _unchecked.is_set():
-        _unchecked.clear()
-        logger.info("dues and lists: checked again")
+    _outage.ended("dues and lists: checked again")
     return found
 
 

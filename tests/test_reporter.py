@@ -214,6 +214,9 @@ def test_an_outage_of_the_dues_is_logged_once_and_its_end_too(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     dues = Unreachable()
+    dues.back = True
+    checks("KA01AB1234", dues, NoLists())  # no outage left over from another test
+    dues.back = False
     with caplog.at_level(logging.INFO, logger="streamer.reporter"):
         for plate in ("KA01AB1234", "KA01AB1234", "MH12XY7395"):
             result = checks(plate, dues, NoLists())

@@ -31,7 +31,7 @@ from streamer.delivery.queue import DEAD, DELIVERED, PENDING, Delivery, Delivery
 from streamer.delivery.senders import backoff
 from streamer.stores.database import Connection
 from streamer.stores.postgres import PostgresDatabase
-from streamer.stores.records import StoreError
+from streamer.stores.records import Outage, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +258,7 @@ class Forwarder:
         self.wakeup = asyncio.Event()
         self.idle = asyncio.Event()
         self._rng = random.Random()
+        self._outage = Outage(logger)
 
     async def run(self) -> None:
         """Forward until cancelled."""
@@ -274,18 +275,14 @@ class Forwarder:
                 await asyncio.to_thread(self.shared.ship, batch)
             except StoreError as error:
                 failures += 1
-                wait = backoff(failures, 1.0, self.retry_max_s, self._rng)
-                if failures == 1:
-                    logger.error(
-                        "cluster outbox: %d deliveries kept in this node's outbox until the "
-                        "database answers: %s",
-                        len(batch),
-                        error,
-                    )
-                await asyncio.sleep(wait)
+                self._outage.failed(
+                    "cluster outbox: deliveries kept in this node's outbox until the "
+                    "database answers: %s",
+                    error,
+                )
+                await asyncio.sleep(backoff(failures, 1.0, self.retry_max_s, self._rng))
                 continue
-            if failures:
-                logger.info("cluster outbox: reachable again; forwarding what waited")
-                failures = 0
+            failures = 0
+            self._outage.ended("cluster outbox: reachable again; forwarding what waited")
             await asyncio.to_thread(self.outbox.forwarded, [d.id for d in batch])
             self.wake(sorted({d.target for d in batch}))

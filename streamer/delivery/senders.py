@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from streamer.delivery.queue import Delivery, DeliveryQueue
-from streamer.stores.records import StoreError
+from streamer.stores.records import Outage, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class OutboxSender(ABC):
         self._failures = 0
         self._rng = random.Random()
         self._unrecorded: list[Callable[[], None]] = []
-        self._unreachable = False
+        self._outage = Outage(logger)
 
     @property
     def name(self) -> str:
@@ -101,14 +101,10 @@ class OutboxSender(ABC):
             try:
                 await self._next()
             except StoreError as error:
-                if not self._unreachable:
-                    logger.error("%s: deliveries wait: %s", self.name, error)
-                self._unreachable = True
+                self._outage.failed("%s: deliveries wait: %s", self.name, error)
                 await asyncio.sleep(self.outbox.poll_s or self.retry_initial_s)
                 continue
-            if self._unreachable:
-                self._unreachable = False
-                logger.info("%s: the outbox answers again", self.name)
+            self._outage.ended("%s: the outbox answers again", self.name)
 
     async def _next(self) -> None:
         """Record what is unrecorded, then attempt the next due delivery, or wait."""

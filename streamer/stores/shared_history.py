@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from streamer.events import Event, PlateEvent
 from streamer.stores.history import evidence_url
 from streamer.stores.postgres import PostgresDatabase
-from streamer.stores.records import StoreError
+from streamer.stores.records import Outage, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class SharedHistory:
         self.evidence = evidence
         self.max_age_days = max_age_days
         self._written = 0
-        self._failing = False
+        self._outage = Outage(logger)
         self._lock = threading.Lock()
 
     def send(self, event: Event) -> None:
@@ -88,14 +88,9 @@ class SharedHistory:
                 db.execute("SELECT pg_notify(?, ?)", (CHANNEL, announced))
                 self._purge(db)
         except StoreError as error:
-            with self._lock:
-                first, self._failing = not self._failing, True
-            if first:
-                logger.error("cluster events: not written (kept in the events log): %s", error)
+            self._outage.failed("cluster events: not written (kept in the events log): %s", error)
             return
-        if self._failing:
-            self._failing = False
-            logger.info("cluster events: written again")
+        self._outage.ended("cluster events: written again")
 
     def listen(self, deliver: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
         """Pass each plate event another node writes to ``deliver``, until ``stop`` is set
