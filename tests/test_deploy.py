@@ -269,24 +269,21 @@ def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
     no_env_file.touch()
     command = [*COMPOSE_BINARY, "--env-file", str(no_env_file), "-f", str(COMPOSE)]
     environment = {**os.environ, **{name: "dummy" for name in required_variables()}}
-    checked = subprocess.run(
-        [*command, "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        env=environment,
-        check=False,
-        timeout=120,
-    )
+
+    def config() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, "config", "--quiet"],
+            capture_output=True,
+            text=True,
+            env=environment,
+            check=False,
+            timeout=120,
+        )
+
+    checked = config()
     assert checked.returncode == 0, checked.stderr
     del environment["PGPASSWORD"]
-    refused = subprocess.run(
-        [*command, "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        env=environment,
-        check=False,
-        timeout=120,
-    )
+    refused = config()
     assert refused.returncode != 0
     assert "PGPASSWORD" in refused.stderr
 

@@ -29,11 +29,11 @@ class _ServiceCollector(Collector):
         self,
         cameras: Callable[[], Sequence[CameraSnapshot]],
         senders: Callable[[], Sequence[OutboxSender]],
-        outbox: Callable[[], Deliveries | None],
+        deliveries: Callable[[], Deliveries | None],
     ) -> None:
         self.cameras = cameras
         self.senders = senders
-        self.outbox = outbox
+        self.deliveries = deliveries
 
     def collect(self) -> Iterable[Metric]:
         per_camera = {
@@ -88,7 +88,7 @@ class _ServiceCollector(Collector):
             webhooks["webhook_dead"].add_metric([sender.label], sender.stats.dead)
         yield from webhooks.values()
 
-        outbox = self.outbox()
+        outbox = self.deliveries()
         if outbox is not None:
             depth = GaugeMetricFamily(
                 "streamer_outbox_depth",
@@ -116,10 +116,10 @@ class Metrics:
         self,
         cameras: Callable[[], Sequence[CameraSnapshot]] = tuple,
         senders: Callable[[], Sequence[OutboxSender]] = tuple,
-        outbox: Callable[[], Deliveries | None] = lambda: None,
+        deliveries: Callable[[], Deliveries | None] = lambda: None,
     ) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_ServiceCollector(cameras, senders, outbox))
+        self.registry.register(_ServiceCollector(cameras, senders, deliveries))
         self.stage_seconds = {
             stage: Histogram(
                 f"streamer_{stage}_seconds",
