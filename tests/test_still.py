@@ -296,8 +296,9 @@ def test_a_plate_photographed_askew_is_read_on_its_line_turned_level(
 
 def test_a_condensed_plate_is_read_widened(engine: OcrEngine, lines: TextLines) -> None:
     crop = photographed_plate("AA1111BB", squeeze=0.5, height=48, background=(70, 90, 120))
-    # the recogniser merges the two As set close together, unless the crop is widened
-    assert engine.read(crop).text == "A1111BB"
+    # the recogniser misreads the characters set close together (here it merged the two
+    # As), unless the crop is widened
+    assert engine.read(crop).text != "AA1111BB"
     assert engine.read(widened(crop)).text == "AA1111BB"
     reader = StillReader(engine, ReaderConfig(), PlatesConfig(formats=["ua"]), lines)
     assert reader.read_crop(crop).text == "AA1111BB"
