@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from streamer.events import Event, PlateEvent
-from streamer.service import Service, ServiceOptions
+from streamer.node import ServiceOptions
+from streamer.service import Service
+from streamer.sources.demo import DEMO_VEHICLES, render_video
 from streamer.stores.lists import SqlLists
-from streamer.tools.demo import DEMO_VEHICLES, render_video
 from streamer.vision.hardware import this_machine
 
 from common import ROOT, bench_config, tests_helper, write_section

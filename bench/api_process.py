@@ -22,10 +22,10 @@ import aiohttp
 import cv2
 
 from streamer.config import Config
+from streamer.node import ServiceOptions
 from streamer.reading.ocr import engine_named
-from streamer.service import ServiceOptions
+from streamer.sources.demo import render_video
 from streamer.threaded import ServiceThread
-from streamer.tools.demo import render_video
 from streamer.vision.detect import YoloDetector
 
 from common import bench_config, frame_at

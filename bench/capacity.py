@@ -26,7 +26,8 @@ from pathlib import Path
 
 import cv2
 
-from streamer.service import Service, ServiceOptions
+from streamer.node import ServiceOptions
+from streamer.service import Service
 
 from common import bench_config
 
@@ -110,10 +111,9 @@ def run_trial(video: Path, cameras: int, plates: list[str], formats: list[str]) 
         stats = asyncio.run(service.run())
         seconds = time.monotonic() - started
         cpu = time.process_time() - cpu
-        assert service.metrics is not None
         # Every camera's detection time (including any wait for a free inference).
         detect: Counter[str] = Counter()
-        for metric in service.metrics.registry.collect():
+        for metric in service.node.metrics.registry.collect():
             if metric.name == "streamer_detect_seconds":
                 for sample in metric.samples:
                     detect[sample.name.rsplit("_", 1)[-1]] += sample.value

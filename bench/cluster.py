@@ -45,7 +45,7 @@ import psycopg
 import requests
 import yaml
 
-from streamer.tools.demo import render_video
+from streamer.sources.demo import render_video
 from streamer.vision.hardware import this_machine
 
 from common import ROOT, tests_helper, write_section

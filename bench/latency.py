@@ -31,14 +31,15 @@ from pathlib import Path
 from aiohttp import web
 
 from streamer.config import Config, DetectionConfig, PlatesConfig, ReaderConfig
+from streamer.evaluation.labels import video_labels
 from streamer.events import Event, PlateEvent
+from streamer.node import ServiceOptions
 from streamer.reading.ocr import engine_named
 from streamer.reading.read import PlateReader
-from streamer.service import Service, ServiceOptions
+from streamer.service import Service
+from streamer.sources.demo import DEMO_VEHICLES, DemoVehicle, render_video
 from streamer.sources.files import FileSource
 from streamer.sources.frame import Frame
-from streamer.tools.demo import DEMO_VEHICLES, DemoVehicle, render_video
-from streamer.tools.labels import video_labels
 from streamer.vision.detect import YoloDetector
 from streamer.vision.hardware import this_machine
 from streamer.vision.track import cut_crop

@@ -50,12 +50,13 @@ from streamer.config import (
     PlatesConfig,
     ReaderConfig,
 )
+from streamer.evaluation.labels import video_labels
+from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine, TesseractEngine, engine_named
 from streamer.reading.read import PlateReader
-from streamer.service import Service, ServiceOptions
+from streamer.service import Service
+from streamer.sources.demo import render_video
 from streamer.sources.files import FileSource
-from streamer.tools.demo import render_video
-from streamer.tools.labels import video_labels
 from streamer.vision.detect import Detector, YoloDetector
 from streamer.vision.export import ensure_int8_export, ensure_openvino_export, export_python
 from streamer.vision.hardware import this_machine
@@ -179,8 +180,7 @@ def replay(
         config, ServiceOptions(install_signal_handlers=False, detector=detector, engine=engine)
     )
     stats = asyncio.run(service.run())["bench"]
-    assert service.metrics is not None
-    registry = service.metrics.registry
+    registry = service.node.metrics.registry
 
     def mean_ms(metric: str) -> float:
         labels = {"camera": "bench"}

@@ -66,8 +66,9 @@ def replay_here(video: Path, work: Path) -> Replay:
 
     import streamer
     from streamer.config import Config
+    from streamer.node import ServiceOptions
     from streamer.reading.ocr import engine_named
-    from streamer.service import Service, ServiceOptions
+    from streamer.service import Service
     from streamer.vision.detect import YoloDetector
 
     defaults = Config()
@@ -187,7 +188,7 @@ def main() -> int:
     args = parser.parse_args()
     from performance import loop_video
 
-    from streamer.tools.labels import video_labels
+    from streamer.evaluation.labels import video_labels
 
     checkouts = [args.baseline, *args.head]
     names = [f"baseline {describe(args.baseline)}"]

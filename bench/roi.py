@@ -37,10 +37,11 @@ import numpy as np
 import supervision as sv
 
 from streamer.config import Config, DetectionConfig
+from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine, engine_named
-from streamer.service import Service, ServiceOptions
+from streamer.service import Service
+from streamer.sources.demo import DEMO_VEHICLES
 from streamer.sources.files import FileSource
-from streamer.tools.demo import DEMO_VEHICLES
 from streamer.vision.detect import Detector, YoloDetector
 from streamer.vision.export import ensure_int8_export, ensure_openvino_export
 from streamer.vision.hardware import this_machine

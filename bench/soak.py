@@ -56,8 +56,8 @@ import yaml
 from aiohttp import web
 
 from streamer.delivery.outbox import Outbox
+from streamer.sources.demo import DemoManifest, render_video, seed_demo_dues
 from streamer.stores.dues import SqlDues
-from streamer.tools.demo import DemoManifest, render_video, seed_demo_dues
 from streamer.vision.hardware import this_machine
 
 from common import ROOT, bench_config, tests_helper, write_section

@@ -4,14 +4,15 @@ event)."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from streamer.stores.dues import DuesResult
-from streamer.stores.lists import NO_LISTS, ListMatch
+from streamer.sources.frame import CameraState
 
 
 def iso(moment: datetime) -> str:
@@ -19,23 +20,64 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def compact_json(record: Mapping[str, Any]) -> str:
+    """``record`` as one line of JSON, as the events log, the outbox and the payloads
+    write it: no spaces, non-ASCII text kept as it is."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
 def _parse(text: str) -> datetime:
     """The moment :func:`iso` wrote."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-class CameraState(StrEnum):
-    """Where a camera stands. A live camera is ``online``, ``offline`` or ``reconnecting``
-    (the states its :class:`CameraStatus` events report); a recorded file is ``file``
-    while it is read, then ``finished``, or ``failed`` when it could not be read."""
+@dataclass(frozen=True)
+class DuesResult:
+    """The answer for one plate, in the seed's ``/check_dues`` shape."""
 
-    STARTING = "starting"
-    ONLINE = "online"
-    OFFLINE = "offline"
-    RECONNECTING = "reconnecting"
-    FILE = "file"
-    FINISHED = "finished"
-    FAILED = "failed"
+    found: bool
+    dues_pending: bool
+    amount: float
+    message: str
+    possible_match: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The seed's JSON object: ``found``, ``dues_pending``, ``amount``, ``message``;
+        plus ``possible_match`` when an unknown plate is one slip from a known one."""
+        data = asdict(self)
+        if self.possible_match is None:
+            del data["possible_match"]
+        return data
+
+
+NOT_FOUND = DuesResult(found=False, dues_pending=False, amount=0.0, message="No record found")
+
+
+@dataclass(frozen=True)
+class ListMatch:
+    """The lists a plate is on (``lists``), and those it is one slip from (``possible``:
+    ``(list, listed plate)`` pairs)."""
+
+    lists: tuple[str, ...] = ()
+    possible: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"lists": [...], "possible_lists": [{"list", "plate"}, ...]}``, as events carry it."""
+        return {
+            "lists": list(self.lists),
+            "possible_lists": [{"list": name, "plate": plate} for name, plate in self.possible],
+        }
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> ListMatch:
+        """The match an event's JSON carries (none, for events logged before lists)."""
+        return cls(
+            tuple(str(name) for name in record.get("lists") or ()),
+            tuple((str(p["list"]), str(p["plate"])) for p in record.get("possible_lists") or ()),
+        )
+
+
+NO_LISTS = ListMatch()
 
 
 class Phase(StrEnum):
@@ -173,6 +215,30 @@ class CameraStatus:
             "reason": self.reason,
             "at": iso(self.at),
         }
+
+
+@dataclass(frozen=True)
+class CameraSnapshot:
+    """One camera as metrics, ``/health``, ``/api/cameras``, MQTT and the cluster's leases
+    see it: read-only, so they cannot disagree."""
+
+    name: str
+    source: str
+    state: CameraState
+    fps: float
+    frames: int
+    detected: int
+    still: int
+    skipped: int
+    events: int
+    dues_events: int
+    last_frame_at: datetime | None
+    error: str | None
+
+    @property
+    def up(self) -> bool:
+        """Whether frames are flowing: a live camera online, or a file being read."""
+        return self.state in {CameraState.ONLINE, CameraState.FILE}
 
 
 #: Everything the sinks receive.

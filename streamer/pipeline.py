@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,15 +28,14 @@ import supervision as sv
 from streamer.config import CameraConfig, ReaderConfig, mask_url
 from streamer.delivery.recordings import EvidenceWriter
 from streamer.delivery.sinks import Sink
-from streamer.events import CameraState, CameraStatus, Event, PlateEvent
+from streamer.events import CameraSnapshot, CameraStatus, Event, PlateEvent
 from streamer.reading.ocr import OcrEngine
 from streamer.reporter import Skipped, StageTimer, TrackReporter
 from streamer.sources import is_live, open_source
 from streamer.sources.files import file_identity
-from streamer.sources.frame import Frame, Source, SourceError
+from streamer.sources.frame import CameraState, Frame, Source, SourceError
 from streamer.sources.threads import read_in_thread
-from streamer.stores.dues import Dues
-from streamer.stores.lists import Lists
+from streamer.stores.checks import PlateChecks
 from streamer.vision.detect import Detector
 from streamer.vision.motion import DetectionSchedule
 from streamer.vision.region import region, to_frame
@@ -53,11 +52,10 @@ class Stages:
 
     detector: Detector
     engines: Callable[[ReaderConfig], OcrEngine]
-    dues: Dues
+    checks: PlateChecks
     sinks: Sequence[Sink]
     evidence: EvidenceWriter | None
     timer: StageTimer | None = None
-    lists: Lists | None = None
 
 
 #: Events each camera keeps in :attr:`CameraStats.events_list`.
@@ -74,6 +72,13 @@ REPORT_QUEUE = 16
 #: Recent examined frames the frame rate is measured over, and how long without one
 #: counts as idle.
 FPS_WINDOW, FPS_IDLE_S = 50, 5.0
+
+
+#: The counters of :class:`CameraStats` that :meth:`CameraStats.add` sums.
+SUMMED = (
+    *("frames", "detected", "still", "skipped"),
+    *("tracks", "events", "dues_events", "merged", "unread"),
+)
 
 
 @dataclass
@@ -106,6 +111,12 @@ class CameraStats:
         default_factory=lambda: deque(maxlen=FPS_WINDOW), repr=False
     )
 
+    def add(self, other: CameraStats) -> None:
+        """Add the counters of another run of the same camera (a cluster node may read a
+        camera several times)."""
+        for name in SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def count_frame(self, frame: Frame, decoded: int) -> None:
         """Count one examined frame; ``decoded`` is the source's running total."""
         self.frames = max(self.frames, decoded)
@@ -119,29 +130,6 @@ class CameraStats:
             return 0.0
         (first, first_frames), (last, last_frames) = self._recent[0], self._recent[-1]
         return (last_frames - first_frames) / max(last - first, 1e-6)
-
-
-@dataclass(frozen=True)
-class CameraSnapshot:
-    """One camera as metrics, ``/health``, ``/api/cameras`` and the dashboard see it."""
-
-    name: str
-    source: str
-    state: CameraState
-    fps: float
-    frames: int
-    detected: int
-    still: int
-    skipped: int
-    events: int
-    dues_events: int
-    last_frame_at: datetime | None
-    error: str | None
-
-    @property
-    def up(self) -> bool:
-        """Whether frames are flowing: a live camera online, or a file being read."""
-        return self.state in {CameraState.ONLINE, CameraState.FILE}
 
 
 FrameCallback = Callable[[Frame], None]
@@ -166,7 +154,10 @@ class CameraPipeline:
         stages: Stages,
         source: Source | None = None,
         on_frame: FrameCallback | None = None,
+        seen: Mapping[str, datetime] | None = None,
     ) -> None:
+        """``seen``: the plates this camera saw lately and when (read by another node of
+        a cluster), which its vehicles still in view repeat."""
         self.camera = camera
         self.stages = stages
         self.source = source
@@ -175,10 +166,10 @@ class CameraPipeline:
         self.reporter = TrackReporter(
             camera,
             stages.engines(camera.reader),
-            stages.dues,
+            stages.checks,
             stages.evidence,
             stages.timer,
-            stages.lists,
+            seen,
         )
         self.schedule = DetectionSchedule(camera.detection)
         self.stats = CameraStats()

@@ -23,9 +23,7 @@ from streamer.delivery.recordings import EvidenceWriter
 from streamer.events import Phase, PlateEvent
 from streamer.reading.ocr import OcrEngine, TextRead
 from streamer.reading.read import PlateRead, PlateReader
-from streamer.stores.dues import Dues, DuesResult
-from streamer.stores.lists import NO_LISTS, Lists, NoLists
-from streamer.stores.records import Outage, StoreError
+from streamer.stores.checks import PlateChecks
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop, Track
 
 logger = logging.getLogger(__name__)
@@ -38,11 +36,15 @@ FILE_EVENTS = uuid.UUID("0f4d5a52-8c1e-5b7e-9a43-2b6c1d3e4f50")
 
 
 class Deduplicator:
-    """Merges repeats of one plate on one camera within ``window_s`` of its last sighting."""
+    """Merges repeats of one plate on one camera within ``window_s`` of its last sighting.
 
-    def __init__(self, config: DedupConfig) -> None:
+    ``seen``: plates another reader of this camera saw, and when (a cluster's node that
+    had it before), so that a vehicle still in view when the camera moved is not a new one.
+    """
+
+    def __init__(self, config: DedupConfig, seen: Mapping[str, datetime] | None = None) -> None:
         self.window = timedelta(seconds=config.window_s)
-        self._last_seen: dict[str, datetime] = {}
+        self._last_seen: dict[str, datetime] = dict(seen or {})
 
     def admit(self, plate: str, first_seen: datetime, last_seen: datetime) -> bool:
         """``True`` when this sighting is a new event; ``False`` when it merges into one."""
@@ -55,38 +57,8 @@ class Deduplicator:
             self._last_seen = {p: t for p, t in self._last_seen.items() if t >= cutoff}
         return True
 
-    def seed(self, seen: Mapping[str, datetime]) -> None:
-        """Remember plates another reader of this camera saw (a cluster's node that had it
-        before), so that a vehicle still in view when the camera moved is not a new one."""
-        for plate, moment in seen.items():
-            previous = self._last_seen.get(plate)
-            self._last_seen[plate] = max(moment, previous) if previous else moment
 
-
-#: The dues' database failing: an outage is logged once, not per read.
-_outage = Outage(logger)
-
-
-def checks(plate: str, dues: Dues, lists: Lists) -> dict[str, Any]:
-    """What is known of ``plate``: its ``dues_result`` and ``lists``, as event fields. When
-    the database cannot be reached (a cluster's, during an outage), the event still goes
-    out: not found, with a message that says the dues were not checked. One line says when
-    lookups fail, and one when they work again."""
-    try:
-        found = {"dues_result": dues.lookup(plate), "lists": lists.lookup(plate)}
-    except StoreError as error:
-        _outage.failed(
-            "%s: dues and lists not checked (until the database answers): %s", plate, error
-        )
-        unchecked = DuesResult(False, False, 0.0, f"Dues not checked: {error}")
-        return {"dues_result": unchecked, "lists": NO_LISTS}
-    _outage.ended("dues and lists: checked again")
-    return found
-
-
-def finals_of(
-    earlies: Sequence[dict[str, Any]], dues: Dues, lists: Lists | None = None
-) -> list[PlateEvent]:
+def finals_of(earlies: Sequence[dict[str, Any]], checks: PlateChecks) -> list[PlateEvent]:
     """The final events of early events whose tracks a crash ended (as the events log has
     them): their plate as the early read had it, with the dues and lists looked up again."""
     finals = []
@@ -96,8 +68,10 @@ def finals_of(
         except (KeyError, TypeError, ValueError) as error:
             logger.error("early event %s cannot be finalised: %r", record.get("event_id"), error)
             continue
-        facts = checks(early.plate_number, dues, lists or NoLists())
-        finals.append(replace(early, phase=Phase.FINAL, **facts))
+        checked = checks.check(early.plate_number)
+        finals.append(
+            replace(early, phase=Phase.FINAL, dues_result=checked.dues_result, lists=checked.lists)
+        )
     if finals:
         logger.warning("finalising %d early event(s) whose track a restart ended", len(finals))
     return finals
@@ -140,7 +114,7 @@ class TrackReporter:
     already made are not made again) and keeps the early event's ``event_id``.
 
     Example:
-        >>> reporter = TrackReporter(camera, engine, dues, evidence)
+        >>> reporter = TrackReporter(camera, engine, PlateChecks(dues), evidence)
         >>> reporter.progress(open_track)   # an early PlateEvent, or None (not yet)
         >>> reporter.report(finished)       # the final PlateEvent, or why there is none
     """
@@ -149,17 +123,16 @@ class TrackReporter:
         self,
         camera: CameraConfig,
         engine: OcrEngine,
-        dues: Dues,
+        checks: PlateChecks,
         evidence: EvidenceWriter | None,
         timer: StageTimer | None = None,
-        lists: Lists | None = None,
+        seen: Mapping[str, datetime] | None = None,
     ) -> None:
         self.camera = camera.name
         self.events = camera.events
         self.reader = PlateReader(engine, camera.reader, camera.plates)
-        self.dedup = Deduplicator(camera.dedup)
-        self.dues = dues
-        self.lists = lists or NoLists()
+        self.dedup = Deduplicator(camera.dedup, seen)
+        self.checks = checks
         self.evidence = evidence
         self.timer = timer
         self.min_frames = camera.tracker.min_frames
@@ -211,12 +184,14 @@ class TrackReporter:
         read = self._read(vehicle, track)
         if early is not None:
             if read is None:  # the best crops no longer agree: the early read stands
+                checked = self.checks.check(early.plate_number)
                 return replace(
                     early,
                     phase=Phase.FINAL,
                     last_seen=track.last_seen,
                     frames=track.frames,
-                    **checks(early.plate_number, self.dues, self.lists),
+                    dues_result=checked.dues_result,
+                    lists=checked.lists,
                 )
             self.dedup.admit(read.text, track.first_seen, track.last_seen)
             return self._event(track, read, Phase.FINAL, early)
@@ -246,6 +221,7 @@ class TrackReporter:
     ) -> PlateEvent:
         """The event of ``read``, with its dues and evidence; a final one keeps the event id
         of its ``early`` event (and names the early plate where it changed)."""
+        checked = self.checks.check(read.text)
         event = PlateEvent(
             camera=self.camera,
             plate_number=read.text,
@@ -258,7 +234,8 @@ class TrackReporter:
             frames=track.frames,
             format_valid=read.format_valid,
             format=read.format,
-            **checks(read.text, self.dues, self.lists),
+            dues_result=checked.dues_result,
+            lists=checked.lists,
             event_id=self.event_id(track) if early is None else early.event_id,
             phase=phase,
         )

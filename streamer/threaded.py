@@ -7,7 +7,8 @@ import threading
 from dataclasses import replace
 
 from streamer.config import Config
-from streamer.service import Service, ServiceOptions, StartupError
+from streamer.node import ServiceOptions, StartupError
+from streamer.service import Service
 
 #: How long a :class:`ServiceThread` waits for its service to start, and to stop.
 THREAD_START_TIMEOUT_S, THREAD_STOP_TIMEOUT_S = 60.0, 30.0
@@ -55,8 +56,8 @@ class ServiceThread:
     @property
     def url(self) -> str:
         """The HTTP API's address."""
-        api = self.service.api
-        if api is None or api.port is None:
+        api = self.service.node.api
+        if api.port is None:
             raise RuntimeError("the service serves no HTTP API (http.enabled is off)")
         return f"http://127.0.0.1:{api.port}"
 

@@ -18,13 +18,13 @@ from mosquitto import Broker, mosquitto_missing
 from postgres import PostgresServer, postgres_missing
 from rtsp import RtspServer
 
-from streamer import service, threaded
+from streamer import node, threaded
+from streamer.cluster.database import PostgresDatabase
 from streamer.config import Config, parse_config
 from streamer.events import Event
 from streamer.reading.ocr import OcrEngine, TesseractEngine, engine_named
+from streamer.sources.demo import DemoManifest, DemoVehicle, render_video
 from streamer.stores.database import Database, SqliteDatabase
-from streamer.stores.postgres import PostgresDatabase
-from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,5 +240,5 @@ class ServiceThread(threaded.ServiceThread):
     def __init__(
         self, config: Config, detector: YoloDetector, engine: OcrEngine, serve_only: bool = False
     ) -> None:
-        options = service.ServiceOptions(detector=detector, engine=engine, serve_only=serve_only)
+        options = node.ServiceOptions(detector=detector, engine=engine, serve_only=serve_only)
         super().__init__(config, options)

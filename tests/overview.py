@@ -1,6 +1,6 @@
 """A wide overview camera in which the lane, and so every plate, is small.
 
-The demo renderer's video (:func:`streamer.tools.demo.render_video`) drawn at
+The demo renderer's video (:func:`streamer.sources.demo.render_video`) drawn at
 ``lane_width`` pixels and pasted into a large frame (1920x1080 by default) of the same empty
 road enlarged, as an overview camera sees a gate in a corner of its view. Generated, never
 copied; deterministic per seed. Shared by ``tests/test_roi.py`` and ``bench/roi.py``.
@@ -16,7 +16,7 @@ from typing import Any
 
 import cv2
 
-from streamer.tools.demo import DemoVehicle, render_video
+from streamer.sources.demo import DemoVehicle, render_video
 from streamer.vision.region import Roi
 
 #: Pixels around the lane that its region of interest takes in, so that no plate near

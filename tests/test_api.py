@@ -17,7 +17,7 @@ import pytest
 from rtsp import free_port
 
 from streamer.reading.ocr import OcrEngine
-from streamer.tools.demo import DemoManifest
+from streamer.sources.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 
 from conftest import ServiceThread, frame_at, make_config

@@ -15,8 +15,8 @@ from test_sources import damaged_copy
 
 from streamer.cli.daemon import camera_names
 from streamer.config import DetectionConfig
+from streamer.sources.demo import DEMO_VEHICLES, DemoManifest, seed_demo_dues
 from streamer.stores.dues import SqlDues
-from streamer.tools.demo import DEMO_VEHICLES, DemoManifest, seed_demo_dues
 
 from conftest import frame_at, vehicles
 

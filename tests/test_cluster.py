@@ -29,17 +29,18 @@ from postgres import PASSWORD, PostgresServer, postgres_missing
 from receiver import Receiver
 from rtsp import RtspServer, free_port
 
-from streamer.cluster import Leases, share
+from streamer.cluster.database import MIGRATIONS, PostgresDatabase, quoted
+from streamer.cluster.history import ClusterHistory
+from streamer.cluster.leases import Leases, share
 from streamer.config import ClusterConfig, Config, DedupConfig, load_config
-from streamer.events import PlateEvent
+from streamer.events import NOT_FOUND, PlateEvent
+from streamer.node import ServiceOptions, StartupError
 from streamer.reading.ocr import OcrEngine
 from streamer.reporter import Deduplicator
-from streamer.service import Service, ServiceOptions, StartupError
-from streamer.stores.dues import NOT_FOUND, SqlDues
-from streamer.stores.postgres import MIGRATIONS, PostgresDatabase, quoted
+from streamer.service import Service
+from streamer.sources.demo import DemoManifest
+from streamer.stores.dues import SqlDues
 from streamer.stores.records import StoreError
-from streamer.stores.shared_history import SharedHistory
-from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 
 from conftest import ServiceThread, make_config
@@ -53,7 +54,7 @@ def test_ten_nodes_starting_at_once_migrate_once(
     postgres_server: PostgresServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = postgres_server.new_database()
-    caplog.set_level(logging.INFO, logger="streamer.stores.postgres")
+    caplog.set_level(logging.INFO, logger="streamer.cluster.database")
     start = threading.Barrier(10)
     errors: list[BaseException] = []
 
@@ -404,7 +405,7 @@ def test_every_node_shows_the_whole_clusters_events(
     dashboard's live stream shows them as B writes them."""
     url = postgres_server.new_database()
     database = PostgresDatabase(url)
-    shared = SharedHistory(database, "b", tmp_path / "evidence", 30)
+    shared = ClusterHistory(database, "b", tmp_path / "evidence", 30)
     reader = cluster_config(
         tmp_path / "b",
         url,
@@ -464,7 +465,7 @@ def test_the_node_taking_a_camera_knows_the_plates_it_saw_last(
     """A vehicle in view while its camera moved is merged into the event the node before
     wrote, not reported again."""
     database = PostgresDatabase(postgres_server.new_database())
-    shared = SharedHistory(database, "n1", tmp_path, 30)
+    shared = ClusterHistory(database, "n1", tmp_path, 30)
     now = datetime.now(UTC)
     seen = PlateEvent(
         camera="gate",
@@ -484,8 +485,7 @@ def test_the_node_taking_a_camera_knows_the_plates_it_saw_last(
     recent = shared.recent("gate", 60)
     assert list(recent) == ["KA05MN4821"]
     assert abs((recent["KA05MN4821"] - now).total_seconds()) < 0.01
-    dedup = Deduplicator(DedupConfig(window_s=60))
-    dedup.seed(recent)
+    dedup = Deduplicator(DedupConfig(window_s=60), recent)
     assert not dedup.admit("KA05MN4821", now + timedelta(seconds=2), now + timedelta(seconds=5))
     assert dedup.admit("TN09CK2046", now + timedelta(seconds=2), now + timedelta(seconds=5))
     database.close()

@@ -19,14 +19,13 @@ from receiver import Receiver
 from rtsp import RtspServer, free_port
 
 from streamer.cli import main
+from streamer.cluster.database import PostgresDatabase
+from streamer.cluster.outbox import ClusterOutbox
 from streamer.config import OutboxConfig, WebhookConfig
-from streamer.delivery.cluster_outbox import ClusterOutbox
 from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import DEAD, DELIVERED, PENDING, Delivery
-from streamer.events import PlateEvent
-from streamer.stores.dues import NOT_FOUND
-from streamer.stores.postgres import PostgresDatabase
-from streamer.tools.demo import DemoManifest
+from streamer.events import NOT_FOUND, PlateEvent
+from streamer.sources.demo import DemoManifest
 
 from conftest import make_config, write_yaml
 

@@ -10,9 +10,9 @@ from browser import Browser
 from rtsp import free_port
 
 from streamer.reading.ocr import OcrEngine
+from streamer.sources.demo import DemoManifest, DemoVehicle, render_video
 from streamer.stores.dues import SqlDues
 from streamer.stores.lists import SqlLists
-from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
 from conftest import ServiceThread, make_config

@@ -16,7 +16,7 @@ import supervision as sv
 import ultralytics_reference as reference
 
 from streamer.config import DetectionConfig, ModelConfig
-from streamer.tools.demo import DemoManifest
+from streamer.sources.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 from streamer.vision.export import ensure_int8_export, ensure_openvino_export
 from streamer.vision.models import OpenVinoExport

@@ -17,9 +17,10 @@ from receiver import Receiver
 from rtsp import RtspServer, free_port
 
 from streamer.config import Config
+from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine
-from streamer.service import Service, ServiceOptions
-from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
+from streamer.service import Service
+from streamer.sources.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
 from conftest import kill_when, make_config, restart_without_cameras, vehicles
@@ -117,7 +118,7 @@ def test_a_car_standing_in_view_when_the_camera_starts_is_read(
     tmp_path: Path, standing_clip: DemoManifest, detector: YoloDetector, engine: OcrEngine
 ) -> None:
     config = make_config(tmp_path, cameras=[{"name": "gate", "source": str(standing_clip.path)}])
-    stats = run(config, detector, engine).pipelines[0].stats
+    stats = run(config, detector, engine).node.cameras.running[0].stats
     (vehicle,) = vehicles(read_log(config))
     assert vehicle["plate_number"] == CAR.plate
     assert stats.events == 1
@@ -167,7 +168,9 @@ def test_a_standing_car_gives_one_event_across_a_reconnection(
             "back online",
         )
         # Back online, the standing car is detected and read again: a repeat, merged.
-        await until(lambda: service.pipelines[0].stats.merged >= 1, "the repeat merged", 20)
+        await until(
+            lambda: service.node.cameras.running[0].stats.merged >= 1, "the repeat merged", 20
+        )
         service.request_stop()
         await task
         return read_log(config)

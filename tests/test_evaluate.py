@@ -9,15 +9,16 @@ import cv2
 import numpy as np
 import pytest
 
-from streamer.api.images import ImageProcessor
 from streamer.config import Config, PlatesConfig, ReaderConfig
-from streamer.reading.ocr import OcrEngine
-from streamer.reading.read import PlateReader
-from streamer.stores.dues import SqlDues
-from streamer.tools.demo import plate_image
-from streamer.tools.evaluate import char_accuracy, evaluate_crops, evaluate_images, miss_cause, run
-from streamer.tools.labels import LABEL_FILES, EvalError, discover, label_format, plates_for
-from streamer.tools.tables import (
+from streamer.evaluation.evaluate import (
+    char_accuracy,
+    evaluate_crops,
+    evaluate_images,
+    miss_cause,
+    run,
+)
+from streamer.evaluation.labels import LABEL_FILES, EvalError, discover, label_format, plates_for
+from streamer.evaluation.tables import (
     FormatRow,
     SetReport,
     format_rows,
@@ -27,6 +28,12 @@ from streamer.tools.tables import (
     render_table,
     write_json,
 )
+from streamer.reading.ocr import OcrEngine
+from streamer.reading.read import PlateReader
+from streamer.sources.demo import plate_image
+from streamer.stills import StillPipeline
+from streamer.stores.checks import PlateChecks
+from streamer.stores.dues import SqlDues
 from streamer.vision.detect import YoloDetector
 
 PLATES = ("KA05MN4821", "MH12XY7395", "TN09CK2046", "HR26K4417")
@@ -208,7 +215,7 @@ def test_evaluate_images_detects_and_reads(
         rows.append(f"{index}.jpg,{plate},{box}")
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     camera = Config().cameras[0]
-    processor = ImageProcessor(detector, engine, SqlDues(tmp_path / "d.sqlite"), camera)
+    processor = StillPipeline(detector, engine, PlateChecks(SqlDues(tmp_path / "d.sqlite")), camera)
     report = evaluate_images(tmp_path / "labels.csv", processor, "paddle")
     assert report.kind == "images"
     assert report.rows["images"] == 3
@@ -231,7 +238,7 @@ def test_evaluate_images_gives_each_miss_one_cause(
     ]
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     camera = Config().cameras[0]
-    processor = ImageProcessor(detector, engine, SqlDues(tmp_path / "d.sqlite"), camera)
+    processor = StillPipeline(detector, engine, PlateChecks(SqlDues(tmp_path / "d.sqlite")), camera)
     report = evaluate_images(tmp_path / "labels.csv", processor, "paddle")
     assert [miss[3] for miss in report.misses] == ["not found", "wrong box", "extra"]
     assert report.causes == dict.fromkeys(

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streamer.delivery.sinks import JsonLinesSink
-from streamer.events import PlateEvent
-from streamer.stores.dues import NOT_FOUND
+from streamer.events import NOT_FOUND, PlateEvent
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

@@ -20,6 +20,7 @@ from streamer.reading.plates import (
 )
 from streamer.reporter import TrackReporter
 from streamer.sources.frame import Frame
+from streamer.stores.checks import PlateChecks
 from streamer.stores.dues import SqlDues
 from streamer.vision.track import FinishedTrack, PlateCrop
 
@@ -183,7 +184,7 @@ def test_the_event_of_a_vehicle_names_the_format_its_plate_matched(
         for quality in (0.9, 0.8, 0.7)
     )
     dues = SqlDues(tmp_path / "dues.sqlite")
-    reporter = TrackReporter(camera, OneTextEngine(text), dues, None)
+    reporter = TrackReporter(camera, OneTextEngine(text), PlateChecks(dues), None)
     event = reporter.report(FinishedTrack("gate", 1, moment, moment, 12, crops))
     assert isinstance(event, PlateEvent)
     assert (event.plate_number, event.format_valid, event.format) == (

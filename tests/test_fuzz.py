@@ -47,9 +47,9 @@ import yaml
 from streamer.config import CameraConfig, Config, ConfigError, load_config
 from streamer.reading.plates import fix_confusions, matches_format
 from streamer.sources import open_source
+from streamer.sources.demo import DemoVehicle, render_video
 from streamer.sources.frame import SourceError
 from streamer.stores.dues import DuesError, SqlDues
-from streamer.tools.demo import DemoVehicle, render_video
 
 #: The seed of every generator in this file.
 SEED = int(os.environ.get("STREAMER_FUZZ_SEED", "20261129"))

@@ -7,8 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streamer.events import Phase, PlateEvent
-from streamer.stores.dues import NOT_FOUND
+from streamer.events import NOT_FOUND, Phase, PlateEvent
 from streamer.stores.history import EventHistory
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -14,8 +14,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from streamer.config import MqttConfig, parse_config
 from streamer.delivery.homeassistant import DiscoveryMessage, discovery_configs, node_id
 from streamer.delivery.topics import Topics
-from streamer.events import CameraState, CameraStatus, Phase, PlateEvent
-from streamer.stores.dues import NOT_FOUND, DuesResult
+from streamer.events import NOT_FOUND, CameraStatus, DuesResult, Phase, PlateEvent
+from streamer.sources.frame import CameraState
 
 # From HA's documentation of MQTT discovery (integrations/mqtt, "Discovery messages") and
 # of the two components (integrations/sensor.mqtt, integrations/binary_sensor.mqtt):

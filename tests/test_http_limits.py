@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import pytest
 from test_api import AUTH, call, png, upload
 
-from streamer.api.images import ImageError, decode_image
 from streamer.reading.ocr import OcrEngine
-from streamer.tools.demo import DemoManifest
+from streamer.sources.demo import DemoManifest
+from streamer.sources.photos import ImageError, decode_image
 from streamer.vision.detect import YoloDetector
 
 from conftest import ServiceThread, frame_at, make_config
@@ -254,9 +254,8 @@ def test_health_answers_under_an_idle_connection_flood(server: ServiceThread) ->
         started = time.monotonic()
         assert call("GET", f"{server.url}/health", headers={})[0] == 200
         assert time.monotonic() - started < 2
-        assert server.service.api is not None
-        assert server.service.api.guard is not None
-        assert server.service.api.guard.open <= MAX_CONNECTIONS
+        assert server.service.node.api.guard is not None
+        assert server.service.node.api.guard.open <= MAX_CONNECTIONS
     finally:
         for sock in flood:
             sock.close()

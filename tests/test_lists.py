@@ -14,10 +14,12 @@ import requests
 import yaml
 
 from streamer.config import ConfigError, parse_config
+from streamer.events import ListMatch
+from streamer.node import ServiceOptions, StartupError
 from streamer.reading.ocr import OcrEngine
-from streamer.service import Service, ServiceOptions, StartupError
+from streamer.service import Service
 from streamer.stores.database import Database
-from streamer.stores.lists import ListError, ListMatch, SqlLists, expiry
+from streamer.stores.lists import ListError, SqlLists, expiry
 from streamer.vision.detect import YoloDetector
 
 from conftest import ServiceThread, make_config

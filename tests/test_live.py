@@ -20,10 +20,11 @@ import yaml
 from rtsp import RtspServer, free_port
 
 from streamer.config import Config
+from streamer.node import ServiceOptions
 from streamer.pipeline import CameraStats
 from streamer.reading.ocr import OcrEngine
-from streamer.service import Service, ServiceOptions
-from streamer.tools.demo import DemoManifest, DemoVehicle, render_video
+from streamer.service import Service
+from streamer.sources.demo import DemoManifest, DemoVehicle, render_video
 from streamer.vision.detect import YoloDetector
 
 from conftest import make_config, vehicles

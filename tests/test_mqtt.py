@@ -25,11 +25,12 @@ from mosquitto import Broker, Received, Subscriber, mosquitto_missing
 from streamer.config import Config
 from streamer.delivery.mqtt import DailyCounts, MqttSender
 from streamer.delivery.outbox import Outbox
-from streamer.events import PlateEvent
+from streamer.events import NOT_FOUND, PlateEvent
+from streamer.node import ServiceOptions, StartupError
 from streamer.reading.ocr import OcrEngine
-from streamer.service import Service, ServiceOptions, StartupError
-from streamer.stores.dues import NOT_FOUND, SqlDues
-from streamer.tools.demo import DemoManifest, seed_demo_dues
+from streamer.service import Service
+from streamer.sources.demo import DemoManifest, seed_demo_dues
+from streamer.stores.dues import SqlDues
 from streamer.vision.detect import YoloDetector
 
 from conftest import Clock, kill_when, make_config, vehicles, without_cameras

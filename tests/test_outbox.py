@@ -18,8 +18,7 @@ from streamer.delivery.outbox_schema import SCHEMA_VERSION
 from streamer.delivery.queue import DEAD, DELIVERED, PENDING
 from streamer.delivery.sinks import JsonLinesSink
 from streamer.delivery.webhooks import retry_after_seconds, sign
-from streamer.events import CameraStatus, Phase, PlateEvent
-from streamer.stores.dues import NOT_FOUND, DuesResult
+from streamer.events import NOT_FOUND, CameraStatus, DuesResult, Phase, PlateEvent
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from streamer.config import CameraConfig, DetectionConfig
+from streamer.node import ServiceOptions
 from streamer.pipeline import CameraPipeline, CameraStats, Stages
 from streamer.reading.ocr import EnginePool, OcrEngine
-from streamer.service import Service, ServiceOptions
+from streamer.service import Service
+from streamer.sources.demo import DemoManifest
 from streamer.sources.frame import Frame
+from streamer.stores.checks import PlateChecks
 from streamer.stores.dues import SqlDues
-from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import Detector
 
 from conftest import frame_at, make_config
@@ -75,7 +77,9 @@ def test_region_boxes_come_back_in_frame_coordinates(
     first, last = short_clip.appearances[0]
     image = frame_at(short_clip.path, (first + last) / 2)
     frame = Frame("cam", 0, image, datetime.now(UTC), 0.0)
-    stages = Stages(detector, EnginePool(engine), SqlDues(tmp_path / "dues.sqlite"), [], None)
+    stages = Stages(
+        detector, EnginePool(engine), PlateChecks(SqlDues(tmp_path / "dues.sqlite")), [], None
+    )
 
     def boxes(**detection: object) -> np.ndarray:
         camera = CameraConfig(name="cam", source="x.mp4", detection=DetectionConfig(**detection))
@@ -102,7 +106,7 @@ def test_each_camera_reads_with_its_own_engine(tmp_path: Path, detector: Detecto
     service = Service(config, ServiceOptions(install_signal_handlers=False, detector=detector))
     stats = asyncio.run(service.run())
     assert all("no such file" in (s.error or "") for s in stats.values())
-    engines = {p.camera.name: p.reporter.reader.engine for p in service.pipelines}
+    engines = {p.camera.name: p.reporter.reader.engine for p in service.node.cameras.running}
     assert engines["paddle"].name == "paddle"
     assert engines["tess"].name in {"tesserocr", "pytesseract"}
     assert engines["also-paddle"] is engines["paddle"]  # built once, shared

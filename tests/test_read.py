@@ -13,8 +13,8 @@ from streamer.config import PlatesConfig, ReaderConfig
 from streamer.reading.ocr import OcrEngine, OcrError, TesseractEngine, TextRead, find_tessdata
 from streamer.reading.preprocess import prepare
 from streamer.reading.read import PlateReader, vote
+from streamer.sources.demo import plate_image
 from streamer.sources.frame import Frame
-from streamer.tools.demo import plate_image
 from streamer.vision.track import PlateCrop
 
 

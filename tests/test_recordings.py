@@ -12,9 +12,8 @@ import pytest
 
 from streamer.config import RecordingsConfig
 from streamer.delivery.recordings import EvidenceWriter
-from streamer.events import PlateEvent
+from streamer.events import NOT_FOUND, PlateEvent
 from streamer.sources.frame import Frame
-from streamer.stores.dues import NOT_FOUND
 from streamer.vision.track import PlateCrop
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

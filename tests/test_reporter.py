@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from streamer.config import CameraConfig, DedupConfig
-from streamer.events import Phase, PlateEvent
+from streamer.events import NOT_FOUND, DuesResult, Phase, PlateEvent
 from streamer.reading.ocr import TextRead
-from streamer.reporter import Deduplicator, Skipped, TrackReporter, checks, finals_of
+from streamer.reporter import Deduplicator, Skipped, TrackReporter, finals_of
 from streamer.sources.frame import Frame
-from streamer.stores.dues import NOT_FOUND, DuesResult, SqlDues
-from streamer.stores.lists import NoLists
+from streamer.stores.checks import PlateChecks
+from streamer.stores.dues import SqlDues
 from streamer.stores.records import StoreError
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop
 
@@ -73,7 +73,7 @@ def dues(tmp_path: Path) -> SqlDues:
 
 def reporter(engine: ScriptedEngine, dues: SqlDues, **events: object) -> TrackReporter:
     camera = CameraConfig.model_validate({"name": "gate", "source": "x.mp4", "events": events})
-    return TrackReporter(camera, engine, dues, None)
+    return TrackReporter(camera, engine, PlateChecks(dues), None)
 
 
 def test_early_event_once_two_reads_agree_then_final_with_the_same_id(
@@ -165,7 +165,7 @@ def test_finals_of_early_events_a_restart_left_open(dues: SqlDues) -> None:
         "gate", "KA01AB1234", 0.9, 0.8, (1, 2, 3, 4), T0, T0, 1.0, 4, True,
         dues.lookup("KA01AB1235"), phase=Phase.EARLY,
     )  # fmt: skip
-    (final,) = finals_of([early.to_json(), {"event_id": "broken"}], dues)
+    (final,) = finals_of([early.to_json(), {"event_id": "broken"}], PlateChecks(dues))
     assert (final.event_id, final.phase, final.plate_number) == (
         early.event_id,
         Phase.FINAL,
@@ -214,16 +214,14 @@ def test_an_outage_of_the_dues_is_logged_once_and_its_end_too(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     dues = Unreachable()
-    dues.back = True
-    checks("KA01AB1234", dues, NoLists())  # no outage left over from another test
-    dues.back = False
-    with caplog.at_level(logging.INFO, logger="streamer.reporter"):
+    checks = PlateChecks(dues)
+    with caplog.at_level(logging.INFO, logger="streamer.stores.checks"):
         for plate in ("KA01AB1234", "KA01AB1234", "MH12XY7395"):
-            result = checks(plate, dues, NoLists())
-            assert result["dues_result"].message.startswith("Dues not checked: cluster.database")
+            result = checks.check(plate)
+            assert result.dues_result.message.startswith("Dues not checked: cluster.database")
         dues.back = True
-        assert checks("KA01AB1234", dues, NoLists())["dues_result"] == NOT_FOUND
-        checks("KA01AB1234", dues, NoLists())
+        assert checks.check("KA01AB1234").dues_result == NOT_FOUND
+        checks.check("KA01AB1234")
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert len(lines) == 2
     assert lines[0].startswith("KA01AB1234: dues and lists not checked")

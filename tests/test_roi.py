@@ -12,9 +12,10 @@ import pytest
 from overview import Overview, render_overview
 
 from streamer.config import ModelConfig
+from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine
-from streamer.service import Service, ServiceOptions
-from streamer.tools.demo import DemoVehicle
+from streamer.service import Service
+from streamer.sources.demo import DemoVehicle
 from streamer.vision.detect import Detector
 from streamer.vision.region import Roi, region
 from streamer.vision.yolo import letterbox

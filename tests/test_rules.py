@@ -22,13 +22,14 @@ from rtsp import free_port
 
 from streamer.api.metrics import Metrics
 from streamer.config import RuleConfig, When
-from streamer.events import Event, Phase, PlateEvent
+from streamer.delivery.rules import RuleRunner, render
+from streamer.events import NOT_FOUND, DuesResult, Event, ListMatch, Phase, PlateEvent
+from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine
-from streamer.rules import RuleRunner, render
-from streamer.service import Service, ServiceOptions
-from streamer.stores.dues import NOT_FOUND, DuesResult, SqlDues
-from streamer.stores.lists import ListMatch, SqlLists
-from streamer.tools.demo import DemoManifest, seed_demo_dues
+from streamer.service import Service
+from streamer.sources.demo import DemoManifest, seed_demo_dues
+from streamer.stores.dues import SqlDues
+from streamer.stores.lists import SqlLists
 from streamer.vision.detect import YoloDetector
 
 from conftest import Clock, make_config, vehicles
@@ -175,7 +176,7 @@ def test_a_failing_action_blocks_neither_the_pipeline_nor_the_other_actions(
         rule("alert", when={"dues_pending": True}, do=[alert]),
     ]
     metrics = Metrics()
-    caplog.set_level(logging.INFO, logger="streamer.rules")
+    caplog.set_level(logging.INFO, logger="streamer.delivery.rules")
     started = time.monotonic()
     try:
         events: list[Event] = [plate_event("DL07CR6158", dues=DUES)]
@@ -193,7 +194,7 @@ def test_a_failing_action_blocks_neither_the_pipeline_nor_the_other_actions(
         for name, o in [("dead", "failed"), ("slow", "failed")]
     }
     assert outcomes == {"dead": 1, "slow": 1}
-    lines = [r.getMessage() for r in caplog.records if r.name == "streamer.rules"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "streamer.delivery.rules"]
     assert any(
         line.startswith("rule dead: DL07CR6158 on gate-1 (early): http GET") and "failed:" in line
         for line in lines

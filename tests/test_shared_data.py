@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from streamer.evaluation.evaluate import char_accuracy
 from streamer.events import PlateEvent
+from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine
 from streamer.reading.plates import normalise
-from streamer.service import Service, ServiceOptions
-from streamer.tools.evaluate import char_accuracy
+from streamer.service import Service
 from streamer.vision.detect import YoloDetector
 
 from conftest import SHARED_DATA, make_config, vehicles

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import random
 import time
 from pathlib import Path
 
 import pytest
 
-from streamer.config import CameraConfig, ConfigError, LiveConfig, mask_url, parse_config
+from streamer.config import CameraConfig, ConfigError, mask_url, parse_config
+from streamer.retry import backoff
 from streamer.sources import open_source
+from streamer.sources.demo import DemoManifest
 from streamer.sources.files import FileSource, damage, file_identity
 from streamer.sources.frame import Sampler, SourceError
-from streamer.sources.live import CaptureSource, backoff_delays
+from streamer.sources.live import CaptureSource
 from streamer.sources.threads import read_in_thread
-from streamer.tools.demo import DemoManifest
 
 
 def test_every_frame_with_media_time(short_clip: DemoManifest) -> None:
@@ -150,8 +150,8 @@ def test_mask_url(text: str, masked: str) -> None:
 
 
 def test_backoff_doubles_to_the_cap_with_jitter() -> None:
-    config = LiveConfig(reconnect_initial_s=1, reconnect_max_s=8, reconnect_jitter=0.2)
-    delays = list(itertools.islice(backoff_delays(config, random.Random(1)), 7))
+    rng = random.Random(1)
+    delays = [backoff(failures, 1, 8, rng, jitter=0.2) for failures in range(1, 8)]
     for delay, base in zip(delays, [1, 2, 4, 8, 8, 8, 8], strict=True):
         assert 0.8 * base <= delay <= 1.2 * base
     assert len(set(delays)) == len(delays)  # jittered, not identical

@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from streamer.api.images import ImageProcessor, tiles
 from streamer.config import CameraConfig, PlatesConfig, ReaderConfig
+from streamer.events import NOT_FOUND, DuesResult
 from streamer.reading.lines import LineBox, TextLines, cut_line, level_line, main_line, turned
 from streamer.reading.ocr import OcrEngine, TextRead
 from streamer.reading.read import PlateReader, zeros_for_letter_o
 from streamer.reading.still import StillReader, trimmed, widened
-from streamer.stores.dues import NOT_FOUND, DuesResult
-from streamer.tools.demo import plate_image
+from streamer.sources.demo import plate_image
+from streamer.stills import StillPipeline, tiles
+from streamer.stores.checks import PlateChecks
 from streamer.vision.track import cut_crop
 
 
@@ -408,7 +409,7 @@ class NoDues:
 def test_a_small_plate_missed_by_the_first_look_is_found_in_a_tile() -> None:
     detector = TileDetector((100, 100, 180, 130), 0.8)
     engine = ScriptedEngine([])
-    processor = ImageProcessor(detector, engine, NoDues(), CAMERA, lines=NoLines())
+    processor = StillPipeline(detector, engine, PlateChecks(NoDues()), CAMERA, lines=NoLines())
     found = processor.best_plate(np.zeros((1080, 1920, 3), np.uint8))
     assert found is not None
     assert found.bbox == (100, 100, 180, 130)  # the top-left tile: no offset
@@ -425,7 +426,9 @@ def test_a_large_plate_needs_no_second_look() -> None:
                 xyxy=np.array([[100, 100, 500, 200]], float), confidence=np.array([0.9])
             )
 
-    processor = ImageProcessor(Large(), ScriptedEngine([]), NoDues(), CAMERA, lines=NoLines())
+    processor = StillPipeline(
+        Large(), ScriptedEngine([]), PlateChecks(NoDues()), CAMERA, lines=NoLines()
+    )
     assert processor.best_plate(np.zeros((1080, 1920, 3), np.uint8)) is not None
     assert Large.calls == 1
 

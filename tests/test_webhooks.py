@@ -22,10 +22,11 @@ from receiver import Behaviour, Receiver, verify
 from rtsp import free_port
 
 from streamer.config import Config
+from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine
-from streamer.service import Service, ServiceOptions
+from streamer.service import Service
+from streamer.sources.demo import DemoManifest
 from streamer.stores.dues import SqlDues
-from streamer.tools.demo import DemoManifest
 from streamer.vision.detect import YoloDetector
 
 from conftest import (
@@ -102,7 +103,7 @@ def test_every_event_arrives_despite_failures(
     assert len(events) == 4  # two vehicles, each early and final
     assert receiver.delivered == events  # exactly once after dedup on Idempotency-Key
     assert len(receiver.requests) > len(events)  # failures were retried
-    assert service.deliveries.senders[0].stats.failed_attempts >= 1
+    assert service.node.deliveries.senders[0].stats.failed_attempts >= 1
     started = min(r.at for r in receiver.requests)
     if behaviour.retry_after:  # the receiver asked for 1 s and got it
         assert receiver.requests[1].at - started >= 0.9
@@ -203,7 +204,7 @@ def test_refused_for_good_goes_to_dead_letters_and_can_be_retried(
     config = config_for(tmp_path, short_clip, [{"url": receiver.url, "name": "crm"}])
     service = run_daemon(config, detector, engine)
     assert len(receiver.requests) == 4  # no retries of a 4xx (two vehicles, two phases)
-    assert service.deliveries.senders[0].stats.dead == 4
+    assert service.node.deliveries.senders[0].stats.dead == 4
     config_file = write_yaml(config, tmp_path / "streamer.yaml")
     cli = [sys.executable, "-m", "streamer", "outbox"]
     listing = subprocess.run(
@@ -252,8 +253,8 @@ def test_dead_receiver_does_not_slow_the_events_log(
     assert len(logged_events(config)) == 4
     assert receiver.delivered == {}
     assert time.monotonic() - started < 25  # did not wait for the hanging receiver
-    assert service.deliveries is not None
-    assert service.deliveries.counts()[(service.deliveries.senders[0].label, "pending")] >= 1
+    deliveries = service.node.deliveries
+    assert deliveries.counts()[(deliveries.senders[0].label, "pending")] >= 1
 
 
 def test_sigkill_during_delivery_loses_nothing(

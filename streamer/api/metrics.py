@@ -15,8 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from streamer.delivery.deliveries import Deliveries
-from streamer.delivery.senders import OutboxSender
-from streamer.pipeline import CameraSnapshot
+from streamer.events import CameraSnapshot
 
 #: Seconds; detection takes 10 to 40 ms on CPU, OCR 2 to 10 ms per crop.
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
@@ -26,13 +25,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 class _ServiceCollector(Collector):
     def __init__(
-        self,
-        cameras: Callable[[], Sequence[CameraSnapshot]],
-        senders: Callable[[], Sequence[OutboxSender]],
-        deliveries: Callable[[], Deliveries | None],
+        self, cameras: Callable[[], Sequence[CameraSnapshot]], deliveries: Deliveries | None
     ) -> None:
         self.cameras = cameras
-        self.senders = senders
         self.deliveries = deliveries
 
     def collect(self) -> Iterable[Metric]:
@@ -82,13 +77,14 @@ class _ServiceCollector(Collector):
             key: CounterMetricFamily(f"streamer_{key}", text, labels=["webhook"])
             for key, text in per_webhook.items()
         }
-        for sender in self.senders():
+        senders = self.deliveries.senders if self.deliveries is not None else []
+        for sender in senders:
             webhooks["webhook_deliveries"].add_metric([sender.label], sender.stats.delivered)
             webhooks["webhook_failures"].add_metric([sender.label], sender.stats.failed_attempts)
             webhooks["webhook_dead"].add_metric([sender.label], sender.stats.dead)
         yield from webhooks.values()
 
-        outbox = self.deliveries()
+        outbox = self.deliveries
         if outbox is not None:
             depth = GaugeMetricFamily(
                 "streamer_outbox_depth",
@@ -109,17 +105,18 @@ class Metrics:
     """The registry of one service: its counters and latency histograms.
 
     It is also the pipeline's :class:`~streamer.reporter.StageTimer` and the rules'
-    :class:`~streamer.rules.ActionCounter`.
+    :class:`~streamer.delivery.rules.ActionCounter`.
     """
 
     def __init__(
         self,
         cameras: Callable[[], Sequence[CameraSnapshot]] = tuple,
-        senders: Callable[[], Sequence[OutboxSender]] = tuple,
-        deliveries: Callable[[], Deliveries | None] = lambda: None,
+        deliveries: Deliveries | None = None,
     ) -> None:
+        """``cameras``: the running cameras now; ``deliveries``: the outbox and its senders
+        (none: no delivery figures, for a test of the rules)."""
         self.registry = CollectorRegistry()
-        self.registry.register(_ServiceCollector(cameras, senders, deliveries))
+        self.registry.register(_ServiceCollector(cameras, deliveries))
         self.stage_seconds = {
             stage: Histogram(
                 f"streamer_{stage}_seconds",

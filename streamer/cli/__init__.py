@@ -22,7 +22,7 @@ from streamer.cli.daemon import (
 from streamer.cli.manage import cmd_dues, cmd_eval, cmd_lists, cmd_model, cmd_outbox
 from streamer.config import ConfigError
 from streamer.delivery.outbox import OutboxError
-from streamer.service import StartupError
+from streamer.node import StartupError
 from streamer.stores.records import StoreError
 from streamer.vision.models import ModelError
 

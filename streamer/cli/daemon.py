@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from streamer.cli.common import EXIT_FAILED, EXIT_OK, fail, load
+from streamer.cluster.deployment import open_deployment
 from streamer.config import Config, mask_url
 from streamer.delivery.sinks import ConsoleSink
+from streamer.node import ServiceOptions, build_stills, open_stores
 from streamer.pipeline import CameraStats
-from streamer.service import Service, ServiceOptions
+from streamer.service import Service
 from streamer.sources.frame import Frame
-from streamer.stores.open import open_stores
 
 
 def summary(stats: dict[str, CameraStats], seconds: float) -> str:
@@ -123,38 +124,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_process(args: argparse.Namespace) -> int:
-    from streamer.api.images import ImageError, ImageProcessor, decode_image
-    from streamer.service import build_detector, build_engine
+    from streamer.sources.photos import ImageError, decode_image
 
     config = load(args)
-    dues, lists = open_stores(config)
-    lists.load_files()
-    processor = ImageProcessor(
-        build_detector(config),
-        build_engine(config.cameras[0].reader),
-        dues,
-        config.cameras[0],
-        lists,
-    )
+    stills, deployment = build_stills(config)
     status = EXIT_OK
-    for path in args.images:
-        result: dict[str, object]
-        try:
-            result = processor.process(
-                decode_image(path.read_bytes(), config.http.max_image_pixels)
-            )
-        except (OSError, ImageError) as error:
-            reason = error.strerror if isinstance(error, OSError) else str(error)
-            result = {
-                "success": False,
-                "plate_number": None,
-                "detector_confidence": 0.0,
-                "bbox": None,
-                "dues_result": None,
-                "error": f"{path}: {reason}",
-            }
-            status = EXIT_FAILED
-        print(json.dumps({"image": str(path), **result}), flush=True)
+    try:
+        for path in args.images:
+            result: dict[str, object]
+            try:
+                image = decode_image(path.read_bytes(), config.http.max_image_pixels)
+                result = stills.process(image)
+            except (OSError, ImageError) as error:
+                reason = error.strerror if isinstance(error, OSError) else str(error)
+                result = {
+                    "success": False,
+                    "plate_number": None,
+                    "detector_confidence": 0.0,
+                    "bbox": None,
+                    "dues_result": None,
+                    "error": f"{path}: {reason}",
+                }
+                status = EXIT_FAILED
+            print(json.dumps({"image": str(path), **result}), flush=True)
+    finally:
+        deployment.close()
     return status
 
 
@@ -175,7 +169,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from streamer.tools.demo import DEMO_VEHICLES, render_video, seed_demo_dues
+    from streamer.sources.demo import DEMO_VEHICLES, render_video, seed_demo_dues
 
     config = Config()
     config = config.model_copy(update={"http": config.http.model_copy(update={"enabled": False})})
@@ -183,7 +177,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not video.exists():
         print(f"rendering the demo recording {video} ...", file=sys.stderr)
         render_video(video)
-    seed_demo_dues(open_stores(config)[0])
+    seed_demo_dues(open_stores(config, open_deployment(config)).dues)
     print(f"processing {video} with the default config; events go to {config.events_log}")
     stats, seconds = _run_service(config, progress=Progress())
     print(summary(stats, seconds))

@@ -9,15 +9,16 @@ import time
 from datetime import UTC, datetime
 
 from streamer.cli.common import EXIT_CONFIG, EXIT_OK, fail, load
+from streamer.cluster.deployment import open_deployment
 from streamer.delivery.outbox import Outbox
-from streamer.delivery.queue import DeliveryQueue, DeliveryState
-from streamer.stores.open import open_stores
+from streamer.delivery.queue import DeliveryState
+from streamer.node import open_stores
 from streamer.vision.models import fetch_default_weights
 
 
 def cmd_dues(args: argparse.Namespace) -> int:
     config = load(args)
-    dues, _ = open_stores(config)
+    dues = open_stores(config, open_deployment(config)).dues
     if args.dues_command == "import":
         count = dues.import_csv(args.csv)
         print(f"imported {count} plates into {config.dues.database}")
@@ -38,7 +39,7 @@ def cmd_dues(args: argparse.Namespace) -> int:
 
 def cmd_lists(args: argparse.Namespace) -> int:
     config = load(args)
-    _, lists = open_stores(config)
+    lists = open_stores(config, open_deployment(config)).lists
     command = args.lists_command
     if command == "import":
         count = lists.import_csv(args.name, args.csv)
@@ -68,15 +69,9 @@ def cmd_lists(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     config = load(args)
-    outbox: DeliveryQueue
-    if config.cluster is not None and not args.local:  # the webhook deliveries of every node
-        from streamer.delivery.cluster_outbox import ClusterOutbox
-        from streamer.stores.postgres import PostgresDatabase
-
-        database = PostgresDatabase(config.cluster.database)
-        outbox = ClusterOutbox(database, config.cluster.node, config.outbox)
-    else:
-        outbox = Outbox(config.outbox, config.delivery_targets)
+    file = Outbox(config.outbox, config.delivery_targets)
+    # In a cluster, the webhook deliveries of every node, unless --local.
+    outbox = file if args.local else open_deployment(config).webhook_queue(file)
     if args.outbox_command == "list":
         for d in outbox.list(args.state and DeliveryState(args.state), args.limit):
             when = datetime.fromtimestamp(d.created_at, UTC).isoformat(timespec="seconds")
@@ -96,9 +91,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from streamer.evaluation.evaluate import run as evaluate
+    from streamer.evaluation.labels import EvalError
     from streamer.reading.ocr import OcrError
-    from streamer.tools.evaluate import run as evaluate
-    from streamer.tools.labels import EvalError
 
     config = load(args)
     if args.limit is not None and args.limit < 1:

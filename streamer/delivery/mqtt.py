@@ -33,11 +33,12 @@ from streamer.delivery.broker import MqttRefusedError, new_client, refused, tls_
 from streamer.delivery.homeassistant import discovery_configs
 from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import Delivery
-from streamer.delivery.senders import OutboxSender, Outcome, backoff
+from streamer.delivery.senders import OutboxSender, Outcome
 from streamer.delivery.topics import OFFLINE, ONLINE, Topics, encode
-from streamer.events import CameraState, CameraStatus
-from streamer.pipeline import CameraSnapshot
+from streamer.events import CameraSnapshot, CameraStatus
+from streamer.retry import backoff
 from streamer.sources import is_live
+from streamer.sources.frame import CameraState
 
 logger = logging.getLogger(__name__)
 

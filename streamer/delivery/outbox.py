@@ -27,7 +27,7 @@ from streamer.config import DeliveryTarget, MqttConfig, OutboxConfig
 from streamer.delivery.outbox_schema import UNNEEDED, migrate
 from streamer.delivery.queue import DEAD, DELIVERED, PENDING, Delivery, DeliveryState
 from streamer.delivery.sinks import JsonLinesSink
-from streamer.events import CameraStatus, Event, PlateEvent
+from streamer.events import CameraStatus, Event, PlateEvent, compact_json
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Outbox:
         """
         targets = [t.label for t in self.targets if wants(t, event)]
         now = time.time()
-        payload = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        payload = compact_json(event.to_json())
         phase = event.phase if isinstance(event, PlateEvent) else None
         with self._connect() as connection:
             cursor = connection.execute(

@@ -1,6 +1,6 @@
 """What a sender takes its deliveries from: a node's outbox file
 (:class:`~streamer.delivery.outbox.Outbox`) or, in a cluster, the outbox every node shares
-(:class:`~streamer.delivery.cluster_outbox.ClusterOutbox`). Both keep one row per event and
+(:class:`~streamer.cluster.outbox.ClusterOutbox`). Both keep one row per event and
 target, and give a target's deliveries oldest first."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ that is down is not hammered and its events arrive in order; senders are indepen
 a slow target delays nobody else. :class:`~streamer.delivery.webhooks.WebhookSender` and
 :class:`~streamer.delivery.mqtt.MqttSender` differ only in how they attempt a delivery.
 In a cluster, every node runs a sender per webhook on the shared outbox, and the claims
-decide which node attempts each delivery (:mod:`streamer.delivery.cluster_outbox`).
+decide which node attempts each delivery (:mod:`streamer.cluster.outbox`).
 """
 
 from __future__ import annotations
@@ -22,20 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from streamer.delivery.queue import Delivery, DeliveryQueue
-from streamer.stores.records import Outage, StoreError
+from streamer.retry import Outage, backoff
+from streamer.stores.records import StoreError
 
 logger = logging.getLogger(__name__)
 
 #: Seconds before looking again at a delivery another node claimed first.
 CLAIM_RETRY_S = 0.2
-
-
-def backoff(failures: int, initial_s: float, max_s: float, rng: random.Random) -> float:
-    """The wait after ``failures`` failures in a row: doubling from ``initial_s`` up to
-    ``max_s``, randomised by ±20% so that targets that failed together do not retry
-    together."""
-    doublings = float(2 ** max(0, failures - 1))
-    return min(max_s, initial_s * doublings) * rng.uniform(0.8, 1.2)
 
 
 @dataclass
@@ -124,6 +117,12 @@ class OutboxSender(ABC):
             await self._attempt(delivery)
         else:  # another node is on it, or was just now: look again shortly
             await asyncio.sleep(CLAIM_RETRY_S)
+
+    async def settle(self) -> None:
+        """Return once nothing is due: look again now, and wait until the queue is idle."""
+        self.idle.clear()
+        self.wakeup.set()
+        await self.idle.wait()
 
     async def ready(self) -> None:  # noqa: B027 (a hook: most targets need no wait)
         """Return once an attempt can be made (at once, unless a subclass knows better)."""

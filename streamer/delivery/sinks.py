@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from streamer.events import CameraStatus, Event, Phase
+from streamer.events import CameraStatus, Event, Phase, compact_json
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class JsonLinesSink:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append an event already in its JSON form."""
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = compact_json(record) + "\n"
         with self._lock:
             if self.max_bytes and self._stream.tell() + len(line.encode()) > self.max_bytes:
                 self._rotate()

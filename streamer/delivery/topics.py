@@ -16,9 +16,10 @@ topic                                   retained  payload
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from streamer.events import compact_json
 
 #: The payloads of ``<prefix>/availability``.
 ONLINE, OFFLINE = "online", "offline"
@@ -54,4 +55,4 @@ class Topics:
 
 def encode(record: dict[str, Any]) -> bytes:
     """A JSON payload, written as the events log writes its lines (without the newline)."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+    return compact_json(record).encode()

@@ -20,7 +20,6 @@ import base64
 import email.utils
 import hashlib
 import hmac
-import json
 import logging
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import aiohttp
 from streamer.config import WebhookConfig
 from streamer.delivery.queue import Delivery, DeliveryQueue
 from streamer.delivery.senders import OutboxSender, Outcome
+from streamer.events import compact_json
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class WebhookSender(OutboxSender):
         crop = self._crop(payload) if self.config.attach_crop != "none" else None
         if crop is not None and self.config.attach_crop == "base64":
             payload["crop_jpeg_base64"] = base64.b64encode(crop).decode()
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        body = compact_json(payload).encode()
         headers = {
             "Idempotency-Key": delivery.key,
             "X-Streamer-Event": str(payload.get("type", "plate")),

@@ -7,12 +7,26 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from streamer.events import CameraState
+
+class CameraState(StrEnum):
+    """Where a camera stands. A live camera is ``online``, ``offline`` or ``reconnecting``
+    (the states its :class:`CameraStatus` events report); a recorded file is ``file``
+    while it is read, then ``finished``, or ``failed`` when it could not be read."""
+
+    STARTING = "starting"
+    ONLINE = "online"
+    OFFLINE = "offline"
+    RECONNECTING = "reconnecting"
+    FILE = "file"
+    FINISHED = "finished"
+    FAILED = "failed"
+
 
 # A camera that is down makes OpenCV and FFmpeg print a warning per attempt; the source's
 # own status line says what is wrong, once. (Read when FFmpeg is first used.)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import cv2
 
 from streamer.config import LiveConfig, mask_url
-from streamer.events import CameraState
-from streamer.sources.frame import DECODER_THREADS, Frame, Sampler, StatusCallback
+from streamer.retry import backoff
+from streamer.sources.frame import DECODER_THREADS, CameraState, Frame, Sampler, StatusCallback
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +49,6 @@ def _open_capture(target: str | int, config: LiveConfig) -> cv2.VideoCapture:
                 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = previous
 
 
-def backoff_delays(config: LiveConfig, rng: random.Random | None = None) -> Iterator[float]:
-    """Waits before each reconnection: doubling from the initial wait up to the cap, each
-    randomised by ``±jitter``."""
-    rng = rng or random.Random()
-    delay = config.reconnect_initial_s
-    while True:
-        yield delay * rng.uniform(1 - config.reconnect_jitter, 1 + config.reconnect_jitter)
-        delay = min(config.reconnect_max_s, delay * 2)
-
-
 class CaptureSource:
     """A live stream (RTSP, HTTP/MJPEG) or webcam, reconnected for as long as it runs."""
 
@@ -80,6 +70,7 @@ class CaptureSource:
         self.rate_fps = rate_fps
         self.decoded = 0
         self._closed = threading.Event()
+        self._rng = random.Random()
         self.state: CameraState | None = None
 
     def _report(self, state: CameraState, reason: str | None = None) -> None:
@@ -94,12 +85,18 @@ class CaptureSource:
 
     def frames(self) -> Iterator[Frame]:
         """Frames for as long as the source runs, reconnecting whenever the stream fails."""
-        delays = backoff_delays(self.config)
         sampler = Sampler(self.rate_fps)
         attempt = connection = 0
         while not self._closed.is_set():
             if attempt:
-                wait = next(delays)
+                live = self.config
+                wait = backoff(
+                    attempt,
+                    live.reconnect_initial_s,
+                    live.reconnect_max_s,
+                    self._rng,
+                    live.reconnect_jitter,
+                )
                 if self._closed.wait(wait):
                     break
                 self._report(CameraState.RECONNECTING, f"attempt {attempt}")
@@ -125,7 +122,7 @@ class CaptureSource:
                     self.decoded += 1
                     if self.state != CameraState.ONLINE:
                         self._report(CameraState.ONLINE)
-                        delays, attempt = backoff_delays(self.config), 1
+                        attempt = 1
                     if not sampler.due(last_frame):
                         continue
                     ok, image = capture.retrieve()

@@ -1,5 +1,5 @@
 """Where the plate stores keep their tables: an SQLite file (the embedded default), or a
-PostgreSQL database shared by a cluster of daemons (:mod:`streamer.stores.postgres`).
+PostgreSQL database shared by a cluster of daemons (:mod:`streamer.cluster.database`).
 
 A store writes its SQL once, in the dialect both understand (``?`` placeholders,
 ``ON CONFLICT … DO UPDATE``), and runs it on a :class:`Database`. Each

@@ -9,36 +9,15 @@ any thread and see changes made by ``streamer dues`` while the daemon runs.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from streamer.events import NOT_FOUND, DuesResult
 from streamer.reading.plates import normalise, one_slip
 from streamer.stores.database import SqlStore
 from streamer.stores.records import StoreError, note_text, plate_key, read_csv
-
-
-@dataclass(frozen=True)
-class DuesResult:
-    """The answer for one plate, in the seed's ``/check_dues`` shape."""
-
-    found: bool
-    dues_pending: bool
-    amount: float
-    message: str
-    possible_match: str | None = None
-
-    def to_json(self) -> dict[str, object]:
-        """The seed's JSON object: ``found``, ``dues_pending``, ``amount``, ``message``;
-        plus ``possible_match`` when an unknown plate is one slip from a known one."""
-        data = asdict(self)
-        if self.possible_match is None:
-            del data["possible_match"]
-        return data
-
-
-NOT_FOUND = DuesResult(found=False, dues_pending=False, amount=0.0, message="No record found")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from streamer.events import Event
 
@@ -32,13 +32,34 @@ def evidence_url(path: str | None, directory: Path) -> str | None:
     return "/evidence/" + relative.as_posix()
 
 
+class EventQuery(Protocol):
+    """Where ``/api/events`` reads: this daemon's recent events (:class:`EventHistory`), or
+    a cluster's (:class:`~streamer.cluster.history.ClusterHistory`)."""
+
+    def query(
+        self,
+        plate: str | None,
+        camera: str | None,
+        dues_pending: bool | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Plate events newest first, filtered (one record per vehicle: its latest phase);
+        the page and the total that matched.
+
+        Raises:
+            StoreError: when the events cannot be read (a cluster's database is away).
+        """
+        ...
+
+
 @dataclass
 class EventHistory:
     """Recent events for ``/api/events`` and the live stream; a sink of the pipeline.
 
     One record per vehicle: a final plate event takes the place of its early one (same
     ``event_id``). ``send`` is called from pipeline threads; subscribers are asyncio
-    queues on the loop, and get every phase.
+    queues on ``loop``, and get every phase (none without a loop).
     """
 
     size: int

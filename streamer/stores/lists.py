@@ -18,6 +18,7 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any, Protocol
 
+from streamer.events import NO_LISTS, ListMatch
 from streamer.reading.plates import normalise, one_slip
 from streamer.stores.database import Database, SqlStore
 from streamer.stores.records import StoreError, note_text, plate_key, read_csv
@@ -25,33 +26,6 @@ from streamer.stores.records import StoreError, note_text, plate_key, read_csv
 
 class ListError(StoreError):
     """A list is unknown or cannot be changed, or an entry is invalid."""
-
-
-@dataclass(frozen=True)
-class ListMatch:
-    """The lists a plate is on (``lists``), and those it is one slip from (``possible``:
-    ``(list, listed plate)`` pairs)."""
-
-    lists: tuple[str, ...] = ()
-    possible: tuple[tuple[str, str], ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"lists": [...], "possible_lists": [{"list", "plate"}, ...]}``, as events carry it."""
-        return {
-            "lists": list(self.lists),
-            "possible_lists": [{"list": name, "plate": plate} for name, plate in self.possible],
-        }
-
-    @classmethod
-    def from_json(cls, record: Mapping[str, Any]) -> ListMatch:
-        """The match an event's JSON carries (none, for events logged before lists)."""
-        return cls(
-            tuple(str(name) for name in record.get("lists") or ()),
-            tuple((str(p["list"]), str(p["plate"])) for p in record.get("possible_lists") or ()),
-        )
-
-
-NO_LISTS = ListMatch()
 
 
 class Lists(Protocol):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
-import threading
 import unicodedata
 from collections.abc import Callable, Collection
 from pathlib import Path
@@ -25,37 +23,6 @@ T = TypeVar("T")
 class StoreError(RuntimeError):
     """A store cannot be opened, or a change to it (a plate, a note, a CSV line) is
     invalid; the message is one line saying which and why."""
-
-
-class Outage:
-    """Whether something (a database, a target) keeps failing, so that an outage is logged
-    in one line when it starts and one when it ends, not at every attempt. Safe from any
-    thread.
-
-    Example:
-        >>> outage = Outage(logger)
-        >>> outage.failed("cluster events: not written: %s", error)  # ERROR, once
-        >>> outage.ended("cluster events: written again")            # INFO, if it failed
-    """
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
-        self._on = False
-        self._lock = threading.Lock()
-
-    def failed(self, message: str, *args: object) -> None:
-        """Log ``message`` as an error when the outage starts (at debug level while it
-        lasts)."""
-        with self._lock:
-            first, self._on = not self._on, True
-        self.logger.log(logging.ERROR if first else logging.DEBUG, message, *args)
-
-    def ended(self, message: str, *args: object) -> None:
-        """Log ``message`` when an outage was on; it is over."""
-        with self._lock:
-            was, self._on = self._on, False
-        if was:
-            self.logger.info(message, *args)
 
 
 def plate_key(plate: str) -> str:

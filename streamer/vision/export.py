@@ -218,7 +218,7 @@ def calibration_frames(count: int = CALIBRATION_FRAMES) -> list[object]:
     import cv2
     import numpy as np
 
-    from streamer.tools.demo import DemoVehicle, render_video
+    from streamer.sources.demo import DemoVehicle, render_video
 
     frames: list[object] = []
     with tempfile.TemporaryDirectory(prefix="streamer-calibration-") as folder:

@@ -132,8 +132,8 @@ def _sure(detections: sv.Detections) -> np.ndarray:
 
 def held_out_frames(count: int = 48) -> list[np.ndarray]:
     """``count`` 1280x720 frames of a demo video no model was calibrated on."""
+    from streamer.sources.demo import DemoVehicle, render_video
     from streamer.sources.files import FileSource
-    from streamer.tools.demo import DemoVehicle, render_video
 
     vehicles = [DemoVehicle(plate, 0.0, "") for plate in HELD_OUT_PLATES]
     with tempfile.TemporaryDirectory(prefix="streamer-held-out-") as folder:

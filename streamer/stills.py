@@ -1,91 +1,30 @@
-"""Single images, in the seed services' JSON shapes (``/detect``, ``/ocr``, ``/process``).
+"""Still photos: the seed services' ``/detect``, ``/ocr`` and ``/process``, and
+``streamer process``.
 
-The CLI's ``process`` command uses these; so does the HTTP API. They run the same stages
-as the video pipeline, on one image and without tracking.
+The photo's path beside the video's (:mod:`streamer.pipeline`), over the same reading
+core: detect, read, check the dues and lists, on one image and without tracking. A photo
+gets more care than a video frame, which has its neighbours to vote with: a small or
+missing plate is looked for again in tiles, and the plate is read several ways and voted
+(:class:`~streamer.reading.still.StillReader`).
 """
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from streamer.config import CameraConfig
 from streamer.reading.lines import LineFinder
 from streamer.reading.ocr import OcrEngine
 from streamer.reading.plates import matched_format, matches_format
 from streamer.reading.still import StillReader
-from streamer.stores.dues import Dues
-from streamer.stores.lists import Lists, NoLists
+from streamer.stores.checks import PlateChecks
 from streamer.vision.detect import Detector
 from streamer.vision.track import cut_crop
 from streamer.vision.yolo import filter_detections
-
-
-class ImageError(ValueError):
-    """The bytes given are not a decodable image."""
-
-
-#: The image formats read (Pillow's names), each checked from its header before decoding.
-FORMATS = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
-_NOT_AN_IMAGE = "not an image (expected JPEG, PNG, BMP, WebP or TIFF)"
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """Width and height of JPEG/PNG/BMP/WebP/TIFF bytes, read from the header alone.
-
-    Raises:
-        ImageError: when the bytes are empty or not one of those formats.
-    """
-    if not data:
-        raise ImageError("empty file")
-    try:
-        with warnings.catch_warnings():
-            # Pillow's own bomb warning; the caller applies its limit.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
-                width, height = image.size
-    except Image.DecompressionBombError:
-        # Pillow's own ceiling (twice Image.MAX_IMAGE_PIXELS), above any allowed limit.
-        ceiling = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise ImageError(
-            f"declares over {ceiling:,} pixels, far over the limit (http.max_image_pixels)"
-        ) from None
-    except (OSError, ValueError, SyntaxError):
-        # Pillow raises UnidentifiedImageError (an OSError) for unknown bytes, and
-        # ValueError or SyntaxError for some broken headers.
-        raise ImageError(_NOT_AN_IMAGE) from None
-    return width, height
-
-
-def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
-    """Decode JPEG/PNG/BMP/WebP/TIFF bytes to a BGR image, refusing one whose header
-    declares more than ``max_pixels`` before any pixel is decoded (an image bomb: a small
-    PNG can declare 32000 by 32000).
-
-    This is CPU- and memory-heavy: call it in a worker thread, not on the event loop.
-
-    Raises:
-        ImageError: when the bytes are empty, not an image, too large, or damaged.
-    """
-    width, height = image_size(data)
-    if width * height > max_pixels:
-        raise ImageError(
-            f"{width}x{height} is {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (http.max_image_pixels)"
-        )
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:
-        image = None
-    if image is None:
-        raise ImageError("damaged image: it cannot be decoded")
-    return image
 
 
 @dataclass(frozen=True)
@@ -126,27 +65,27 @@ def tiles(
     ]
 
 
-class ImageProcessor:
+class StillPipeline:
     """Detect, read and check plates in single images, with one camera's settings.
 
-    Single images get more care than video frames: a small or missing plate is looked
-    for again in tiles (:meth:`best_plate`), and the plate is read several ways and voted
-    (:meth:`~streamer.reading.still.StillReader.read_plate`). ``lines`` finds text lines
-    in plate crops (the process's shared detector when ``None``).
+    ``lines`` finds text lines in plate crops (the process's shared detector when ``None``).
+
+    Example:
+        >>> stills = StillPipeline(detector, engine, PlateChecks(dues), config.cameras[0])
+        >>> stills.process(decode_image(data, config.http.max_image_pixels))["plate_number"]
+        'KA05MN4821'
     """
 
     def __init__(
         self,
         detector: Detector,
         engine: OcrEngine,
-        dues: Dues,
+        checks: PlateChecks,
         camera: CameraConfig,
-        lists: Lists | None = None,
         lines: LineFinder | None = None,
     ) -> None:
         self.detector = detector
-        self.dues = dues
-        self.lists = lists or NoLists()
+        self.checks = checks
         self.camera = camera
         self.reader = StillReader(engine, camera.reader, camera.plates, lines)
 
@@ -221,6 +160,7 @@ class ImageProcessor:
                 "dues_result": None,
                 "error": "plate detected but not readable",
             }
+        checked = self.checks.check(read.text)
         return {
             "success": True,
             "plate_number": read.text,
@@ -229,6 +169,6 @@ class ImageProcessor:
             "format": matched_format(read.text, self.camera.plates.formats),
             "detector_confidence": round(found.confidence, 4),
             "bbox": list(found.bbox),
-            "dues_result": self.dues.lookup(read.text).to_json(),
-            **self.lists.lookup(read.text).to_json(),
+            "dues_result": checked.dues_result.to_json(),
+            **checked.lists.to_json(),
         }

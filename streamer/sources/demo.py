@@ -14,13 +14,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
-
-from streamer.stores.dues import SqlDues
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +336,15 @@ def render_video(
     return DemoManifest(path, float(fps), frame_count, size, tuple(vehicles), appearances)
 
 
-def seed_demo_dues(dues: SqlDues) -> None:
+class DuesSetter(Protocol):
+    """Where the demo's dues go: the dues store (``set`` as it has it)."""
+
+    def set(self, plate: str, amount: float, message: str = "") -> None:
+        """Create or replace the dues of ``plate``."""
+        ...
+
+
+def seed_demo_dues(dues: DuesSetter) -> None:
     """Put the demo vehicles' dues in the database: some pending, one paid, one unknown."""
     cleared = False
     for vehicle in DEMO_VEHICLES:

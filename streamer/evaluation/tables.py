@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from streamer.tools.labels import NO_FORMAT
+from streamer.evaluation.labels import NO_FORMAT
 
 Metric = float | int | str
 
@@ -20,7 +20,7 @@ Metric = float | int | str
 RATES = frozenset({"detected", "exact", "exact_o_as_0", "char_accuracy", "read_exactly"})
 
 #: Why a labelled plate was not read exactly, in the order the tables show them (see
-#: :func:`streamer.tools.evaluate.miss_cause`).
+#: :func:`streamer.evaluation.evaluate.miss_cause`).
 CAUSES = ("not found", "wrong box", "confusion", "extra", "missing", "other")
 
 #: Metrics that count a set's items, the first one a report has.

@@ -22,16 +22,18 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from streamer.cluster.database import PostgresDatabase
 from streamer.config import OutboxConfig
 from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import DEAD, DELIVERED, PENDING, Delivery, DeliveryState
-from streamer.delivery.senders import backoff
+from streamer.delivery.senders import OutboxSender
+from streamer.events import compact_json
+from streamer.retry import Outage, backoff
 from streamer.stores.database import Connection
-from streamer.stores.postgres import PostgresDatabase
-from streamer.stores.records import Outage, StoreError
+from streamer.stores.records import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ class ClusterOutbox:
                         delivery.key,
                         delivery.event_id,
                         self.node,
-                        json.dumps(delivery.payload, ensure_ascii=False, separators=(",", ":")),
+                        compact_json(delivery.payload),
                         delivery.created_at,
                         delivery.target,
                         PENDING,
@@ -239,29 +241,71 @@ def _delivery(row: Any, now: float) -> Delivery:
 
 class Forwarder:
     """Moves this node's webhook deliveries from its outbox file into the cluster's
-    outbox, oldest first, and wakes the senders. While the database cannot be reached the
+    outbox, oldest first, and wakes the senders: a
+    :class:`~streamer.delivery.deliveries.Relay`. While the database cannot be reached the
     deliveries stay in the file (one line says so), and go once it answers again."""
+
+    where = "another node"
 
     def __init__(
         self,
         outbox: Outbox,
         shared: ClusterOutbox,
-        targets: Sequence[str],
-        wake: Callable[[Sequence[str]], None],
+        senders: Sequence[OutboxSender],
         retry_max_s: float = 30.0,
     ) -> None:
         self.outbox = outbox
         self.shared = shared
-        self.targets = list(targets)
-        self.wake = wake
+        self.senders = list(senders)
+        self.targets = [sender.label for sender in senders]
         self.retry_max_s = retry_max_s
         self.wakeup = asyncio.Event()
         self.idle = asyncio.Event()
         self._rng = random.Random()
         self._outage = Outage(logger)
 
+    @property
+    def dropped_full(self) -> int:
+        """Pending deliveries the cluster's outbox moved to the dead letters."""
+        return self.shared.dropped_full
+
+    def wake(self) -> None:
+        """New deliveries wait in the file."""
+        self.wakeup.set()
+
+    async def settle(self) -> None:
+        """Return once nothing waits in the file for the shared outbox."""
+        if not self.targets:
+            return
+        self.idle.clear()
+        self.wakeup.set()
+        await self.idle.wait()
+
+    def counts(
+        self, file: dict[tuple[str, DeliveryState], int]
+    ) -> dict[tuple[str, DeliveryState], int]:
+        """The file's counts with the cluster's outbox's (its webhooks' figures cover the
+        whole cluster) when it answers: a forwarded delivery counts there; in the file,
+        only those still waiting."""
+        counts = {k: n for k, n in file.items() if k[0] not in self.targets or k[1] == PENDING}
+        try:
+            for key, count in self.shared.counts().items():
+                counts[key] = counts.get(key, 0) + count
+        except StoreError:
+            pass  # the database is away: this node's figures only
+        return counts
+
+    def purge_delivered(self) -> None:
+        """Retention of the cluster outbox's delivered entries (any node may)."""
+        try:
+            self.shared.purge_delivered()
+        except StoreError as error:
+            logger.warning("cluster outbox: delivered entries not purged: %s", error)
+
     async def run(self) -> None:
         """Forward until cancelled."""
+        if not self.targets:
+            return
         failures = 0
         while True:
             self.wakeup.clear()
@@ -285,4 +329,7 @@ class Forwarder:
             failures = 0
             self._outage.ended("cluster outbox: reachable again; forwarding what waited")
             await asyncio.to_thread(self.outbox.forwarded, [d.id for d in batch])
-            self.wake(sorted({d.target for d in batch}))
+            shipped = {d.target for d in batch}
+            for sender in self.senders:
+                if sender.label in shipped:
+                    sender.wakeup.set()

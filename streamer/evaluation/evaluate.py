@@ -14,7 +14,7 @@ the most specific preset that fits them is used (``ua`` for Ukrainian labels, sa
 
 Besides the figures of each set, every plate not read exactly is given one cause
 (:func:`miss_cause`), and the figures are broken down by the plate format of the labels;
-:mod:`streamer.tools.tables` renders the three tables.
+:mod:`streamer.evaluation.tables` renders the three tables.
 """
 
 from __future__ import annotations
@@ -29,15 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamer.api.images import ImageProcessor
 from streamer.config import Config, PlatesConfig
-from streamer.reading.ocr import OcrEngine, engine_named
-from streamer.reading.plates import confusable_form, edit_distance
-from streamer.reading.read import PlateReader
-from streamer.reading.still import StillReader
-from streamer.service import Service, ServiceOptions
-from streamer.stores.dues import NOT_FOUND, DuesResult
-from streamer.tools.labels import (
+from streamer.evaluation.labels import (
     Box,
     Labelled,
     discover,
@@ -48,7 +41,7 @@ from streamer.tools.labels import (
     plates_for,
     video_labels,
 )
-from streamer.tools.tables import (
+from streamer.evaluation.tables import (
     CAUSES,
     RATES,
     Metric,
@@ -58,6 +51,15 @@ from streamer.tools.tables import (
     render_table,
     write_json,
 )
+from streamer.events import NOT_FOUND, DuesResult
+from streamer.node import ServiceOptions
+from streamer.reading.ocr import OcrEngine, engine_named
+from streamer.reading.plates import confusable_form, edit_distance
+from streamer.reading.read import PlateReader
+from streamer.reading.still import StillReader
+from streamer.service import Service
+from streamer.stills import StillPipeline
+from streamer.stores.checks import PlateChecks
 from streamer.vision.detect import Detector, YoloDetector
 
 __all__ = [
@@ -200,7 +202,7 @@ def _score(
 
 
 def evaluate_images(
-    labels: Path, processor: ImageProcessor, engine_name: str, limit: int | None = None
+    labels: Path, processor: StillPipeline, engine_name: str, limit: int | None = None
 ) -> SetReport:
     """Detect and read the plate of each labelled photo (at most ``limit`` photos).
 
@@ -346,7 +348,7 @@ def run(
             camera = camera.model_copy(update={"plates": plates})
         for name, engine in built.items():
             if kind == "images":
-                processor = ImageProcessor(detector, engine, _NoDues(), camera)
+                processor = StillPipeline(detector, engine, PlateChecks(_NoDues()), camera)
                 reports.append(evaluate_images(path, processor, name, limit))
             elif kind == "crops":  # each crop read as a still photo's is
                 reader = StillReader(engine, camera.reader, camera.plates)

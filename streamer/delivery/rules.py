@@ -15,7 +15,6 @@ retried; the event itself is still delivered to every webhook and the broker.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import threading
@@ -28,7 +27,7 @@ from urllib.parse import quote
 import aiohttp
 
 from streamer.config import Action, RuleConfig, mask_url
-from streamer.events import Event, PlateEvent
+from streamer.events import Event, PlateEvent, compact_json
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +41,15 @@ _V = TypeVar("_V")
 
 #: Publishes one MQTT message now: topic, payload, retain.
 Publish = Callable[[str, bytes, bool], Awaitable[None]]
+
+
+async def no_broker(topic: str, payload: bytes, retain: bool) -> None:
+    """How rules publish without an MQTT broker (the config refuses an MQTT action then).
+
+    Raises:
+        RuntimeError: always.
+    """
+    raise RuntimeError("no MQTT broker configured")
 
 
 class ActionCounter(Protocol):
@@ -89,7 +97,7 @@ class RuleRunner:
         rules: Sequence[RuleConfig],
         loop: asyncio.AbstractEventLoop,
         session: aiohttp.ClientSession,
-        publish: Publish | None = None,
+        publish: Publish = no_broker,
         counter: ActionCounter | None = None,
     ) -> None:
         self.rules = list(rules)
@@ -190,10 +198,8 @@ class RuleRunner:
             Exception: whatever made it fail (an error status, a timeout, no broker).
         """
         target = self._target(action, event)
-        body = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        body = compact_json(event.to_json())
         if action.mqtt is not None:
-            if self.publish is None:
-                raise RuntimeError("no MQTT broker configured")
             payload = body if action.mqtt.payload is None else render(action.mqtt.payload, event)
             await self.publish(
                 render(action.mqtt.topic, event), payload.encode(), action.mqtt.retain

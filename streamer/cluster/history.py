@@ -5,9 +5,9 @@ vehicle's early one), and any node's ``/api/events`` reads them, with the same f
 paging as a single daemon's in-memory history. Events older than the evidence they point
 to (``recordings.max_age_days``) are deleted. While the database is unreachable a node's
 events are kept in its own events log only, and one line says so. The node that takes a
-camera over learns from it which plates the camera saw last (:meth:`SharedHistory.recent`),
+camera over learns from it which plates the camera saw last (:meth:`ClusterHistory.recent`),
 so that a vehicle in view while its camera moved is not reported twice. Each event written
-is announced on :data:`CHANNEL` (``NOTIFY``), and every node's :meth:`SharedHistory.listen`
+is announced on :data:`CHANNEL` (``NOTIFY``), and every node's :meth:`ClusterHistory.listen`
 passes the other nodes' events to its dashboard's live stream.
 """
 
@@ -24,10 +24,11 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from streamer.events import Event, PlateEvent
+from streamer.cluster.database import PostgresDatabase
+from streamer.events import Event, PlateEvent, compact_json
+from streamer.retry import Outage
 from streamer.stores.history import evidence_url
-from streamer.stores.postgres import PostgresDatabase
-from streamer.stores.records import Outage, StoreError
+from streamer.stores.records import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ NOTIFY_MAX_BYTES = 7000
 LISTEN_RETRY_S = 2.0
 
 
-class SharedHistory:
+class ClusterHistory:
     """The cluster's plate events: a sink on each node, and ``/api/events``'s source."""
 
     def __init__(
@@ -82,7 +83,7 @@ class SharedHistory:
                         Jsonb(record),
                     ),
                 )
-                announced = json.dumps(record, separators=(",", ":"))
+                announced = compact_json(record)
                 if len(announced.encode()) > NOTIFY_MAX_BYTES:
                     announced = json.dumps({"event_id": event.event_id, "node": self.node})
                 db.execute("SELECT pg_notify(?, ?)", (CHANNEL, announced))

@@ -1,0 +1,1 @@
+"""Measuring accuracy on labelled photos, plate crops and videos (``streamer eval``)."""

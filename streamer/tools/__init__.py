@@ -1,2 +1,0 @@
-"""Not the daemon: the demo recording and the accuracy evaluation (``streamer demo``,
-``streamer eval``)."""
