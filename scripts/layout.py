@@ -1,8 +1,12 @@
-"""The package's layout: each module's size, and any import cycle between modules.
+"""The package's layout: each module's size, the layers, and any import cycle.
 
-Every ``import`` counts, including those inside functions and under ``TYPE_CHECKING``,
-since each one ties the two modules together. Exits 1 when a module is longer than
-``--max-lines`` or modules import each other in a cycle, so ``make lint`` keeps both out.
+The package is built in layers (:data:`LAYERS`, lowest first): a module may import from
+its own layer and the layers below, never from one above, so that what a stage needs is
+always beneath it and a contract two layers share lives in the lower one. Every
+``import`` counts, including those inside functions and under ``TYPE_CHECKING``, since
+each one ties the two modules together. Exits 1 when a module is longer than
+``--max-lines``, imports from a layer above its own, or modules import each other in a
+cycle, so ``make lint`` keeps all three out.
 
     python scripts/layout.py            # the table, then any problem
     python scripts/layout.py --quiet    # only the problems
@@ -17,6 +21,55 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "streamer"
+
+#: The layers, lowest first; a module is in the layer of the longest name that is it or
+#: a package holding it. The API sits under the composition root (node.py), which builds
+#: it as it builds every other part.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("streamer", "streamer.retry"),  # the version; backoff and outages
+    ("streamer.config",),
+    ("streamer.sources",),
+    ("streamer.vision",),
+    ("streamer.reading",),
+    ("streamer.events",),
+    ("streamer.stores",),
+    ("streamer.delivery",),
+    ("streamer.pipeline", "streamer.reporter", "streamer.stills", "streamer.cameras"),
+    ("streamer.cluster",),
+    ("streamer.api",),
+    ("streamer.node",),
+    ("streamer.service", "streamer.threaded"),
+    ("streamer.evaluation", "streamer.training"),
+    ("streamer.cli",),
+    ("streamer.__main__",),
+)
+
+
+def layer(module: str) -> int:
+    """The index in :data:`LAYERS` of ``module``'s layer.
+
+    Raises:
+        KeyError: for a module no layer names (add it to :data:`LAYERS`).
+    """
+    best, found = -1, None
+    for index, names in enumerate(LAYERS):
+        for name in names:
+            inside = module == name or (name != PACKAGE and module.startswith(name + "."))
+            if inside and len(name) > best:
+                best, found = len(name), index
+    if found is None:
+        raise KeyError(f"{module}: in no layer of scripts/layout.py LAYERS")
+    return found
+
+
+def upward(graph: dict[str, set[str]]) -> list[str]:
+    """Each import from a layer above the importer's, as ``a -> b``."""
+    return [
+        f"{source} -> {target}"
+        for source, targets in sorted(graph.items())
+        for target in sorted(targets)
+        if layer(target) > layer(source)
+    ]
 
 
 def module_name(path: Path) -> str:
@@ -101,6 +154,10 @@ def main() -> int:
             print(f"{lines:5d}  {path.relative_to(ROOT)}")
         if lines > args.max_lines:
             problems.append(f"{path.relative_to(ROOT)}: {lines} lines (more than {args.max_lines})")
+    try:
+        problems += [f"import from a layer above: {line}" for line in upward(graph)]
+    except KeyError as error:
+        problems.append(str(error.args[0]))
     problems += [f"import cycle: {' <-> '.join(group)}" for group in cycles(graph)]
     if not args.quiet:
         print(f"{len(names)} modules, {sum(map(len, graph.values()))} imports between them")

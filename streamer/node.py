@@ -32,12 +32,13 @@ from streamer.cluster.deployment import Deployment, open_deployment
 from streamer.config import CameraConfig, Config, ReaderConfig
 from streamer.delivery.broker import MqttRefusedError
 from streamer.delivery.deliveries import Deliveries
+from streamer.delivery.eventlog import JsonLinesSink, OutboxSink
 from streamer.delivery.mqtt import MqttSender
-from streamer.delivery.outbox import Outbox, OutboxError, OutboxSink
+from streamer.delivery.outbox import Outbox, OutboxError
 from streamer.delivery.recordings import EvidenceWriter
 from streamer.delivery.rules import Publish, RuleRunner, no_broker
 from streamer.delivery.senders import OutboxSender
-from streamer.delivery.sinks import JsonLinesSink, Sink
+from streamer.delivery.sinks import FanOut, Sink
 from streamer.delivery.webhooks import WebhookSender
 from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, FrameCallback, Stages
 from streamer.reading.ocr import EnginePool, OcrEngine, OcrError
@@ -127,9 +128,8 @@ async def start_node(
     detector = options.detector or build_detector(config)
     running = Cameras()
     session = await exit.enter_async_context(aiohttp.ClientSession())
-    webhooks = [
-        WebhookSender(hook, deployment.webhook_queue(outbox), session) for hook in config.webhooks
-    ]
+    queue = deployment.webhook_queue(outbox)
+    webhooks = [WebhookSender(hook, queue, session) for hook in config.webhooks]
     mqtt = _build_mqtt(config, outbox, running)
     senders: list[OutboxSender] = [*webhooks, *mqtt]
     deliveries = Deliveries(outbox, senders, deployment.relay(outbox, webhooks), loop)
@@ -303,9 +303,9 @@ def _build_runner(
 def _finish_orphans(outbox: Outbox, checks: PlateChecks, sinks: Sequence[Sink]) -> None:
     """The final events of the vehicles whose tracks a crash ended (after their early
     event), to every sink."""
+    deliver = FanOut(sinks, "restart")
     for final in finals_of(outbox.orphans(), checks):
-        for sink in sinks:
-            sink.send(final)
+        deliver.send(final)
 
 
 def _size_threads(loop: asyncio.AbstractEventLoop, cameras: int) -> None:

@@ -19,16 +19,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import supervision as sv
 
+from streamer.cameras import CameraStats
 from streamer.config import CameraConfig, ReaderConfig, mask_url
 from streamer.delivery.recordings import EvidenceWriter
-from streamer.delivery.sinks import Sink
-from streamer.events import CameraSnapshot, CameraStatus, Event, PlateEvent
+from streamer.delivery.sinks import FanOut, Sink
+from streamer.events import CameraSnapshot, CameraStatus, PlateEvent
 from streamer.reading.ocr import OcrEngine
 from streamer.reporter import Skipped, StageTimer, TrackReporter
 from streamer.sources import is_live, open_source
@@ -58,8 +59,6 @@ class Stages:
     timer: StageTimer | None = None
 
 
-#: Events each camera keeps in :attr:`CameraStats.events_list`.
-RECENT_EVENTS = 1000
 #: Frames of a recorded file in detection at once. With one inference per core (see
 #: :class:`~streamer.vision.detect.OpenVinoYolo`), a third frame keeps both busy while the
 #: oldest is tracked: the looped parkpow clip replays at 0.28, 0.40, 0.42 and 0.42 of the
@@ -69,69 +68,6 @@ FILE_IN_FLIGHT = 3
 #: tracking waits: a file's reading thread then waits too, a live camera drops frames
 #: (counted as skipped). Nothing already tracked is dropped.
 REPORT_QUEUE = 16
-#: Recent examined frames the frame rate is measured over, and how long without one
-#: counts as idle.
-FPS_WINDOW, FPS_IDLE_S = 50, 5.0
-
-
-#: The counters of :class:`CameraStats` that :meth:`CameraStats.add` sums.
-SUMMED = (
-    *("frames", "detected", "still", "skipped"),
-    *("tracks", "events", "dues_events", "merged", "unread"),
-)
-
-
-@dataclass
-class CameraStats:
-    """Counters of one camera's run.
-
-    ``frames`` counts every decoded frame; ``detected`` those the detector saw; ``still``
-    those examined but not detected because nothing moved; ``skipped`` those a live
-    camera delivered while the pipeline was busy. The rest fell between two detections
-    at the camera's ``rate_fps``.
-    """
-
-    frames: int = 0
-    detected: int = 0
-    still: int = 0
-    skipped: int = 0
-    tracks: int = 0
-    events: int = 0
-    dues_events: int = 0
-    merged: int = 0
-    unread: int = 0
-    error: str | None = None
-    last_frame_at: datetime | None = None
-    #: The latest events (a window, so a daemon running for months does not grow).
-    events_list: deque[PlateEvent] = field(
-        default_factory=lambda: deque(maxlen=RECENT_EVENTS), repr=False
-    )
-
-    _recent: deque[tuple[float, int]] = field(
-        default_factory=lambda: deque(maxlen=FPS_WINDOW), repr=False
-    )
-
-    def add(self, other: CameraStats) -> None:
-        """Add the counters of another run of the same camera (a cluster node may read a
-        camera several times)."""
-        for name in SUMMED:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def count_frame(self, frame: Frame, decoded: int) -> None:
-        """Count one examined frame; ``decoded`` is the source's running total."""
-        self.frames = max(self.frames, decoded)
-        self.last_frame_at = frame.captured_at
-        self._recent.append((time.monotonic(), self.frames))
-
-    @property
-    def fps(self) -> float:
-        """Frames decoded per second over the last examined frames (0 when idle)."""
-        if len(self._recent) < 2 or time.monotonic() - self._recent[-1][0] > FPS_IDLE_S:
-            return 0.0
-        (first, first_frames), (last, last_frames) = self._recent[0], self._recent[-1]
-        return (last_frames - first_frames) / max(last - first, 1e-6)
-
-
 FrameCallback = Callable[[Frame], None]
 
 
@@ -172,6 +108,7 @@ class CameraPipeline:
             seen,
         )
         self.schedule = DetectionSchedule(camera.detection)
+        self.deliver = FanOut(stages.sinks, f"camera {camera.name}").send
         self.stats = CameraStats()
         self.state = CameraState.STARTING
         self.stop = asyncio.Event()
@@ -183,23 +120,14 @@ class CameraPipeline:
         # Tracks that gave an early event: their final event is the same vehicle's.
         self._early: set[int] = set()
 
+    @property
+    def open_tracks(self) -> int:
+        """Tracks open now."""
+        return self.tracker.active
+
     def snapshot(self) -> CameraSnapshot:
         """The camera's state and counters now."""
-        stats = self.stats
-        return CameraSnapshot(
-            name=self.camera.name,
-            source=mask_url(self.camera.source),
-            state=self.state,
-            fps=stats.fps,
-            frames=stats.frames,
-            detected=stats.detected,
-            still=stats.still,
-            skipped=stats.skipped,
-            events=stats.events,
-            dues_events=stats.dues_events,
-            last_frame_at=stats.last_frame_at,
-            error=stats.error,
-        )
+        return self.stats.snapshot(self.camera.name, mask_url(self.camera.source), self.state)
 
     def detect(self, frame: Frame) -> sv.Detections:
         """Plates in the frame's region of interest, in frame coordinates (blocking; runs in
@@ -315,14 +243,6 @@ class CameraPipeline:
             self._status_puts.add(put)  # held until done, in order behind earlier ones
             put.add_done_callback(self._status_puts.discard)
 
-    def deliver(self, event: Event) -> None:
-        """Hand ``event`` to every sink; one failing sink does not stop the others."""
-        for sink in self.stages.sinks:
-            try:
-                sink.send(event)
-            except Exception:
-                logger.exception("camera %s: sink %s failed", self.camera.name, type(sink).__name__)
-
     def _report_and_deliver(self, track: OpenTrack | FinishedTrack) -> PlateEvent | Skipped | None:
         """The track's event (early for an open track, if its reads agree; final for a
         finished one), delivered (blocking; runs in a worker thread)."""
@@ -349,7 +269,7 @@ class CameraPipeline:
                     self.tracker.settle(item.track_id)
                 if isinstance(result, PlateEvent):
                     self._early.add(item.track_id)
-                    self._count(result)
+                    self.stats.count_vehicle(result)
                 elif result is Skipped.MERGED:
                     self.stats.merged += 1
                 continue
@@ -364,10 +284,5 @@ class CameraPipeline:
                 self.stats.merged += 1
             elif isinstance(result, PlateEvent):
                 if not was_early:
-                    self._count(result)
+                    self.stats.count_vehicle(result)
                 self.stats.events_list.append(result)
-
-    def _count(self, event: PlateEvent) -> None:
-        """A vehicle's first event (early, or final without an early one)."""
-        self.stats.events += 1
-        self.stats.dues_events += event.dues_result.dues_pending

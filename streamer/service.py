@@ -18,9 +18,9 @@ import signal
 import threading
 import time
 
+from streamer.cameras import CameraStats
 from streamer.config import Config
 from streamer.node import Node, ServiceOptions, start_node
-from streamer.pipeline import CameraStats
 
 logger = logging.getLogger(__name__)
 

@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 
 from streamer.config import CameraConfig
+from streamer.config.formats import PRESETS
 from streamer.events import PlateEvent
 from streamer.reading.ocr import TextRead
-from streamer.reading.plates import (
-    PRESETS,
-    fix_confusions,
-    format_templates,
-    matched_format,
-    matches_format,
-)
+from streamer.reading.plates import fix_confusions, format_templates, matched_format, matches_format
 from streamer.reporter import TrackReporter
 from streamer.sources.frame import Frame
 from streamer.stores.checks import PlateChecks

@@ -19,9 +19,9 @@ import pytest
 import yaml
 from rtsp import RtspServer, free_port
 
+from streamer.cameras import CameraStats
 from streamer.config import Config
 from streamer.node import ServiceOptions
-from streamer.pipeline import CameraStats
 from streamer.reading.ocr import OcrEngine
 from streamer.service import Service
 from streamer.sources.demo import DemoManifest, DemoVehicle, render_video

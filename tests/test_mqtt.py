@@ -23,8 +23,9 @@ import pytest
 from mosquitto import Broker, Received, Subscriber, mosquitto_missing
 
 from streamer.config import Config
-from streamer.delivery.mqtt import DailyCounts, MqttSender
+from streamer.delivery.mqtt import MqttSender
 from streamer.delivery.outbox import Outbox
+from streamer.delivery.retained import DailyCounts
 from streamer.events import NOT_FOUND, PlateEvent
 from streamer.node import ServiceOptions, StartupError
 from streamer.reading.ocr import OcrEngine

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from streamer.config import MqttConfig, OutboxConfig, WebhookConfig
-from streamer.delivery.outbox import Outbox, OutboxSink
+from streamer.delivery.eventlog import JsonLinesSink, OutboxSink
+from streamer.delivery.outbox import Outbox
 from streamer.delivery.outbox_schema import SCHEMA_VERSION
 from streamer.delivery.queue import DEAD, DELIVERED, PENDING
-from streamer.delivery.sinks import JsonLinesSink
 from streamer.delivery.webhooks import retry_after_seconds, sign
 from streamer.events import NOT_FOUND, CameraStatus, DuesResult, Phase, PlateEvent
 

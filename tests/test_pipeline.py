@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from streamer.cameras import CameraStats
 from streamer.config import CameraConfig, DetectionConfig
 from streamer.node import ServiceOptions
-from streamer.pipeline import CameraPipeline, CameraStats, Stages
+from streamer.pipeline import CameraPipeline, Stages
 from streamer.reading.ocr import EnginePool, OcrEngine
 from streamer.service import Service
 from streamer.sources.demo import DemoManifest

@@ -6,13 +6,8 @@ import time
 
 import pytest
 
-from streamer.reading.plates import (
-    PRESETS,
-    compile_format,
-    fix_confusions,
-    matches_format,
-    normalise,
-)
+from streamer.config.formats import PRESETS, compile_format
+from streamer.reading.plates import fix_confusions, matches_format, normalise
 
 
 @pytest.mark.parametrize(

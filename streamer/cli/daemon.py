@@ -11,12 +11,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from streamer.cameras import CameraStats
 from streamer.cli.common import EXIT_FAILED, EXIT_OK, fail, load
 from streamer.cluster.deployment import open_deployment
 from streamer.config import Config, mask_url
 from streamer.delivery.sinks import ConsoleSink
 from streamer.node import ServiceOptions, build_stills, open_stores
-from streamer.pipeline import CameraStats
 from streamer.service import Service
 from streamer.sources.frame import Frame
 

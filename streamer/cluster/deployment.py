@@ -161,6 +161,7 @@ class Cluster:
             self.postgres, cluster.node, recordings.directory, recordings.max_age_days
         )
         self.leases = Leases(self.postgres, cluster, [])
+        self.outbox = ClusterOutbox(self.postgres, cluster.node, config.outbox)
 
     def events(self, local: EventHistory) -> EventQuery:
         """The events of every node."""
@@ -172,12 +173,11 @@ class Cluster:
 
     def webhook_queue(self, outbox: Outbox) -> DeliveryQueue:
         """The cluster's shared webhook outbox."""
-        return ClusterOutbox(self.postgres, self.cluster.node, self.config.outbox)
+        return self.outbox
 
     def relay(self, outbox: Outbox, webhooks: Sequence[OutboxSender]) -> Relay:
         """The forwarder from the node's file to the shared outbox."""
-        shared = ClusterOutbox(self.postgres, self.cluster.node, self.config.outbox)
-        return Forwarder(outbox, shared, webhooks)
+        return Forwarder(outbox, self.outbox, webhooks)
 
     def runner(
         self, cameras: Sequence[CameraConfig], build: PipelineFactory, running: Cameras

@@ -24,10 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from streamer.cameras import Cameras, PipelineFactory
+from streamer.cameras import CameraRun, Cameras, CameraStats, PipelineFactory
 from streamer.cluster.leases import Leases, Report, Round
 from streamer.config import CameraConfig
-from streamer.pipeline import CameraPipeline, CameraStats
 from streamer.stores.records import StoreError
 
 logger = logging.getLogger(__name__)
@@ -145,7 +144,7 @@ class ClusterRunner:
         self._tasks[camera.name].add_done_callback(lambda _: self._ended(camera.name, pipeline))
         logger.info("cluster: %s reads camera %s", self.leases.node, camera.name)
 
-    def _ended(self, name: str, pipeline: CameraPipeline) -> None:
+    def _ended(self, name: str, pipeline: CameraRun) -> None:
         """A pipeline ended (stopped, or its file is done): keep its counters."""
         task = self._tasks.pop(name, None)
         self.running.remove(pipeline)

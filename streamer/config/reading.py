@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from streamer.config.base import Section
+from streamer.config.formats import compile_format
 
 
 class ReaderConfig(Section):
@@ -40,7 +41,7 @@ class PlatesConfig(Section):
 
     formats: list[str] = Field(
         default_factory=lambda: ["in_rto"],
-        description="Plate formats: preset names (see streamer.reading.plates.PRESETS) or regular "
+        description="Plate formats: preset names (see streamer.config.formats.PRESETS) or regular "
         "expressions on the normalised text. A read matching one has format_valid: true.",
     )
     require_valid_format: bool = Field(
@@ -60,8 +61,6 @@ class PlatesConfig(Section):
     @field_validator("formats")
     @classmethod
     def _known_formats(cls, formats: list[str]) -> list[str]:
-        from streamer.reading.plates import compile_format
-
         for entry in formats:
             compile_format(entry)
         return formats

@@ -13,27 +13,20 @@ so any thread may use it.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from streamer.config import DeliveryTarget, MqttConfig, OutboxConfig
 from streamer.delivery.outbox_schema import UNNEEDED, migrate
 from streamer.delivery.queue import DEAD, DELIVERED, PENDING, Delivery, DeliveryState
-from streamer.delivery.sinks import JsonLinesSink
 from streamer.events import CameraStatus, Event, PlateEvent, compact_json
+from streamer.stores.database import SqliteDatabase
 
 logger = logging.getLogger(__name__)
-
-
-#: Called, from the thread that committed an event, with the targets it was queued for.
-WakeCallback = Callable[[Sequence[str]], None]
 
 
 class OutboxError(RuntimeError):
@@ -70,22 +63,17 @@ class Outbox:
         self.config = config
         self.targets = list(targets)
         self.dropped_full = 0
+        self.database = SqliteDatabase(
+            config.database, 30, {"foreign_keys": "ON", "synchronous": "NORMAL"}
+        )
         try:
             config.database.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as connection:
+            with self.database.connect() as connection:
                 connection.execute("PRAGMA journal_mode=WAL")
-            with self._connect(foreign_keys=False) as connection:
+            with self.database.connect(foreign_keys="OFF") as connection:
                 migrate(connection)
         except (OSError, sqlite3.Error) as error:
             raise OutboxError(f"outbox.database: cannot open {config.database}: {error}") from None
-
-    @contextmanager
-    def _connect(self, foreign_keys: bool = True) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.config.database, timeout=30)) as connection:
-            connection.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            with connection:
-                yield connection
 
     def add(self, event: Event) -> list[str]:
         """Commit ``event`` with a pending delivery per target that wants it.
@@ -99,7 +87,7 @@ class Outbox:
         now = time.time()
         payload = compact_json(event.to_json())
         phase = event.phase if isinstance(event, PlateEvent) else None
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             cursor = connection.execute(
                 "INSERT OR IGNORE INTO events "
                 "(key, event_id, phase, type, payload, created_at, logged) "
@@ -125,7 +113,7 @@ class Outbox:
     def logged(self, keys: Sequence[str]) -> None:
         """Record that these events (by :attr:`~streamer.events.PlateEvent.key`) are in the
         events log."""
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             connection.executemany(
                 "UPDATE events SET logged = 1 WHERE key = ?", [(k,) for k in keys]
             )
@@ -133,7 +121,7 @@ class Outbox:
     def unlogged(self) -> list[tuple[str, dict[str, Any]]]:
         """Events committed here but not yet in the events log (a crash came between), as
         (key, payload)."""
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             rows = connection.execute(
                 "SELECT key, payload FROM events WHERE logged = 0 ORDER BY id"
             ).fetchall()
@@ -141,7 +129,7 @@ class Outbox:
 
     def orphans(self) -> list[dict[str, Any]]:
         """Early plate events whose final event never came (a crash ended their track)."""
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             rows = connection.execute(
                 "SELECT payload FROM events early WHERE early.phase = 'early' AND NOT EXISTS "
                 "(SELECT 1 FROM events final WHERE final.event_id = early.event_id "
@@ -152,7 +140,7 @@ class Outbox:
     def vehicles_since(self, since: float) -> list[tuple[str, str]]:
         """(camera, event_id) of each vehicle with a plate event committed since ``since``
         (Unix time), as long as retention (``keep_delivered_s``) has kept it."""
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             rows = connection.execute(
                 "SELECT DISTINCT json_extract(payload, '$.camera'), event_id FROM events "
                 "WHERE type = 'plate' AND created_at >= ?",
@@ -199,14 +187,14 @@ class Outbox:
         """Record that these deliveries reached the cluster's outbox (delivered, as far as
         this file is concerned)."""
         now = time.time()
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             connection.executemany(
                 "UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?",
                 [(DELIVERED, now, i) for i in delivery_ids],
             )
 
     def _select(self, where: str, args: tuple[object, ...]) -> list[Delivery]:
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             rows = connection.execute(
                 "SELECT d.id, d.target, d.state, d.attempts, d.next_at, d.last_error, "
                 f"e.event_id, e.created_at, e.payload, e.key FROM deliveries d JOIN events e "
@@ -245,7 +233,7 @@ class Outbox:
         self, delivery_id: int, state: DeliveryState, error: str | None, next_at: float | None
     ) -> None:
         now = time.time()
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             connection.execute(
                 "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, "
                 "next_at = COALESCE(?, next_at), updated_at = ? WHERE id = ?",
@@ -261,7 +249,7 @@ class Outbox:
     def retry(self, delivery_id: int | None = None) -> int:
         """Make dead deliveries pending again (one, or all); returns how many."""
         now = time.time()
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             if delivery_id is None:
                 cursor = connection.execute(
                     "UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? WHERE state = ?",
@@ -277,7 +265,7 @@ class Outbox:
 
     def purge(self, state: DeliveryState) -> int:
         """Delete deliveries in ``state`` and events no delivery refers to any more."""
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             count = connection.execute("DELETE FROM deliveries WHERE state = ?", (state,)).rowcount
             connection.execute(UNNEEDED, (time.time() - self.config.keep_delivered_s,))
         return count
@@ -285,7 +273,7 @@ class Outbox:
     def purge_delivered(self) -> int:
         """Delete delivered entries older than ``keep_delivered_s``."""
         cutoff = time.time() - self.config.keep_delivered_s
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             count = connection.execute(
                 "DELETE FROM deliveries WHERE state = ? AND updated_at < ?", (DELIVERED, cutoff)
             ).rowcount
@@ -294,71 +282,8 @@ class Outbox:
 
     def counts(self) -> dict[tuple[str, DeliveryState], int]:
         """Deliveries per (target, state): the outbox depth for metrics."""
-        with self._connect() as connection:
+        with self.database.connect() as connection:
             rows = connection.execute(
                 "SELECT target, state, COUNT(*) FROM deliveries GROUP BY target, state"
             ).fetchall()
         return {(str(target), DeliveryState(state)): int(count) for target, state, count in rows}
-
-
-class OutboxSink:
-    """The events log guarded by the outbox: commit each event, log it, wake the senders.
-
-    An event is committed to the outbox before it is logged, so nothing logged can miss
-    its webhooks or the broker after a crash; once logged, it is marked so. A crash
-    between the two leaves it unmarked, and :meth:`recover` logs it on the next start.
-    """
-
-    def __init__(
-        self, outbox: Outbox, log: JsonLinesSink, wake: WakeCallback | None = None
-    ) -> None:
-        self.outbox = outbox
-        self.log = log
-        self.wake = wake
-
-    def send(self, event: Event) -> None:
-        """Commit, log and mark ``event`` (blocking, in the pipeline's worker thread)."""
-        targets = self.outbox.add(event)
-        if targets and self.wake is not None:
-            self.wake(targets)  # delivery need not wait for the log
-        self.log.send(event)
-        self.outbox.logged([event.key])
-
-    def recover(self) -> int:
-        """Log the events a crash committed but kept out of the log; returns how many."""
-        records = self.outbox.unlogged()
-        if not records:
-            return 0
-        # A crash between writing a line and marking it leaves it unmarked but logged.
-        logged = _logged_keys(self.log.path)
-        missing = [record for key, record in records if key not in logged]
-        for record in missing:
-            self.log.write(record)
-        self.outbox.logged([key for key, _ in records])
-        if missing:
-            logger.warning(
-                "events log: added %d event(s) that a crash kept out of it", len(missing)
-            )
-        return len(missing)
-
-
-#: Bytes at the end of the events log searched for events a crash left unmarked.
-LOG_TAIL_BYTES = 1 << 20
-
-
-def _logged_keys(path: Path) -> set[str]:
-    """The ``<event_id>:<phase>`` keys of the plate events in the last
-    :data:`LOG_TAIL_BYTES` of the events log (the lines a crash could leave unmarked)."""
-    try:
-        with path.open("rb") as file:
-            file.seek(max(0, file.seek(0, 2) - LOG_TAIL_BYTES))
-            lines = file.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return set()
-    keys = set()
-    for line in lines:
-        with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
-            record = json.loads(line)
-            phase = record.get("phase")
-            keys.add(f"{record['event_id']}:{phase}" if phase else str(record["event_id"]))
-    return keys

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from pathlib import Path
-from typing import Any, Protocol, TextIO
+from collections.abc import Sequence
+from typing import Protocol, TextIO
 
-from streamer.events import CameraStatus, Event, Phase, compact_json
+from streamer.events import CameraStatus, Event, Phase
 
 logger = logging.getLogger(__name__)
 
@@ -21,53 +21,25 @@ class Sink(Protocol):
         ...
 
 
-class JsonLinesSink:
-    """Appends each event as one JSON line and flushes, so a crash loses no written event.
+class FanOut:
+    """Hands every event to each of ``sinks`` in order; one that fails is logged (naming
+    ``where`` the event came from) and the others still get it.
 
-    When the file would pass ``max_bytes`` it is rotated first: ``events.jsonl`` becomes
-    ``events.jsonl.1``, ``.1`` becomes ``.2`` and so on, keeping ``backups`` old files.
+    Example:
+        >>> FanOut([outbox_sink, rules, history], "camera gate-1").send(event)
     """
 
-    def __init__(self, path: Path, max_bytes: int = 0, backups: int = 5) -> None:
-        self.path = path
-        self.max_bytes = max_bytes
-        self.backups = backups
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream = path.open("a", encoding="utf-8")
-        except OSError as error:
-            raise OSError(f"events_log: cannot write {path} ({error.strerror})") from None
-        self._lock = threading.Lock()
+    def __init__(self, sinks: Sequence[Sink], where: str) -> None:
+        self.sinks = list(sinks)
+        self.where = where
 
     def send(self, event: Event) -> None:
-        """Append ``event`` as one line."""
-        self.write(event.to_json())
-
-    def write(self, record: dict[str, Any]) -> None:
-        """Append an event already in its JSON form."""
-        line = compact_json(record) + "\n"
-        with self._lock:
-            if self.max_bytes and self._stream.tell() + len(line.encode()) > self.max_bytes:
-                self._rotate()
-            self._stream.write(line)
-            self._stream.flush()
-
-    def _rotate(self) -> None:
-        self._stream.close()
-        if self.backups == 0:
-            self.path.unlink(missing_ok=True)
-        else:
-            for index in range(self.backups - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{index}")
-                if older.exists():
-                    older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
-            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-        self._stream = self.path.open("a", encoding="utf-8")
-
-    def close(self) -> None:
-        """Close the file."""
-        with self._lock:
-            self._stream.close()
+        """Deliver ``event`` to every sink."""
+        for sink in self.sinks:
+            try:
+                sink.send(event)
+            except Exception:
+                logger.exception("%s: sink %s failed", self.where, type(sink).__name__)
 
 
 class ConsoleSink:

@@ -22,13 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamer.config import PlatesConfig
-from streamer.reading.plates import (
-    PRESETS,
-    format_templates,
-    matched_format,
-    matches_format,
-    normalise,
-)
+from streamer.config.formats import PRESETS
+from streamer.reading.plates import format_templates, matched_format, matches_format, normalise
 
 #: ``(x1, y1, x2, y2)`` of a labelled plate.
 Box = tuple[float, float, float, float]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, closing, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -72,16 +72,31 @@ class Database(ABC):
 class SqliteDatabase(Database):
     """An SQLite file, created on first use. Every transaction opens its own short
     connection, so a store is safe from any thread and sees changes made by the CLI while
-    the daemon runs."""
+    the daemon runs. ``pragmas`` are set on every connection (the outbox's foreign keys and
+    durability, for instance).
 
-    def __init__(self, path: Path) -> None:
+    Example:
+        >>> database = SqliteDatabase(Path("/tmp/outbox.sqlite"), 30, {"foreign_keys": "ON"})
+        >>> with database.connect() as connection:
+        ...     connection.execute("SELECT 1").fetchone()
+        (1,)
+    """
+
+    def __init__(
+        self, path: Path, timeout_s: float = 10.0, pragmas: Mapping[str, str] | None = None
+    ) -> None:
         self.path = path
+        self.timeout_s = timeout_s
+        self.pragmas = dict(pragmas or {})
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        """One transaction on its own connection."""
-        with closing(sqlite3.connect(self.path, timeout=10)) as connection, connection:
-            yield connection
+    def connect(self, **pragmas: str) -> Iterator[sqlite3.Connection]:
+        """One transaction on its own connection; ``pragmas`` beside the database's own."""
+        with closing(sqlite3.connect(self.path, timeout=self.timeout_s)) as connection:
+            for name, value in {**self.pragmas, **pragmas}.items():
+                connection.execute(f"PRAGMA {name}={value}")
+            with connection:
+                yield connection
 
     def ensure(self, schema: str, error: type[StoreError]) -> None:
         """Create the folder and the table when missing."""
