@@ -2,8 +2,8 @@
 takes over repeated SIGKILLs, what reaches the webhook receiver, and the database load.
 
 Real components: Debian's PostgreSQL made in a temporary folder, ``--cameras`` RTSP
-cameras of ``tests/rtsp.py`` looping the demo recording, ``streamer run`` nodes as
-processes, and the webhook receiver of ``tests/receiver.py``.
+cameras of ``tests/support/rtsp.py`` looping the demo recording, ``streamer run`` nodes as
+processes, and the webhook receiver of ``tests/support/receiver.py``.
 
 1. **Spread**: the nodes start one by one; after each, the cameras each node holds once
    they have settled, and how many moved.

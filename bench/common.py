@@ -48,9 +48,9 @@ def write_section(path: Path, name: str, text: str) -> None:
 
 
 def tests_helper(name: str) -> ModuleType:
-    """A standalone helper module of ``tests/`` (``rtsp``, ``receiver``, ``mosquitto``; not
-    ``conftest``), with ``tests/`` on the module path so that helpers can use each other."""
+    """A server helper of ``tests/support/`` (``rtsp``, ``receiver``, ``mosquitto``), with
+    ``tests/`` on the module path as pytest has it, so that helpers can use each other."""
     folder = str(ROOT / "tests")
     if folder not in sys.path:
         sys.path.append(folder)
-    return importlib.import_module(name)
+    return importlib.import_module(f"support.{name}")

@@ -1,7 +1,7 @@
 """Small plates in a wide frame: the whole frame against a region of interest on the lane.
 
 An overview camera (1920x1080) sees the lane in a small part of its view: the demo
-recording drawn ``--lanes`` pixels wide and pasted into the frame (``tests/overview.py``;
+recording drawn ``--lanes`` pixels wide and pasted into the frame (``tests/support/overview.py``;
 generated, nothing downloaded). Each input is replayed end to end (``streamer replay``
 in-process, default settings) with:
 

@@ -1,7 +1,7 @@
 """Soak: the daemon with live cameras, a flaky webhook receiver and SIGKILLs, for minutes.
 
 ``streamer run`` runs as a child process on ``--cameras`` live RTSP cameras (the real
-GStreamer server of ``tests/rtsp.py``, one per camera, each looping the demo recording at
+GStreamer server of ``tests/support/rtsp.py``, one per camera, each looping the demo recording at
 its own 25 frames per second) and posts every plate event to a webhook receiver on
 localhost. The receiver answers 500 to a share of the requests (``--fail-share``) and, now
 and then, is down (its port closed: connections refused) or slow (it answers after the
@@ -80,7 +80,7 @@ QUIET_END_S = 45.0
 
 
 class StreamServer(Protocol):
-    """What the soak uses of ``tests/rtsp.py``'s ``RtspServer``."""
+    """What the soak uses of ``tests/support/rtsp.py``'s ``RtspServer``."""
 
     url: str
 
@@ -848,7 +848,7 @@ def main() -> int:
         parser.error("--fail-share must be at least 0 and below 1")
     rtsp = tests_helper("rtsp")
     if reason := rtsp.gstreamer_available():
-        print(f"soak: needs the RTSP server of tests/rtsp.py: {reason}", file=sys.stderr)
+        print(f"soak: needs the RTSP server of tests/support/rtsp.py: {reason}", file=sys.stderr)
         return 2
     try:
         with interruptible(), ExitStack() as stack:

@@ -8,8 +8,8 @@
 # python3) for the live-camera tests, Debian's Chromium and its driver for the dashboard
 # tests, Docker with mmdebstrap for the set-up in a stock Debian container
 # (tests/test_docker.py), Mosquitto, the MQTT broker the MQTT tests start on a free
-# port of their own (tests/mosquitto.py), and PostgreSQL, whose server the cluster tests
-# make and start in a temporary folder (tests/postgres.py).
+# port of their own (tests/support/mosquitto.py), and PostgreSQL, whose server the cluster tests
+# make and start in a temporary folder (tests/support/postgres.py).
 set -euo pipefail
 with_test=false
 [ "${1:-}" = "--test" ] && with_test=true

@@ -6,7 +6,7 @@
 #   scripts/docker.sh base     make the streamer-base:bookworm image with mmdebstrap (once)
 #   scripts/docker.sh image    build the Dockerfile FROM that base, as streamer:latest
 #   scripts/docker.sh postgres build PostgreSQL from Debian's packages FROM that base, as
-#                              streamer-test-postgres:bookworm (tests/docker/postgres)
+#                              streamer-test-postgres:bookworm (tests/support/docker/postgres)
 #   scripts/docker.sh readme   in a fresh container of the base: apt-get install make, then
 #                              `make demo` and `make test`, as a new user on a stock Debian
 #
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 BASE=${STREAMER_DOCKER_BASE:-streamer-base:bookworm}
 IMAGE=${STREAMER_DOCKER_IMAGE:-streamer:latest}
-POSTGRES=streamer-test-postgres:bookworm  # named in tests/docker/compose.yaml
+POSTGRES=streamer-test-postgres:bookworm  # named in tests/support/docker/compose.yaml
 CA=/etc/ssl/certs/ca-certificates.crt
 docker=/usr/bin/docker  # Debian's client: it builds with the BuildKit inside dockerd
 [ -x "$docker" ] || docker=$(command -v docker || echo docker)
@@ -64,7 +64,7 @@ build_image() {
 build_postgres() {
     make_base
     DOCKER_BUILDKIT=1 "$docker" build --quiet --network host --build-arg "BASE=$BASE" \
-        -t "$POSTGRES" tests/docker/postgres >/dev/null || fail "docker build of $POSTGRES failed"
+        -t "$POSTGRES" tests/support/docker/postgres >/dev/null || fail "docker build of $POSTGRES failed"
 }
 
 readme_in_container() {

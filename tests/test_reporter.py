@@ -226,3 +226,44 @@ def test_an_outage_of_the_dues_is_logged_once_and_its_end_too(
     assert len(lines) == 2
     assert lines[0].startswith("KA01AB1234: dues and lists not checked")
     assert lines[1] == "dues and lists: checked again"
+
+
+class OneTextEngine:
+    """Reads the same text from every crop."""
+
+    name = "one-text"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def read(self, image: np.ndarray) -> TextRead:
+        return TextRead(self.text, 0.95)
+
+
+@pytest.mark.parametrize(
+    ("text", "formats", "expected"),
+    [("MAB123E", ["fr", "de"], "de"), ("AB123CD", ["it", "fr"], "it"), ("3479", ["de"], None)],
+)
+def test_the_event_of_a_vehicle_names_the_format_its_plate_matched(
+    tmp_path: Path, text: str, formats: list[str], expected: str | None
+) -> None:
+    camera = CameraConfig.model_validate(
+        {"name": "gate", "source": "x.mp4", "plates": {"formats": formats}}
+    )
+    moment = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    frame = Frame("gate", 0, np.zeros((72, 128, 3), np.uint8), moment, 1.0)
+    crops = tuple(
+        PlateCrop(np.zeros((20, 80, 3), np.uint8), (10, 10, 90, 30), 0.8, quality, frame)
+        for quality in (0.9, 0.8, 0.7)
+    )
+    dues = SqlDues(tmp_path / "dues.sqlite")
+    reporter = TrackReporter(camera, OneTextEngine(text), PlateChecks(dues), None)
+    event = reporter.report(FinishedTrack("gate", 1, moment, moment, 12, crops))
+    assert isinstance(event, PlateEvent)
+    assert (event.plate_number, event.format_valid, event.format) == (
+        text,
+        expected is not None,
+        expected,
+    )
+    assert event.to_json()["format"] == expected
+    assert PlateEvent.from_json(event.to_json()).format == expected

@@ -1,0 +1,99 @@
+"""The commands that manage data and the model: dues, lists, model info."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from support.daemon import streamer, write_config
+
+
+def test_dues_commands(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [{"name": "x", "source": "unused"}])
+    csv = tmp_path / "dues.csv"
+    csv.write_text("plate,amount,message\nKA01AB1234,500,Fine\nMH12DE1433,0,\n")
+    assert streamer("dues", "import", csv, "--config", config).returncode == 0
+    result = streamer(
+        "dues", "set", "tn 09 bc 5678", "--amount", "75", "--message", "Toll", "--config", config
+    )
+    assert json.loads(result.stdout) == {
+        "plate_number": "tn 09 bc 5678",
+        "found": True,
+        "dues_pending": True,
+        "amount": 75.0,
+        "message": "Toll",
+    }
+    assert streamer("dues", "clear", "MH12DE1433", "--config", config).returncode == 0
+    missing = streamer("dues", "clear", "MH12DE1433", "--config", config)
+    assert missing.returncode == 1
+    assert "not in the dues database" in missing.stderr
+    listing = streamer("dues", "list", "--config", config).stdout.splitlines()
+    assert [line.split()[:2] for line in listing] == [
+        ["KA01AB1234", "500.00"],
+        ["TN09BC5678", "75.00"],
+    ]
+
+
+def test_model_info_shows_the_choice_and_every_candidate() -> None:
+    result = streamer("model", "info")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("machine: ")
+    assert "OpenVINO" in lines[0]
+    chosen = next(line for line in lines if line.startswith("chosen: "))
+    precision = chosen.split()[1].rstrip(":")
+    rows = {line.split("|")[1].strip(): line for line in lines if line.startswith("| ")}
+    assert set(rows) == {"precision", "f32", "bf16", "int8"}
+    assert rows[precision].split("|")[5].strip() == "yes"
+    assert "ms/frame" in chosen
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamer", "lists", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_cli_manages_lists(tmp_path: Path) -> None:
+    config = tmp_path / "streamer.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "dues": {"database": str(tmp_path / "dues.sqlite")},
+                "lists": {"residents": {"description": "Who lives here"}, "banned": None},
+            }
+        )
+    )
+    added = cli(config, "add", "residents", "ka-01-ab-1234", "--note", "flat 4")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["plate_number"] == "KA01AB1234"
+    csv = tmp_path / "banned.csv"
+    csv.write_text("plate,note,expires\nMH12XY7395,stolen,\nDL07CR6158,,2020-01-01\n")
+    assert cli(config, "import", "banned", str(csv)).stdout.strip() == (
+        "imported 2 plates into list banned"
+    )
+    overview = {
+        line.split()[0]: line.split()[1:] for line in cli(config, "show").stdout.splitlines()
+    }
+    assert overview["residents"] == ["1", "plates", "managed", "here", "Who", "lives", "here"]
+    assert overview["banned"][:2] == ["1", "plates"]  # the other one has expired
+    assert "(expired)" in cli(config, "show", "banned").stdout
+    assert cli(config, "remove", "residents", "KA01AB1234").returncode == 0
+    missing = cli(config, "remove", "residents", "KA01AB1234")
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "streamer: KA01AB1234: not on list residents"
+    unknown = cli(config, "add", "visitors", "KA01AB1234")
+    assert unknown.stderr.strip().startswith("streamer: unknown list 'visitors'")
+    csv.write_text("plate,expires\nAB12,soon\n")
+    bad = cli(config, "import", "banned", str(csv))
+    assert bad.returncode == 1
+    assert bad.stderr.strip().endswith(
+        "banned.csv:2: expires: 'soon' is not a date (YYYY-MM-DD) or a date and time (ISO 8601)"
+    )
