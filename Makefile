@@ -16,11 +16,13 @@ demo: setup  ## make the demo recording and process it with the default config
 test: setup-test lint  ## the whole test suite, with real weights, Tesseract, SQLite and video
 	$(PY) -m pytest
 
-lint:  ## ruff, mypy, and the layout: modules under 400 lines, no import cycles
+lint:  ## ruff, mypy, the layout (modules under 400 lines, no import cycles), and the docs
 	$(VENV)/bin/ruff check streamer tests bench scripts
 	$(VENV)/bin/ruff format --check streamer tests bench scripts
 	$(VENV)/bin/mypy
 	$(PY) scripts/layout.py --quiet
+	$(PY) scripts/config_reference.py --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 
 format:
 	$(VENV)/bin/ruff format streamer tests bench scripts
