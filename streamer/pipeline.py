@@ -60,9 +60,9 @@ class Stages:
 
 
 #: Frames of a recorded file in detection at once. With one inference per core (see
-#: :class:`~streamer.vision.detect.OpenVinoYolo`), a third frame keeps both busy while the
-#: oldest is tracked: the looped parkpow clip replays at 0.28, 0.40, 0.42 and 0.42 of the
-#: decode rate with 1, 2, 3 and 4 frames in flight.
+#: :class:`~streamer.vision.yolo.OpenVinoYolo`), a third frame keeps both cores busy while
+#: the oldest is tracked; a fourth gains nothing (docs/PERFORMANCE.md, "Design
+#: measurements").
 FILE_IN_FLIGHT = 3
 #: Finished tracks (and status changes) waiting for the reporting task. When it is full,
 #: tracking waits: a file's reading thread then waits too, a live camera drops frames

@@ -16,8 +16,9 @@ class ReaderConfig(Section):
 
     engine: Literal["paddle", "tesseract"] = Field(
         "paddle",
-        description="OCR engine: 'paddle' (PP-OCRv4 recognition, OpenVINO) read 82% of "
-        "real US plate crops exactly where 'tesseract' read 48% (see README, Accuracy).",
+        description="OCR engine: 'paddle' (PP-OCRv4 recognition, on OpenVINO), or "
+        "'tesseract' (Debian's Tesseract), which reads far fewer plates exactly (see the "
+        "model and accuracy page).",
     )
     crops: int = Field(
         3,

@@ -10,7 +10,7 @@ The detector sees each line as a turned rectangle (:attr:`LineBox.corners`): a p
 photographed askew gives its angle, and :func:`turned` turns the crop (and the boxes)
 so that the number's line is level.
 
-It costs about 15 ms a crop on one core, so it is used on single images only
+It costs as much as a read, so it is used on single images only
 (:mod:`streamer.reading.still`), not on every crop of a video.
 """
 

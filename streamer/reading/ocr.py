@@ -75,8 +75,8 @@ def find_tessdata(configured: Path | None = None) -> Path:
 class TesseractEngine:
     """Tesseract in single-line mode with a plate character whitelist.
 
-    In-process through tesserocr when importable (about 30x faster per crop than
-    spawning the binary); otherwise, or with ``in_process=False``, pytesseract and the
+    In-process through tesserocr when importable (far faster per crop than spawning the
+    binary); otherwise, or with ``in_process=False``, pytesseract and the
     ``tesseract`` command.
     """
 
@@ -203,10 +203,10 @@ class PaddleEngine:
 class _OpenVinoNetwork:
     """An ONNX network on OpenVINO, called as rapidocr calls its onnxruntime session.
 
-    One thread in float32: the same reads as onnxruntime, at 9.5 instead of 17.3 ms a
-    crop (150 plate crops of ``../shared/data``, one core). Reading runs beside detection,
-    which has a stream on each core, so one thread avoids oversubscribing them. (bfloat16
-    would halve the time again, but changes 8% of the reads.)
+    One thread in float32: the same reads as onnxruntime, in less time. Reading runs
+    beside detection, which has a stream on each core, so one thread avoids
+    oversubscribing them. bfloat16 would be faster again where the CPU has it, but changes
+    some reads (docs/PERFORMANCE.md, "Design measurements").
     """
 
     def __init__(self, model: Path) -> None:

@@ -18,16 +18,13 @@ reads so far settle on a plate (:meth:`StillReader.settled`):
   characters so close that the recogniser merges repeated ones (``7333`` read ``733``)
   and reads a narrow ``I`` as ``/``.
 
-On 751 US plate crops the first two views read 89.2% exactly where one read of the crop
-read 85.4% (both with :func:`~streamer.reading.read.zeros_for_letter_o`), and all four
-89.5%; of the 20 plates found in photos of Ukrainian cars, most of them taken at an
-angle, the first two read 14 and all four 18. Half the US crops are settled by the first
-read and most of the rest by the second (1.6 reads a crop on average, where the first two
-views took 1.5). Video keeps one read per crop.
+Views are read in that order until the reads settle, so most photos cost one or two
+reads (what each view gains, measured: docs/model.md, "Reading a still photo"). Video
+keeps one read per crop.
 
 In a whole photo (:meth:`StillReader.read_plate`), a detector box may cut the plate: when
 the read is unsure and the number's line runs to a side of the crop, the box is widened
-on that side and read again (one more of the 20 Ukrainian plates).
+on that side and read again.
 """
 
 from __future__ import annotations

@@ -37,9 +37,9 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 StatusCallback = Callable[[CameraState, str | None], None]
 
 #: FFmpeg decodes each video on one thread. Its default, a thread per core, decodes one
-#: video faster but costs a fifth more CPU per frame (720p MPEG-4: 0.92 against 0.71 ms),
-#: and streamer decodes far below one thread's speed while the cores detect and read. It
-#: also makes a stalled read's timeout the same on every machine (see ``_open_capture``).
+#: video faster but costs more CPU per frame, and streamer decodes far below one thread's
+#: speed while the cores detect and read. It also makes a stalled read's timeout the same
+#: on every machine (see ``_open_capture``).
 DECODER_THREADS = [cv2.CAP_PROP_N_THREADS, 1]
 
 

@@ -125,11 +125,11 @@ class OpenVinoYolo:
 
     The model is compiled for throughput: one inference stream per core, each on one
     thread, and as many infer requests as streams. A caller takes a free request, so as
-    many frames as there are cores are detected at once, each on its own core. On two
-    cores that costs a quarter less CPU per frame than one inference spread over both
-    (10 ms against 13 ms), whose threads spin while they wait for each other. With
-    ``latency=True`` it is compiled the other way, for a caller that detects one frame at
-    a time and waits for each (6.5 instead of 10 ms a frame on two cores).
+    many frames as there are cores are detected at once, each on its own core: less CPU
+    per frame than one inference spread over every core, whose threads spin while they
+    wait for each other. With ``latency=True`` it is compiled the other way, for a caller
+    that detects one frame at a time and waits for each (the figures: docs/PERFORMANCE.md,
+    "Design measurements").
 
     Example:
         >>> model = OpenVinoYolo(ensure_openvino_export(weights, 640), 640)
@@ -151,7 +151,7 @@ class OpenVinoYolo:
             # itself, OpenVINO picks bf16 wherever the CPU claims it, slower or not.
             "INFERENCE_PRECISION_HINT": precision,
             # Streams not pinned to cores: they share them with decoding and reading
-            # (pinned, the looped parkpow clip replays about 3% slower).
+            # (pinned, replay is slower).
             "ENABLE_CPU_PINNING": False,
             # No compiled-blob cache written anywhere (off by default; this keeps it off if
             # an environment's OpenVINO config turns it on).
@@ -179,9 +179,9 @@ class OpenVinoYolo:
 def _takes_bgr(model: Any) -> Any:
     """``model`` with its input conversion compiled in: it takes the letterboxed image as
     OpenCV holds it (``uint8`` BGR, ``NHWC``) and makes the RGB ``NCHW`` floats in 0..1 the
-    network was trained on. About 0.6 ms a frame cheaper than converting in numpy first;
-    in float32 the boxes are ``YOLO.predict``'s; in bfloat16 the conversion rounds
-    differently from predict's own (IoU 0.94 or more between the two)."""
+    network was trained on: cheaper than converting in numpy first. In float32 the boxes
+    are ``YOLO.predict``'s; in bfloat16 the conversion rounds differently from predict's
+    own, so boxes agree by IoU, not exactly."""
     from openvino import Layout, Type
     from openvino.preprocess import ColorFormat, PrePostProcessor
 
