@@ -83,13 +83,18 @@ async def read_upload(request: web.Request, timeout_s: float) -> bytes:
     if not request.content_type.startswith("multipart/"):
         raise ApiError(400, "send the image as multipart/form-data in the field 'file'")
     form = await read_body(request.post, "multipart/form-data with a field 'file'", timeout_s)
-    upload = form.get("file")
-    if isinstance(upload, web.FileField):
-        data: bytes = await asyncio.to_thread(upload.file.read)
-        return data
-    if isinstance(upload, bytes | bytearray):  # a part without a file name
-        return bytes(upload)
-    raise ApiError(400, "file: required multipart file field")
+    try:
+        upload = form.get("file")
+        if isinstance(upload, web.FileField):
+            data: bytes = await asyncio.to_thread(upload.file.read)
+            return data
+        if isinstance(upload, bytes | bytearray):  # a part without a file name
+            return bytes(upload)
+        raise ApiError(400, "file: required multipart file field")
+    finally:  # aiohttp spools each file part to a temporary file: close them all now
+        for value in form.values():
+            if isinstance(value, web.FileField):
+                value.file.close()
 
 
 async def read_json(request: web.Request, timeout_s: float) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 from streamer.cameras import CameraStats
@@ -177,7 +178,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not video.exists():
         print(f"rendering the demo recording {video} ...", file=sys.stderr)
         render_video(video)
-    seed_demo_dues(open_stores(config, open_deployment(config)).dues)
+    with closing(open_deployment(config)) as deployment:
+        seed_demo_dues(open_stores(config, deployment).dues)
     print(f"processing {video} with the default config; events go to {config.events_log}")
     stats, seconds = _run_service(config, progress=Progress())
     print(summary(stats, seconds))

@@ -6,19 +6,27 @@ import argparse
 import json
 import sys
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 
 from streamer.cli.common import EXIT_CONFIG, EXIT_OK, fail, load
 from streamer.cluster.deployment import open_deployment
+from streamer.config import Config
 from streamer.delivery.outbox import Outbox
-from streamer.delivery.queue import DeliveryState
+from streamer.delivery.queue import DeliveryQueue, DeliveryState
 from streamer.node import open_stores
+from streamer.stores.dues import SqlDues
+from streamer.stores.lists import SqlLists
 from streamer.vision.models import fetch_default_weights
 
 
 def cmd_dues(args: argparse.Namespace) -> int:
     config = load(args)
-    dues = open_stores(config, open_deployment(config)).dues
+    with closing(open_deployment(config)) as deployment:
+        return _dues(args, config, open_stores(config, deployment).dues)
+
+
+def _dues(args: argparse.Namespace, config: Config, dues: SqlDues) -> int:
     if args.dues_command == "import":
         count = dues.import_csv(args.csv)
         print(f"imported {count} plates into {config.dues.database}")
@@ -39,7 +47,11 @@ def cmd_dues(args: argparse.Namespace) -> int:
 
 def cmd_lists(args: argparse.Namespace) -> int:
     config = load(args)
-    lists = open_stores(config, open_deployment(config)).lists
+    with closing(open_deployment(config)) as deployment:
+        return _lists(args, config, open_stores(config, deployment).lists)
+
+
+def _lists(args: argparse.Namespace, config: Config, lists: SqlLists) -> int:
     command = args.lists_command
     if command == "import":
         count = lists.import_csv(args.name, args.csv)
@@ -70,8 +82,12 @@ def cmd_lists(args: argparse.Namespace) -> int:
 def cmd_outbox(args: argparse.Namespace) -> int:
     config = load(args)
     file = Outbox(config.outbox, config.delivery_targets)
-    # In a cluster, the webhook deliveries of every node, unless --local.
-    outbox = file if args.local else open_deployment(config).webhook_queue(file)
+    with closing(open_deployment(config)) as deployment:
+        # In a cluster, the webhook deliveries of every node, unless --local.
+        return _outbox(args, file if args.local else deployment.webhook_queue(file))
+
+
+def _outbox(args: argparse.Namespace, outbox: DeliveryQueue) -> int:
     if args.outbox_command == "list":
         for d in outbox.list(args.state and DeliveryState(args.state), args.limit):
             when = datetime.fromtimestamp(d.created_at, UTC).isoformat(timespec="seconds")

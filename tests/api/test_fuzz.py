@@ -133,6 +133,7 @@ def checkpoint(daemon: Daemon, tally: Tally, last: str) -> None:
             tally.fail(f"batch ending with {last}", f"the daemon logged a traceback: {traceback}")
 
 
+@pytest.mark.timeout(600)  # several daemons or a fuzz budget; minutes under load
 def test_http_api_survives_hostile_requests(
     daemon: Daemon, capsys: pytest.CaptureFixture[str]
 ) -> None:

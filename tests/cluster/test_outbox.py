@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,8 +49,10 @@ def shipped(file: Outbox, shared: ClusterOutbox, *plates: str) -> list[Delivery]
 
 
 @pytest.fixture
-def database(postgres_server: PostgresServer) -> PostgresDatabase:
-    return PostgresDatabase(postgres_server.new_database())
+def database(postgres_server: PostgresServer) -> Iterator[PostgresDatabase]:
+    database = PostgresDatabase(postgres_server.new_database())
+    yield database
+    database.close()
 
 
 def nodes(database: PostgresDatabase, *names: str, max_pending: int = 100) -> list[ClusterOutbox]:
@@ -177,7 +179,8 @@ def test_streamer_outbox_shows_the_clusters_deliveries(
     """``streamer outbox`` on any node's config lists and retries the cluster's webhook
     deliveries; ``--local`` shows the node's own file."""
     url = postgres_server.new_database()
-    a = ClusterOutbox(PostgresDatabase(url), "a", OutboxConfig())
+    a_database = PostgresDatabase(url)
+    a = ClusterOutbox(a_database, "a", OutboxConfig())
     (delivery,) = shipped(node_file(tmp_path, "a"), a, "AA11AA1111")
     assert a.claim(delivery.id, 30)
     a.dead(delivery.id, "HTTP 410")
@@ -196,6 +199,7 @@ def test_streamer_outbox_shows_the_clusters_deliveries(
     assert capsys.readouterr().out == ""  # b's own file has nothing
     assert main(["outbox", "retry", "--all", "--config", str(path)]) == 0
     assert a.counts() == {(HOOK.label, PENDING): 1}
+    a_database.close()
 
 
 def test_a_dead_nodes_pending_deliveries_are_delivered_by_the_others(

@@ -23,6 +23,7 @@ from support.receiver import Receiver
 from support.rtsp import RtspServer, free_port
 
 
+@pytest.mark.timeout(600)  # several daemons or a fuzz budget; minutes under load
 def test_three_nodes_share_six_cameras_and_take_over_from_a_dead_one(
     tmp_path: Path,
     postgres_server: PostgresServer,
@@ -79,6 +80,7 @@ def test_three_nodes_share_six_cameras_and_take_over_from_a_dead_one(
         receiver.stop()
 
 
+@pytest.mark.timeout(600)  # several daemons or a fuzz budget; minutes under load
 def test_a_database_outage_stops_the_cameras_and_loses_no_event(
     tmp_path: Path, demo_video: DemoManifest, server_factory: Callable[..., RtspServer]
 ) -> None:

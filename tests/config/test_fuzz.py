@@ -283,6 +283,7 @@ def load_one(path: Path, description: str, tally: Tally) -> None:
             break
 
 
+@pytest.mark.timeout(600)  # several daemons or a fuzz budget; minutes under load
 def test_hostile_configs_load_or_raise_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

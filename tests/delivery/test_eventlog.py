@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 
 from streamer.config import OutboxConfig, WebhookConfig
@@ -23,9 +24,11 @@ def test_an_event_a_crash_kept_out_of_the_log_is_logged_on_the_next_start(
     alerts = [WebhookConfig(url="http://127.0.0.1:1/b", name="alerts", only_dues=True)]
 
     def start() -> OutboxSink:
-        return OutboxSink(
-            Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), alerts), JsonLinesSink(log)
-        )
+        sink = JsonLinesSink(log)
+        opened.append(sink)
+        return OutboxSink(Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), alerts), sink)
+
+    opened: list[JsonLinesSink] = []
 
     sink = start()
     first, second = make_event("KA01AB1234", dues=True), make_event("MH12CD5678", dues=True)
@@ -42,6 +45,8 @@ def test_an_event_a_crash_kept_out_of_the_log_is_logged_on_the_next_start(
 
     lines = log.read_text().splitlines()
     assert json.loads(lines[1]) == second.to_json()
+    for sink in opened:
+        sink.close()
 
 
 def test_an_event_logged_but_not_marked_before_a_crash_is_not_logged_twice(
@@ -51,6 +56,8 @@ def test_an_event_logged_but_not_marked_before_a_crash_is_not_logged_twice(
     outbox = Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), [])
     event = make_event("KA01AB1234")
     outbox.add(event)
-    JsonLinesSink(log).send(event)  # the crash came before the outbox marked it
-    assert OutboxSink(outbox, JsonLinesSink(log)).recover() == 0
+    with closing(JsonLinesSink(log)) as crashed:
+        crashed.send(event)  # the crash came before the outbox marked it
+    with closing(JsonLinesSink(log)) as restarted:
+        assert OutboxSink(outbox, restarted).recover() == 0
     assert logged_ids(log) == [event.event_id]

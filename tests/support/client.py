@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from typing import Any
 
@@ -52,8 +53,8 @@ def call(
 
 
 def upload(image_bytes: bytes, name: str = "frame.png") -> aiohttp.FormData:
-    form = aiohttp.FormData()
-    form.add_field("file", image_bytes, filename=name, content_type="image/png")
+    form = aiohttp.FormData()  # a stream: aiohttp warns of large bytes sent whole
+    form.add_field("file", io.BytesIO(image_bytes), filename=name, content_type="image/png")
     return form
 
 

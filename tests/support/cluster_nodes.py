@@ -57,12 +57,13 @@ def cluster_nodes(
                 webhooks=[{"url": hook, "phases": ["final"], **webhook}],
             )
             path = write_yaml(config, folder / f"{name}.yaml")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "streamer", "run", "--config", str(path)],
-                stdout=subprocess.DEVNULL,
-                stderr=(folder / name / "stderr.log").open("w"),
-                text=True,
-            )
+            with (folder / name / "stderr.log").open("w") as stderr:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "streamer", "run", "--config", str(path)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    text=True,
+                )
             nodes[name] = (process, f"http://127.0.0.1:{port}")
         yield nodes
     finally:

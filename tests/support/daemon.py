@@ -87,10 +87,11 @@ def kill_when(config: Config, path: Path, condition: Callable[[], bool]) -> None
             assert time.monotonic() < deadline
             time.sleep(0.05)
         daemon.send_signal(signal.SIGKILL)
-        daemon.wait(10)
     finally:
         if daemon.poll() is None:
             daemon.kill()
+        with daemon:  # waits, and closes its pipes
+            pass
 
 
 def restart_without_cameras(config: Config, path: Path) -> None:

@@ -131,9 +131,11 @@ class Broker:
 
     def stop(self) -> None:
         """Stop it as a service manager would (SIGTERM: it saves its persistence file)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(10)
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+            with self._process:  # waits, and closes its pipes
+                pass
         self._process = None
 
     def __enter__(self) -> Broker:
