@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +25,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from streamer.config import Action, RuleConfig, mask_url
+from streamer.config import Action, RuleConfig, fill_placeholders, mask_url, topic_problem
 from streamer.events import Event, PlateEvent, compact_json
 
 logger = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ class ActionCounter(Protocol):
 
 def render(text: str, event: PlateEvent, url: bool = False) -> str:
     """``text`` with its ``{placeholders}`` replaced by the event's values (URL-quoted for
-    a URL)."""
+    a URL), and ``{{name}}`` by ``{name}``: every other brace is text."""
     values = {
         "plate_number": event.plate_number,
         "camera": event.camera,
@@ -76,11 +75,9 @@ def render(text: str, event: PlateEvent, url: bool = False) -> str:
         "lists": ",".join(event.lists.lists),
         "dues_pending": "true" if event.dues_result.dues_pending else "false",
     }
-    return re.sub(
-        r"\{([a-z_]+)\}",
-        lambda m: quote(values[m[1]], safe="") if url else values[m[1]],
-        text,
-    )
+    if url:
+        values = {name: quote(value, safe="") for name, value in values.items()}
+    return fill_placeholders(text, values)
 
 
 class RuleRunner:
@@ -200,10 +197,11 @@ class RuleRunner:
         target = self._target(action, event)
         body = compact_json(event.to_json())
         if action.mqtt is not None:
+            topic = render(action.mqtt.topic, event)
+            if (problem := topic_problem(topic)) is not None:  # e.g. {lists} empty
+                raise ValueError(f"the topic {problem}")
             payload = body if action.mqtt.payload is None else render(action.mqtt.payload, event)
-            await self.publish(
-                render(action.mqtt.topic, event), payload.encode(), action.mqtt.retain
-            )
+            await self.publish(topic, payload.encode(), action.mqtt.retain)
             return target, "published"
         http = action.http
         assert http is not None

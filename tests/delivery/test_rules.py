@@ -19,7 +19,9 @@ import pytest
 
 from streamer.api.metrics import Metrics
 from streamer.config import RuleConfig, When
-from streamer.delivery.rules import RuleRunner, render
+from streamer.delivery.mqtt import MqttSender
+from streamer.delivery.outbox import Outbox
+from streamer.delivery.rules import Publish, RuleRunner, no_broker, render
 from streamer.events import NOT_FOUND, DuesResult, Event, ListMatch, Phase, PlateEvent
 from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine
@@ -76,11 +78,13 @@ def rule(name: str = "open-gate", **settings: Any) -> RuleConfig:
     return RuleConfig.model_validate({"name": name, **settings})
 
 
-async def run_rules(rules: list[RuleConfig], events: list[Event], metrics: Metrics) -> float:
+async def run_rules(
+    rules: list[RuleConfig], events: list[Event], metrics: Metrics, publish: Publish = no_broker
+) -> float:
     """Send ``events`` to a runner from a worker thread, as the pipeline does; wait for the
     actions; returns the longest time one ``send`` took."""
     async with aiohttp.ClientSession() as session:
-        runner = RuleRunner(rules, asyncio.get_running_loop(), session, counter=metrics)
+        runner = RuleRunner(rules, asyncio.get_running_loop(), session, publish, counter=metrics)
 
         def send_all() -> float:
             longest = 0.0
@@ -200,6 +204,60 @@ def test_a_failing_action_blocks_neither_the_pipeline_nor_the_other_actions(
         for line in lines
     )
     assert any(line.startswith("rule slow:") and "TimeoutError" in line for line in lines)
+
+
+def test_json_bodies_and_payloads_are_sent_as_written(
+    tmp_path: Path, relay: Receiver, broker: Broker
+) -> None:
+    """A Shelly relay's JSON body and a Zigbee2MQTT payload, without placeholders, go out
+    as written; a name in double braces is that name in single braces."""
+    shelly = '{"id":1,"method":"Switch.Set","params":{"id":0,"on":true}}'
+    url = relay.url.replace("/hook", "/relay/rpc")
+    config = make_config(
+        tmp_path,
+        mqtt={"url": broker.url, "timeout_s": 3},
+        rules=[
+            {
+                "name": "gate",
+                "do": [
+                    {"http": {"url": url, "body": shelly}},
+                    {"mqtt": {"topic": "zigbee2mqtt/gate/set", "payload": '{"state": "ON"}'}},
+                    {
+                        "mqtt": {
+                            "topic": "gate/{camera}",
+                            "payload": "{{plate_number}}={plate_number}",
+                        }
+                    },
+                    {"mqtt": {"topic": "gate/{lists}", "payload": "no lists: no topic"}},
+                ],
+            }
+        ],
+    )
+    assert config.mqtt is not None
+    metrics = Metrics()
+
+    async def fire() -> None:
+        assert config.mqtt is not None
+        sender = MqttSender(config.mqtt, Outbox(config.outbox, []), config.cameras)
+        task = asyncio.create_task(sender.run())
+        await sender.ready()
+        await run_rules(config.rules, [plate_event("KA01AB1234")], metrics, sender.publish_now)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    with Subscriber(broker, "zigbee2mqtt/#") as zigbee, Subscriber(broker, "gate/#") as gate:
+        asyncio.run(fire())
+        zigbee.wait_for(lambda m: len(m) == 1, timeout=5)
+        gate.wait_for(lambda m: len(m) == 1, timeout=5)
+    (call,) = relay.relay_calls
+    assert call.body.decode() == shelly
+    assert [m.text for m in zigbee.messages()] == ['{"state": "ON"}']
+    assert [(m.topic, m.text) for m in gate.messages()] == [
+        ("gate/gate-1", "{plate_number}=KA01AB1234")
+    ]
+    # {lists} was empty: "gate/" is no topic to publish to, and the action says so.
+    failed = {"rule": "gate", "action": "mqtt", "outcome": "failed"}
+    assert sample(metrics, "streamer_rule_actions_total", **failed) == 1
 
 
 def test_the_demo_opens_the_gate_for_residents_and_alerts_on_banned_cars(
