@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from streamer.api.metrics import Metrics
@@ -33,7 +32,7 @@ from streamer.vision.detect import YoloDetector
 
 from support.daemon import Clock, make_config, vehicles
 from support.mosquitto import Broker, Subscriber
-from support.receiver import Behaviour, Receiver
+from support.receiver import Behaviour, Receiver, SilentRelay
 from support.rtsp import free_port
 
 T0 = datetime(2026, 11, 29, 8, tzinfo=UTC)
@@ -83,20 +82,19 @@ async def run_rules(
 ) -> float:
     """Send ``events`` to a runner from a worker thread, as the pipeline does; wait for the
     actions; returns the longest time one ``send`` took."""
-    async with aiohttp.ClientSession() as session:
-        runner = RuleRunner(rules, asyncio.get_running_loop(), session, publish, counter=metrics)
+    runner = RuleRunner(rules, asyncio.get_running_loop(), publish, counter=metrics)
 
-        def send_all() -> float:
-            longest = 0.0
-            for event in events:
-                started = time.perf_counter()
-                runner.send(event)
-                longest = max(longest, time.perf_counter() - started)
-            return longest
+    def send_all() -> float:
+        longest = 0.0
+        for event in events:
+            started = time.perf_counter()
+            runner.send(event)
+            longest = max(longest, time.perf_counter() - started)
+        return longest
 
-        longest = await asyncio.to_thread(send_all)
-        await asyncio.sleep(0.05)  # the actions start on the loop
-        await runner.close()
+    longest = await asyncio.to_thread(send_all)
+    await asyncio.sleep(0.05)  # the actions start on the loop
+    await runner.close()
     return longest
 
 
@@ -204,6 +202,26 @@ def test_a_failing_action_blocks_neither_the_pipeline_nor_the_other_actions(
         for line in lines
     )
     assert any(line.startswith("rule slow:") and "TimeoutError" in line for line in lines)
+
+
+def test_a_hung_relay_delays_no_action_to_another_target(relay: Receiver) -> None:
+    """150 vehicles at once, each firing a rule on a relay that accepts and never answers
+    and one on a healthy relay: every action to the healthy relay succeeds, in time."""
+    healthy = relay.url.replace("/hook", "/relay/{plate_number}")
+    with SilentRelay() as hung:
+        rules = [
+            rule("hung", do=[{"http": {"url": f"{hung.url}/relay/0", "timeout_s": 2}}]),
+            rule("gate", do=[{"http": {"url": healthy, "method": "GET", "timeout_s": 2}}]),
+        ]
+        events: list[Event] = [plate_event(f"KA01AB{n:04d}") for n in range(150)]
+        metrics = Metrics()
+        asyncio.run(run_rules(rules, events, metrics))
+    outcome = {"rule": "gate", "action": "http"}
+    assert sample(metrics, "streamer_rule_actions_total", **outcome, outcome="ok") == 150
+    assert sample(metrics, "streamer_rule_actions_total", **outcome, outcome="failed") == 0
+    assert len(relay.relay_calls) == 150
+    failed = {"rule": "hung", "action": "http", "outcome": "failed"}
+    assert sample(metrics, "streamer_rule_actions_total", **failed) == 150
 
 
 def test_json_bodies_and_payloads_are_sent_as_written(
