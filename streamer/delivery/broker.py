@@ -48,6 +48,9 @@ REFUSED_CODES = {2, 4, 5, 133, 134, 135, 140}
 #: Seconds between looks at the cameras' states (a recorded file reports no status event)
 #: and at the clock (plates today start again from 0 at local midnight).
 STATE_INTERVAL_S = 1.0
+#: Seconds a connection must last for the reconnection backoff to start again from
+#: ``reconnect_initial_s``: a broker that accepts and drops at once is not hammered.
+STABLE_S = 10.0
 
 
 class MqttRefusedError(RuntimeError):
@@ -225,7 +228,7 @@ class BrokerConnection:
             up_since: float | None = None
             try:
                 async with client:
-                    up_since, failures = time.monotonic(), 0
+                    up_since = time.monotonic()
                     await self._connected(client, again=connections > 0)
                     connections += 1
                     await self._watch(client)
@@ -234,6 +237,8 @@ class BrokerConnection:
                 self.connected.clear()
                 if up_since is None and self._older_protocol(error):
                     continue
+                if up_since is not None and time.monotonic() - up_since >= STABLE_S:
+                    failures = 0  # it was up for a while: this is a new outage
                 failures += 1
                 wait = backoff(
                     failures,

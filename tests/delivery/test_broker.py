@@ -1,5 +1,6 @@
 """The connection to the broker against real Mosquitto: a message the broker refuses is
-dead-lettered alone, in MQTT 5 and through a broker that speaks MQTT 3.1.1 only."""
+dead-lettered alone, in MQTT 5 and through a broker that speaks MQTT 3.1.1 only, and a
+broker that drops every connection is not hammered."""
 
 from __future__ import annotations
 
@@ -130,6 +131,32 @@ def test_a_broker_that_speaks_mqtt_311_only_gets_311(
     assert any("does not speak MQTT 5; connecting with MQTT 3.1.1" in m for m in messages)
     assert any(m.endswith("(MQTT 3.1.1)") and "connected to" in m for m in messages)
     assert not any(r.levelno >= logging.WARNING for r in caplog.records), messages
+
+
+def test_a_broker_that_drops_every_connection_is_not_hammered(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Each connection is accepted, and dropped 0.3 s later: the waits between attempts
+    grow to reconnect_max_s, as they do for a broker that cannot be reached."""
+    with MqttProxy(broker, Misbehaviour.DROP_SOON) as proxy:
+        config = config_for(tmp_path, proxy.url, reconnect_initial_s=0.1, reconnect_max_s=1.6)
+        assert config.mqtt is not None
+        outbox = Outbox(config.outbox, config.delivery_targets)
+
+        async def run_for(seconds: float) -> None:
+            assert config.mqtt is not None
+            sender = MqttSender(config.mqtt, outbox, config.cameras)
+            task = asyncio.create_task(sender.run())
+            await asyncio.sleep(seconds)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        asyncio.run(run_for(6.0))
+    gaps = [b - a for a, b in zip(proxy.connections, proxy.connections[1:], strict=False)]
+    # 0.1, 0.2, 0.4, 0.8, 1.6 s (±20%) and the 0.3 s each connection lasts; not 0.1 s
+    # after each (the backoff starts again only after a connection that lasted).
+    assert 4 <= len(proxy.connections) <= 8, gaps
+    assert max(gaps) > 1.2, gaps
 
 
 def test_a_message_the_broker_does_not_take_is_not_marked_delivered(
