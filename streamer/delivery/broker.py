@@ -25,6 +25,7 @@ from aiomqtt import ProtocolVersion
 from aiomqtt.exceptions import MqttConnectError
 
 from streamer.config import MqttConfig
+from streamer.delivery.homeassistant import discovery_filters, removed_entities
 from streamer.delivery.mqttclient import (
     UNSUPPORTED_PROTOCOL,
     ConnectionDroppedError,
@@ -51,6 +52,9 @@ STATE_INTERVAL_S = 1.0
 #: Seconds a connection must last for the reconnection backoff to start again from
 #: ``reconnect_initial_s``: a broker that accepts and drops at once is not hammered.
 STABLE_S = 10.0
+#: Seconds without a message after which the broker has sent every retained discovery
+#: config it holds (they come at once after the subscription).
+HELD_QUIET_S = 0.5
 
 
 class MqttRefusedError(RuntimeError):
@@ -150,6 +154,7 @@ class BrokerConnection:
         #: packet the broker has taken (see :meth:`_too_large`).
         self._dropped_under: Message | None = None
         self._largest_taken = 0
+        self._cleared = False
 
     async def first_attempt(self) -> None:
         """Return once the first connection attempt is over (an unreachable broker is
@@ -318,6 +323,8 @@ class BrokerConnection:
         """Publish state changes until the connection is lost (raises ``MqttError``) or the
         daemon stops (then the cameras' last states and ``offline`` go out first)."""
         try:
+            if not self._cleared:
+                await self._clear_removed(client)
             await self._follow(client)
         except asyncio.CancelledError:
             with contextlib.suppress(aiomqtt.MqttError):
@@ -351,3 +358,29 @@ class BrokerConnection:
                     await self._deliver(client, message, state=True)
                 except MessageRefusedError as error:
                     logger.warning("%s: %s; it is no longer published", self.name, error)
+
+    async def _clear_removed(self, client: MqttClient) -> None:
+        """Once per run: remove from Home Assistant the entities of cameras no longer
+        configured (of every camera when discovery is off), found among the discovery
+        configs the broker holds with this daemon's availability topic.
+
+        Raises:
+            aiomqtt.MqttError: when the connection is lost.
+        """
+        filters = discovery_filters(self.config)
+        held = await client.held(filters, HELD_QUIET_S, self.config.timeout_s)
+        self._cleared = True
+        if held is None:
+            logger.info(
+                "%s: may not subscribe to %s: entities of removed cameras stay in Home Assistant",
+                self.name,
+                filters[0],
+            )
+            return
+        if removed := removed_entities(self.config, self.retained.cameras, held):
+            await self._publish_state(client, [Message(t, b"", retain=True) for t in removed])
+            logger.info(
+                "mqtt: removed %d Home Assistant entities of cameras no longer configured: %s",
+                len(removed),
+                ", ".join(removed),
+            )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -21,6 +22,8 @@ from aiomqtt import ProtocolVersion
 #: broker, as paho reads it), and a DISCONNECT for a packet above its limit.
 UNSUPPORTED_PROTOCOL = 132
 PACKET_TOO_LARGE = 149
+
+T = TypeVar("T")
 
 
 class MessageRefusedError(aiomqtt.MqttError):
@@ -48,6 +51,19 @@ def packet_size(topic: str, payload: bytes, protocol: ProtocolVersion) -> int:
     properties = 1 if protocol == ProtocolVersion.V5 else 0  # their length: none
     remaining = 2 + len(topic.encode()) + 2 + properties + len(payload)
     return 1 + _length_bytes(remaining) + remaining
+
+
+async def _cancellable(call: Coroutine[Any, Any, T]) -> T:
+    """``await call``, cancelled when the caller is: aiomqtt waits with
+    ``asyncio.wait_for``, which in Python 3.11 swallows a cancellation that comes as the
+    broker answers (the daemon would not stop)."""
+    task = asyncio.ensure_future(call)
+    try:
+        await asyncio.wait({task})
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    return task.result()
 
 
 class MqttClient(aiomqtt.Client):
@@ -118,6 +134,34 @@ class MqttClient(aiomqtt.Client):
                 "connection: packet too large"
             )
         raise ConnectionDroppedError(f"the connection dropped ({self._drop_reason})")
+
+    async def held(
+        self, filters: Sequence[str], quiet_s: float, timeout: float
+    ) -> dict[str, bytes] | None:
+        """The retained messages the broker holds on ``filters``, by topic: those that
+        arrive after subscribing until none came for ``quiet_s`` (at most ``timeout``);
+        ``None`` when the broker refuses the subscription.
+
+        Raises:
+            aiomqtt.MqttError: when the connection is lost.
+        """
+        codes = await _cancellable(self.subscribe([(name, 1) for name in filters], timeout=timeout))
+        if any(getattr(code, "value", code) >= 128 for code in codes):
+            return None
+        held: dict[str, bytes] = {}
+        deadline = self._running_loop.time() + timeout
+        try:
+            while (left := deadline - self._running_loop.time()) > 0:
+                try:  # not wait_for: in Python 3.11 it can swallow a cancellation
+                    async with asyncio.timeout(min(quiet_s, left)):
+                        message = await anext(self.messages)
+                except TimeoutError:
+                    break
+                if message.retain and isinstance(message.payload, bytes):
+                    held[message.topic.value] = message.payload
+        finally:
+            await _cancellable(self.unsubscribe(list(filters), timeout=timeout))
+        return held
 
     # paho's callbacks, as aiomqtt registers them.
 
