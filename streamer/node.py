@@ -135,7 +135,7 @@ async def start_node(
     deliveries = Deliveries(outbox, senders, deployment.relay(outbox, webhooks), loop)
     metrics = Metrics(running.snapshots, deliveries)
     history = _build_history(config, options, loop)
-    rules = RuleRunner(config.rules, loop, session, _publish(mqtt), metrics)
+    rules = RuleRunner(config.rules, loop, _publish(mqtt), metrics)
     exit.push_async_callback(rules.close)
     sinks = _build_sinks(outbox, log, deliveries, rules, history, deployment, options)
     _finish_orphans(outbox, stores.checks, sinks)

@@ -39,7 +39,7 @@ from streamer.config.loader import (
     parse_config,
     substitute_env,
 )
-from streamer.config.mqtt import DiscoveryConfig, MqttConfig, MqttTlsConfig
+from streamer.config.mqtt import DiscoveryConfig, MqttConfig, MqttTlsConfig, topic_problem
 from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
 from streamer.config.rules import (
     Action,
@@ -48,6 +48,7 @@ from streamer.config.rules import (
     MqttAction,
     RuleConfig,
     When,
+    fill_placeholders,
 )
 from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSections, LiveConfig
 from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
@@ -84,9 +85,11 @@ __all__ = [
     "TrackerConfig",
     "WebhookConfig",
     "When",
+    "fill_placeholders",
     "format_validation_error",
     "load_config",
     "mask_url",
     "parse_config",
     "substitute_env",
+    "topic_problem",
 ]

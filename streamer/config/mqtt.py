@@ -11,11 +11,47 @@ from pydantic import Field, field_validator, model_validator
 
 from streamer.config.base import Section
 
-#: A topic prefix: levels of anything but the wildcards, separated by single slashes.
-TOPIC_PREFIX = r"^[^#+/\s\x00]+(/[^#+/\s\x00]+)*$"
+#: The longest topic MQTT carries, in UTF-8 bytes.
+MAX_TOPIC_BYTES = 65_535
+#: What no topic here may hold: white space, and what brokers refuse as malformed (control
+#: characters, surrogates): Mosquitto drops a client that publishes to such a topic.
+_UNFIT = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 #: ``mqtt://host[:port]`` or ``mqtts://host[:port]``; an IPv6 host in brackets.
 _URL = re.compile(r"^(mqtts?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(\d{1,5}))?/?$")
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why messages cannot be published to ``topic``, or ``None`` when they can.
+
+    A broker refuses a wildcard (``+``, ``#``), keeps the topics that start with ``$``
+    (``$SYS``) for itself, and drops a client that sends a control character; without
+    MQTT 5 it does so without a word, and the message would count as delivered. An empty
+    level (``a//b``, a ``/`` at either end) is legal but always a slip.
+
+    Example:
+        >>> topic_problem("$SYS/streamer")
+        'starts with $: the broker keeps $ topics (such as $SYS) for itself'
+    """
+    if not topic:
+        return "must not be empty"
+    if topic.startswith("$"):
+        return "starts with $: the broker keeps $ topics (such as $SYS) for itself"
+    if "+" in topic or "#" in topic:
+        return "holds a wildcard (+ or #): a message goes to one topic"
+    if "" in topic.split("/"):
+        return "has an empty level (// or a / at either end)"
+    if (unfit := _UNFIT.search(topic)) is not None:
+        return f"holds {unfit.group()!r}: no white space or control characters"
+    if len(topic.encode()) > MAX_TOPIC_BYTES:
+        return f"is longer than MQTT's {MAX_TOPIC_BYTES:,} bytes"
+    return None
+
+
+def _fit_topic(topic: str) -> str:
+    if (problem := topic_problem(topic)) is not None:
+        raise ValueError(problem)
+    return topic
 
 
 def default_client_id() -> str:
@@ -63,9 +99,13 @@ class DiscoveryConfig(Section):
     )
     prefix: str = Field(
         "homeassistant",
-        pattern=TOPIC_PREFIX,
-        description="Home Assistant's discovery prefix (its MQTT integration's setting).",
+        max_length=1000,
+        description="Home Assistant's discovery prefix (its MQTT integration's setting): "
+        "topic levels separated by single slashes, without wildcards, white space or a "
+        "leading $.",
     )
+
+    _topic = field_validator("prefix")(_fit_topic)
 
 
 class MqttConfig(Section):
@@ -82,9 +122,10 @@ class MqttConfig(Section):
     )
     topic_prefix: str = Field(
         "streamer",
-        pattern=TOPIC_PREFIX,
+        max_length=1000,
         description="Every topic starts with it: <prefix>/<camera>/plate and so on. Two daemons "
-        "on one broker need two prefixes.",
+        "on one broker need two prefixes. Topic levels separated by single slashes, without "
+        "wildcards, white space or a leading $.",
     )
     client_id: str = Field(
         default_factory=default_client_id,
@@ -115,6 +156,8 @@ class MqttConfig(Section):
     reconnect_max_s: float = Field(
         30.0, gt=0, le=3600, description="Longest wait between reconnection attempts."
     )
+
+    _topic = field_validator("topic_prefix")(_fit_topic)
 
     @field_validator("url")
     @classmethod

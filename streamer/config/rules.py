@@ -5,19 +5,23 @@ message)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from streamer.config.base import Section
+from streamer.config.mqtt import topic_problem
 
 #: A list's name: as it appears in events, rules, the CLI and the API.
 LIST_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 #: What ``{…}`` in an action's URL, body, topic or payload may name.
 PLACEHOLDERS = ("plate_number", "camera", "event_id", "phase", "lists", "dues_pending")
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+#: A placeholder is a name in single braces, ``{plate_number}``; the same in double
+#: braces, ``{{plate_number}}``, is that text with single braces. Every other brace is
+#: text, so that a JSON body is written as it is sent: ``{"id":0,"on":true}``.
+_PLACEHOLDER = re.compile(r"\{\{([A-Za-z_][A-Za-z0-9_]*)\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ListConfig(Section):
@@ -57,12 +61,28 @@ class When(Section):
         return set(self.lists or ()) | set(self.not_lists or ())
 
 
+def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each placeholder replaced by its value, and each name in double braces
+    by the name in single braces.
+
+    Example:
+        >>> fill_placeholders('{"on":true,"plate":"{plate_number}"}', {"plate_number": "KA01"})
+        '{"on":true,"plate":"KA01"}'
+        >>> fill_placeholders("{{plate_number}}", {"plate_number": "KA01"})
+        '{plate_number}'
+    """
+    return _PLACEHOLDER.sub(lambda m: f"{{{m[1]}}}" if m[1] else values[m[2]], text)
+
+
 def _placeholders(text: str) -> str:
-    unknown = sorted({name for name in _PLACEHOLDER.findall(text) if name not in PLACEHOLDERS})
+    unknown = sorted(
+        {m[2] for m in _PLACEHOLDER.finditer(text) if m[2] and m[2] not in PLACEHOLDERS}
+    )
     if unknown:
         raise ValueError(
             f"unknown placeholder {{{unknown[0]}}}; known: "
             + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+            + f" (for the text {{{unknown[0]}}}, write {{{{{unknown[0]}}}}})"
         )
     return text
 
@@ -90,7 +110,12 @@ class HttpAction(Section):
 class MqttAction(Section):
     """A message on the broker of the ``mqtt`` section (QoS 1)."""
 
-    topic: str = Field(..., pattern=r"^[^#+\s\x00]+$", description="May hold placeholders.")
+    topic: str = Field(
+        ...,
+        max_length=1000,
+        description="May hold placeholders. Topic levels separated by single slashes, "
+        "without wildcards, white space or a leading $.",
+    )
     payload: str | None = Field(
         None, max_length=10_000, description="May hold placeholders; default: the event's JSON."
     )
@@ -100,6 +125,15 @@ class MqttAction(Section):
     @classmethod
     def _known_placeholders(cls, value: str | None) -> str | None:
         return None if value is None else _placeholders(value)
+
+    @field_validator("topic")
+    @classmethod
+    def _fit_topic(cls, topic: str) -> str:
+        # Checked with every placeholder filled: what varies is the values, not the shape.
+        problem = topic_problem(fill_placeholders(topic, dict.fromkeys(PLACEHOLDERS, "x")))
+        if problem is not None:
+            raise ValueError(problem)
+        return topic
 
 
 class Action(Section):

@@ -14,13 +14,16 @@ Each entity's config is published retained to
 ``<discovery prefix>/<component>/<node_id>/<object_id>/config`` (HA's single-component
 discovery, which every HA version with MQTT discovery reads), with a ``unique_id``, the
 camera's ``device`` and the daemon's availability topic, so every entity is unavailable
-while the daemon is offline.
+while the daemon is offline. The configs the broker holds with that availability topic
+for a camera no longer configured are removed (:func:`removed_entities`), and with them
+the device.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +33,13 @@ from streamer.delivery.topics import OFFLINE, ONLINE, Topics
 
 #: The camera states in which frames are flowing (see ``CameraSnapshot.up``).
 UP_STATES = ("online", "file")
+#: Each camera's entities: (component, object_id).
+ENTITIES = (
+    ("sensor", "last_plate"),
+    ("binary_sensor", "dues_pending"),
+    ("binary_sensor", "online"),
+    ("sensor", "plates_today"),
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,38 @@ def discovery_configs(config: MqttConfig, cameras: Sequence[str]) -> list[Discov
     if not config.discovery.enabled:
         return []
     return [entity for camera in cameras for entity in _camera_entities(config, camera)]
+
+
+def discovery_filters(config: MqttConfig) -> list[str]:
+    """Subscription filters that match the discovery topics of any camera's entities."""
+    prefix = config.discovery.prefix
+    return [f"{prefix}/{component}/+/{object_id}/config" for component, object_id in ENTITIES]
+
+
+def removed_entities(
+    config: MqttConfig, cameras: Sequence[str], held: Mapping[str, bytes]
+) -> list[str]:
+    """The discovery topics among ``held`` (retained on the broker, by topic) that this
+    daemon published, by their availability topic, for a camera not among ``cameras`` (for
+    any camera when discovery is off): an empty retained message removes each from HA.
+
+    Example:
+        >>> removed_entities(config, ["gate-1"], held)
+        ['homeassistant/sensor/streamer_gate-2/last_plate/config', …]
+    """
+    current = {message.topic for message in discovery_configs(config, cameras)}
+    ours = Topics(config.topic_prefix).availability
+    removed = []
+    for topic, payload in held.items():
+        if topic in current or not payload:
+            continue
+        try:
+            entity = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(entity, dict) and entity.get("availability_topic") == ours:
+            removed.append(topic)
+    return sorted(removed)
 
 
 def _camera_entities(config: MqttConfig, camera: str) -> list[DiscoveryMessage]:

@@ -13,6 +13,9 @@ message can arrive twice after an outage (the broker had it, its acknowledgement
 lost): consumers deduplicate on ``event_id`` and ``phase``, as webhook receivers do on
 the Idempotency-Key.
 
+A delivery with a message the broker refuses (larger than it takes, on a topic it does
+not take) is moved to the dead letters in one line, and the others go on.
+
 The connection has ``<prefix>/availability`` = ``offline`` as its last will, so the
 broker announces a daemon that dies; a daemon that stops says ``offline`` itself.
 """
@@ -26,6 +29,7 @@ import aiomqtt
 
 from streamer.config import CameraConfig, MqttConfig
 from streamer.delivery.broker import BrokerConnection
+from streamer.delivery.mqttclient import MessageRefusedError
 from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import Delivery
 from streamer.delivery.retained import Message, RetainedState
@@ -86,19 +90,22 @@ class MqttSender(OutboxSender):
             aiomqtt.MqttError: when the broker did not take the message.
         """
         await asyncio.wait_for(self.connection.connected.wait(), self.config.timeout_s)
-        await self.connection.publish([Message(topic, payload, retain)])
+        await self.connection.publish([Message(topic, payload, retain)], state=False)
 
     def retry_note(self, wait: float) -> str:
         """A failed publication is retried as soon as the broker is connected again."""
         return "retried once the broker is connected"
 
     async def post(self, delivery: Delivery) -> Outcome:
-        """Publish ``delivery``'s messages; delivered once the broker acknowledged all."""
+        """Publish ``delivery``'s messages; delivered once the broker acknowledged all,
+        dead when it refused one."""
         if not self.connection.connected.is_set():
             return Outcome(False, "not connected", retry_after=0.0)
         messages = self.retained.messages(delivery.payload, delivery.event_id, delivery.created_at)
         try:
             await self.connection.publish(messages)
+        except MessageRefusedError as error:
+            return Outcome(False, str(error), permanent=True)
         except aiomqtt.MqttError as error:
             return Outcome(False, str(error) or type(error).__name__, retry_after=0.0)
         return Outcome(True)

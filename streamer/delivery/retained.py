@@ -6,6 +6,11 @@ persistence), :class:`RetainedState` keeps them and the connection publishes all
 again on every connection (:mod:`streamer.delivery.broker`). It also turns each delivery
 into its messages (:meth:`RetainedState.messages`) and notices what changed without an
 event (:meth:`RetainedState.changes`: a new day, a recorded file's state).
+
+A delivery's retained messages are kept once the broker has taken them
+(:meth:`RetainedState.accepted`), and any message the broker refused is dropped
+(:meth:`RetainedState.refused`), so that nothing the broker refuses is sent again on every
+connection.
 """
 
 from __future__ import annotations
@@ -122,14 +127,28 @@ class RetainedState:
         camera = str(payload["camera"])
         body = encode(payload)
         if payload.get("type") == "camera_status":
-            return [self._retain(self.topics.status(camera), body)]
+            return [Message(self.topics.status(camera), body, retain=True)]
         messages = [
             Message(self.topics.plate(camera), body, retain=False),
-            self._retain(self.topics.last_plate(camera), body),
+            Message(self.topics.last_plate(camera), body, retain=True),
         ]
-        if self.counts.add(camera, event_id, created_at):
-            messages.append(self._count_message(camera))
+        self.counts.add(camera, event_id, created_at)
+        count = str(self.counts.count(camera)).encode()
+        # Also when an earlier attempt counted the vehicle, but the count did not go out.
+        if self._retained.get(self.topics.plates_today(camera)) != count:
+            messages.append(Message(self.topics.plates_today(camera), count, retain=True))
         return messages
+
+    def accepted(self, message: Message) -> None:
+        """The broker took ``message``: a retained one is published again on every
+        connection."""
+        if message.retain:
+            self._retained[message.topic] = message.payload
+
+    def refused(self, message: Message) -> None:
+        """The broker refused ``message``: it is not published again."""
+        if self._retained.get(message.topic) == message.payload:
+            del self._retained[message.topic]
 
     def changes(self) -> list[Message]:
         """Retained messages for what changed without an event: a new day's plate counts,

@@ -7,6 +7,10 @@ plate on the same camera within ``cooldown_s``. The actions then run on the daem
 loop, all at once and each with its own timeout, so a slow or failing action holds up
 neither the pipeline nor the other actions. Each outcome is logged in one line and counted.
 
+Each HTTP action target (scheme, host and port) has its own small pool of connections
+(:class:`TargetPools`): a relay that accepts and never answers holds its own connections
+only, and the actions waiting for one of them wait within their own timeout.
+
 Actions are not queued in the outbox: a barrier that opens minutes late, after the broker
 or relay came back, is worse than one that did not open. A failed action is logged, not
 retried; the event itself is still delivered to every webhook and the broker.
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -26,7 +29,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from streamer.config import Action, RuleConfig, mask_url
+from streamer.config import Action, RuleConfig, fill_placeholders, mask_url, topic_problem
 from streamer.events import Event, PlateEvent, compact_json
 
 logger = logging.getLogger(__name__)
@@ -35,6 +38,9 @@ logger = logging.getLogger(__name__)
 RULE_MEMORY = 10_000
 #: Seconds the actions still running when the daemon stops are given to finish.
 CLOSE_TIMEOUT_S = 5.0
+#: Connections one action target may have open at once: a gate relay is a small device
+#: that serves a few at a time; an action beyond them waits for one, within its timeout.
+TARGET_CONNECTIONS = 4
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -67,7 +73,7 @@ class ActionCounter(Protocol):
 
 def render(text: str, event: PlateEvent, url: bool = False) -> str:
     """``text`` with its ``{placeholders}`` replaced by the event's values (URL-quoted for
-    a URL)."""
+    a URL), and ``{{name}}`` by ``{name}``: every other brace is text."""
     values = {
         "plate_number": event.plate_number,
         "camera": event.camera,
@@ -76,18 +82,59 @@ def render(text: str, event: PlateEvent, url: bool = False) -> str:
         "lists": ",".join(event.lists.lists),
         "dues_pending": "true" if event.dues_result.dues_pending else "false",
     }
-    return re.sub(
-        r"\{([a-z_]+)\}",
-        lambda m: quote(values[m[1]], safe="") if url else values[m[1]],
-        text,
-    )
+    if url:
+        values = {name: quote(value, safe="") for name, value in values.items()}
+    return fill_placeholders(text, values)
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url`` as written, in lower case (placeholders and all).
+
+    Example:
+        >>> origin("HTTP://Relay.local:8080/relay/0?turn=on")
+        'http://relay.local:8080'
+    """
+    scheme, _, rest = url.partition("://")
+    for end in "/?#":
+        rest = rest.partition(end)[0]
+    return f"{scheme}://{rest}".lower()
+
+
+class TargetPools:
+    """An HTTP client session per action target, each with at most
+    :data:`TARGET_CONNECTIONS` connections, made when the target is first used (on the
+    event loop).
+
+    Example:
+        >>> pools = TargetPools()
+        >>> async with pools.session(action.http.url).get(url) as response: ...
+        >>> await pools.close()
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def session(self, url: str) -> aiohttp.ClientSession:
+        """The session of ``url``'s target; an action's URL as configured, so that there is
+        one per target even when placeholders make up the host."""
+        key = origin(url)
+        if (session := self._sessions.get(key)) is None:
+            connector = aiohttp.TCPConnector(limit=TARGET_CONNECTIONS)
+            session = self._sessions[key] = aiohttp.ClientSession(connector=connector)
+        return session
+
+    async def close(self) -> None:
+        """Close every session."""
+        for session in self._sessions.values():
+            await session.close()
+        self._sessions.clear()
 
 
 class RuleRunner:
     """Fires the configured rules for plate events, from any thread.
 
     Example:
-        >>> runner = RuleRunner(config.rules, loop, session, mqtt_sender.publish_now)
+        >>> runner = RuleRunner(config.rules, loop, mqtt_sender.publish_now)
         >>> runner.send(event)   # a sink: returns at once; the actions run on ``loop``
         >>> await runner.close()
     """
@@ -96,13 +143,12 @@ class RuleRunner:
         self,
         rules: Sequence[RuleConfig],
         loop: asyncio.AbstractEventLoop,
-        session: aiohttp.ClientSession,
         publish: Publish = no_broker,
         counter: ActionCounter | None = None,
     ) -> None:
         self.rules = list(rules)
         self.loop = loop
-        self.session = session
+        self.pools = TargetPools()
         self.publish = publish
         self.counter = counter
         self._lock = threading.Lock()
@@ -200,10 +246,11 @@ class RuleRunner:
         target = self._target(action, event)
         body = compact_json(event.to_json())
         if action.mqtt is not None:
+            topic = render(action.mqtt.topic, event)
+            if (problem := topic_problem(topic)) is not None:  # e.g. {lists} empty
+                raise ValueError(f"the topic {problem}")
             payload = body if action.mqtt.payload is None else render(action.mqtt.payload, event)
-            await self.publish(
-                render(action.mqtt.topic, event), payload.encode(), action.mqtt.retain
-            )
+            await self.publish(topic, payload.encode(), action.mqtt.retain)
             return target, "published"
         http = action.http
         assert http is not None
@@ -214,7 +261,7 @@ class RuleRunner:
         elif http.method != "GET":
             data = body
             headers.setdefault("Content-Type", "application/json")
-        async with self.session.request(
+        async with self.pools.session(http.url).request(
             http.method,
             render(http.url, event, url=True),
             data=data,
@@ -234,3 +281,4 @@ class RuleRunner:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        await self.pools.close()

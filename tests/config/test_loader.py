@@ -202,7 +202,7 @@ def test_hostile_configs_are_one_clear_error(tmp_path: Path, content: bytes, mes
         ),
         (
             {"url": "mqtt://broker", "topic_prefix": "site/#"},
-            "mqtt.topic_prefix: String should match pattern",
+            "mqtt.topic_prefix: holds a wildcard (+ or #)",
         ),
         ({"url": "mqtt://broker", "qos": 2}, "mqtt.qos: unknown key"),
         ({"username": "alice"}, "mqtt.url: Field required"),

@@ -1,21 +1,36 @@
 """Home Assistant discovery payloads, checked against HA's documented MQTT discovery schema
-and with their templates rendered by Jinja, as HA renders them."""
+and with their templates rendered by Jinja, as HA renders them; a removed camera's
+entities cleared on a real broker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from streamer.config import MqttConfig, parse_config
-from streamer.delivery.homeassistant import DiscoveryMessage, discovery_configs, node_id
+from streamer.delivery.homeassistant import (
+    DiscoveryMessage,
+    discovery_configs,
+    discovery_filters,
+    node_id,
+)
+from streamer.delivery.mqtt import MqttSender
+from streamer.delivery.outbox import Outbox
 from streamer.delivery.topics import Topics
 from streamer.events import NOT_FOUND, CameraStatus, DuesResult, Phase, PlateEvent
 from streamer.sources.frame import CameraState
+
+from support.daemon import make_config
+from support.mosquitto import Broker, Received, Subscriber
 
 # From HA's documentation of MQTT discovery (integrations/mqtt, "Discovery messages") and
 # of the two components (integrations/sensor.mqtt, integrations/binary_sensor.mqtt):
@@ -228,3 +243,62 @@ def test_prefixes_and_switching_discovery_off() -> None:
     assert first.payload["state_topic"] == "site/a/gate-1/last_plate"
     assert first.payload["availability_topic"] == "site/a/availability"
     assert discovery_configs(mqtt_config(discovery={"enabled": False}), ["gate-1"]) == []
+
+
+def test_every_entity_matches_the_filters_that_find_removed_ones(
+    configs: list[DiscoveryMessage],
+) -> None:
+    filters = [re.escape(f).replace(r"\+", "[^/]+") for f in discovery_filters(mqtt_config())]
+    for message in configs:
+        assert any(re.fullmatch(pattern, message.topic) for pattern in filters), message.topic
+
+
+def test_a_removed_camera_leaves_home_assistant(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A camera removed from the config: at the next start its entities' discovery configs
+    are cleared on the broker (HA then removes them and the device); another daemon's (its
+    own topic prefix) stay. With discovery off, every entity of the daemon goes."""
+    caplog.set_level(logging.INFO, logger="streamer")
+    with Subscriber(broker, "homeassistant/#") as subscriber:
+
+        def connect(cameras: list[str], node: str, published: bool, **mqtt: object) -> None:
+            """Run a daemon's MQTT sender until ``node``'s four configs are published (or
+            cleared: empty)."""
+            config = make_config(
+                tmp_path,
+                cameras=[{"name": name, "source": f"{name}.mp4"} for name in cameras],
+                mqtt={"url": broker.url, "timeout_s": 3, **mqtt},
+            )
+            assert config.mqtt is not None
+            seen = len(subscriber.messages())
+
+            def done(messages: list[Received]) -> bool:
+                new = [m for m in messages[seen:] if f"/{node}/" in m.topic]
+                return len([m for m in new if bool(m.payload) == published]) == 4
+
+            async def run() -> None:
+                assert config.mqtt is not None
+                sender = MqttSender(config.mqtt, Outbox(config.outbox, []), config.cameras)
+                task = asyncio.create_task(sender.run())
+                await asyncio.to_thread(subscriber.wait_for, done, 10)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+            asyncio.run(run())
+
+        def devices() -> dict[str, int]:
+            held = [topic for topic, m in subscriber.retained().items() if m.payload]
+            return dict(Counter(topic.split("/")[2] for topic in held))
+
+        connect(["gate-1", "gate-2"], "streamer_gate-2", published=True)
+        connect(["exit"], "site-b_exit", published=True, topic_prefix="site-b")  # another daemon
+        assert devices() == {"streamer_gate-1": 4, "streamer_gate-2": 4, "site-b_exit": 4}
+        connect(["gate-1"], "streamer_gate-2", published=False)
+        assert devices() == {"streamer_gate-1": 4, "site-b_exit": 4}
+        connect(["gate-1"], "streamer_gate-1", published=False, discovery={"enabled": False})
+        assert devices() == {"site-b_exit": 4}
+    lines = [r.getMessage() for r in caplog.records if "no longer configured" in r.getMessage()]
+    assert len(lines) == 2
+    assert lines[0].startswith("mqtt: removed 4 Home Assistant entities of cameras no longer")
+    assert "homeassistant/sensor/streamer_gate-2/last_plate/config" in lines[0]

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from streamer.api.metrics import Metrics
 from streamer.config import RuleConfig, When
-from streamer.delivery.rules import RuleRunner, render
+from streamer.delivery.mqtt import MqttSender
+from streamer.delivery.outbox import Outbox
+from streamer.delivery.rules import Publish, RuleRunner, no_broker, render
 from streamer.events import NOT_FOUND, DuesResult, Event, ListMatch, Phase, PlateEvent
 from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine
@@ -31,7 +32,7 @@ from streamer.vision.detect import YoloDetector
 
 from support.daemon import Clock, make_config, vehicles
 from support.mosquitto import Broker, Subscriber
-from support.receiver import Behaviour, Receiver
+from support.receiver import Behaviour, Receiver, SilentRelay
 from support.rtsp import free_port
 
 T0 = datetime(2026, 11, 29, 8, tzinfo=UTC)
@@ -76,23 +77,24 @@ def rule(name: str = "open-gate", **settings: Any) -> RuleConfig:
     return RuleConfig.model_validate({"name": name, **settings})
 
 
-async def run_rules(rules: list[RuleConfig], events: list[Event], metrics: Metrics) -> float:
+async def run_rules(
+    rules: list[RuleConfig], events: list[Event], metrics: Metrics, publish: Publish = no_broker
+) -> float:
     """Send ``events`` to a runner from a worker thread, as the pipeline does; wait for the
     actions; returns the longest time one ``send`` took."""
-    async with aiohttp.ClientSession() as session:
-        runner = RuleRunner(rules, asyncio.get_running_loop(), session, counter=metrics)
+    runner = RuleRunner(rules, asyncio.get_running_loop(), publish, counter=metrics)
 
-        def send_all() -> float:
-            longest = 0.0
-            for event in events:
-                started = time.perf_counter()
-                runner.send(event)
-                longest = max(longest, time.perf_counter() - started)
-            return longest
+    def send_all() -> float:
+        longest = 0.0
+        for event in events:
+            started = time.perf_counter()
+            runner.send(event)
+            longest = max(longest, time.perf_counter() - started)
+        return longest
 
-        longest = await asyncio.to_thread(send_all)
-        await asyncio.sleep(0.05)  # the actions start on the loop
-        await runner.close()
+    longest = await asyncio.to_thread(send_all)
+    await asyncio.sleep(0.05)  # the actions start on the loop
+    await runner.close()
     return longest
 
 
@@ -200,6 +202,80 @@ def test_a_failing_action_blocks_neither_the_pipeline_nor_the_other_actions(
         for line in lines
     )
     assert any(line.startswith("rule slow:") and "TimeoutError" in line for line in lines)
+
+
+def test_a_hung_relay_delays_no_action_to_another_target(relay: Receiver) -> None:
+    """150 vehicles at once, each firing a rule on a relay that accepts and never answers
+    and one on a healthy relay: every action to the healthy relay succeeds, in time."""
+    healthy = relay.url.replace("/hook", "/relay/{plate_number}")
+    with SilentRelay() as hung:
+        rules = [
+            rule("hung", do=[{"http": {"url": f"{hung.url}/relay/0", "timeout_s": 2}}]),
+            rule("gate", do=[{"http": {"url": healthy, "method": "GET", "timeout_s": 2}}]),
+        ]
+        events: list[Event] = [plate_event(f"KA01AB{n:04d}") for n in range(150)]
+        metrics = Metrics()
+        asyncio.run(run_rules(rules, events, metrics))
+    outcome = {"rule": "gate", "action": "http"}
+    assert sample(metrics, "streamer_rule_actions_total", **outcome, outcome="ok") == 150
+    assert sample(metrics, "streamer_rule_actions_total", **outcome, outcome="failed") == 0
+    assert len(relay.relay_calls) == 150
+    failed = {"rule": "hung", "action": "http", "outcome": "failed"}
+    assert sample(metrics, "streamer_rule_actions_total", **failed) == 150
+
+
+def test_json_bodies_and_payloads_are_sent_as_written(
+    tmp_path: Path, relay: Receiver, broker: Broker
+) -> None:
+    """A Shelly relay's JSON body and a Zigbee2MQTT payload, without placeholders, go out
+    as written; a name in double braces is that name in single braces."""
+    shelly = '{"id":1,"method":"Switch.Set","params":{"id":0,"on":true}}'
+    url = relay.url.replace("/hook", "/relay/rpc")
+    config = make_config(
+        tmp_path,
+        mqtt={"url": broker.url, "timeout_s": 3},
+        rules=[
+            {
+                "name": "gate",
+                "do": [
+                    {"http": {"url": url, "body": shelly}},
+                    {"mqtt": {"topic": "zigbee2mqtt/gate/set", "payload": '{"state": "ON"}'}},
+                    {
+                        "mqtt": {
+                            "topic": "gate/{camera}",
+                            "payload": "{{plate_number}}={plate_number}",
+                        }
+                    },
+                    {"mqtt": {"topic": "gate/{lists}", "payload": "no lists: no topic"}},
+                ],
+            }
+        ],
+    )
+    assert config.mqtt is not None
+    metrics = Metrics()
+
+    async def fire() -> None:
+        assert config.mqtt is not None
+        sender = MqttSender(config.mqtt, Outbox(config.outbox, []), config.cameras)
+        task = asyncio.create_task(sender.run())
+        await sender.ready()
+        await run_rules(config.rules, [plate_event("KA01AB1234")], metrics, sender.publish_now)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    with Subscriber(broker, "zigbee2mqtt/#") as zigbee, Subscriber(broker, "gate/#") as gate:
+        asyncio.run(fire())
+        zigbee.wait_for(lambda m: len(m) == 1, timeout=5)
+        gate.wait_for(lambda m: len(m) == 1, timeout=5)
+    (call,) = relay.relay_calls
+    assert call.body.decode() == shelly
+    assert [m.text for m in zigbee.messages()] == ['{"state": "ON"}']
+    assert [(m.topic, m.text) for m in gate.messages()] == [
+        ("gate/gate-1", "{plate_number}=KA01AB1234")
+    ]
+    # {lists} was empty: "gate/" is no topic to publish to, and the action says so.
+    failed = {"rule": "gate", "action": "mqtt", "outcome": "failed"}
+    assert sample(metrics, "streamer_rule_actions_total", **failed) == 1
 
 
 def test_the_demo_opens_the_gate_for_residents_and_alerts_on_banned_cars(

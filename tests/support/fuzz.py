@@ -39,6 +39,7 @@ HEALTH_TIMEOUT_S = 2.0
 ANSWER_TIMEOUT_S = 30.0
 #: Wall-clock budget of each class of inputs; running out of it is itself a failure.
 BUDGET_S = {"HTTP": 90.0, "config": 45.0, "video": 30.0, "dues CSV": 30.0}
+BUDGET_S["rules and MQTT"] = 30.0
 #: The README's stream schemes: any other ``scheme://`` source must be refused.
 STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https", "rtmp"}
 #: The README's rule for plates given to the dues database.

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +46,7 @@ class Broker:
         users: User names and passwords; anonymous clients are refused when given.
         persistent: Keep retained messages and sessions across a restart (on disk).
         tls: (certificate, key) files: also listen with TLS, on :attr:`tls_port`.
+        settings: More lines of its config, e.g. ``max_packet_size 1500``.
     """
 
     def __init__(
@@ -55,8 +56,10 @@ class Broker:
         users: dict[str, str] | None = None,
         persistent: bool = False,
         tls: tuple[Path, Path] | None = None,
+        settings: Sequence[str] = (),
     ) -> None:
         self.folder = folder
+        self.settings = list(settings)
         self.port = free_port()
         self.users = users or {}
         self.persistent = persistent
@@ -88,6 +91,7 @@ class Broker:
             "log_type notice",
             # As root, Mosquitto would switch to its own user, who cannot read our files.
             f"user {getpass.getuser()}",
+            *self.settings,
         ]
         if self.users:
             passwords = self.folder / "passwords"

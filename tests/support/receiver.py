@@ -1,15 +1,18 @@
 """A real webhook receiver for the tests: an aiohttp server on 127.0.0.1 in its own thread.
 
 It records every request and can misbehave on purpose: answer 5xx for the first requests,
-answer slowly, ask for ``Retry-After``, or refuse for good with a 4xx.
+answer slowly, ask for ``Retry-After``, or refuse for good with a 4xx. :class:`SilentRelay`
+accepts connections and never answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -162,3 +165,42 @@ class Receiver:
                 return False
             time.sleep(0.05)
         return True
+
+
+class SilentRelay:
+    """A relay that hangs: it accepts every connection on 127.0.0.1 and never answers.
+
+    Example:
+        >>> with SilentRelay() as hung:
+        ...     url = hung.url + "/relay/0"
+    """
+
+    def __init__(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self._server.settimeout(0.1)
+        self.port: int = self._server.getsockname()[1]
+        #: Connections accepted and held open.
+        self.connections: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                connection, _ = self._server.accept()
+                self.connections.append(connection)
+
+    def __enter__(self) -> SilentRelay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        for connection in [*self.connections, self._server]:
+            connection.close()
