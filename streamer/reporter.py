@@ -243,10 +243,11 @@ class TrackReporter:
             changed = early.plate_number != read.text
             event = replace(event, previous_plate_number=early.plate_number if changed else None)
         if self.evidence is not None:
-            try:
-                event = event.with_evidence(*self.evidence.save(event, read.crop))
-            except OSError as error:
-                logger.error("camera %s: evidence not saved: %s", self.camera, error)
+            saved = self.evidence.save(event, read.crop)
+            if saved is not None:
+                event = event.with_evidence(*saved)
+            elif early is not None:  # its images are still there: the vehicle's evidence
+                event = event.with_evidence(early.crop_path, early.snapshot_path)
         logger.debug(
             "camera %s: %s %s (votes %s)", self.camera, phase, read.text, ",".join(read.votes)
         )

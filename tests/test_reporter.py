@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.config import CameraConfig, DedupConfig
+from streamer.config import CameraConfig, DedupConfig, RecordingsConfig
+from streamer.delivery.recordings import EvidenceWriter
 from streamer.events import NOT_FOUND, DuesResult, Phase, PlateEvent
 from streamer.reading.ocr import TextRead
 from streamer.reporter import Deduplicator, Skipped, TrackReporter, finals_of
@@ -23,6 +24,8 @@ from streamer.stores.checks import PlateChecks
 from streamer.stores.dues import SqlDues
 from streamer.stores.records import StoreError
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop
+
+from support.disks import fill, tmpfs
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -267,3 +270,28 @@ def test_the_event_of_a_vehicle_names_the_format_its_plate_matched(
     )
     assert event.to_json()["format"] == expected
     assert PlateEvent.from_json(event.to_json()).format == expected
+
+
+def test_a_final_event_whose_images_cannot_be_written_names_the_early_ones(
+    tmp_path: Path, engine: ScriptedEngine, dues: SqlDues
+) -> None:
+    """The evidence disk (a 1 MB tmpfs) fills after a vehicle's early event: its final
+    event names the early event's images, which are still there."""
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        camera = CameraConfig.model_validate({"name": "gate", "source": "x.mp4"})
+        evidence = EvidenceWriter(RecordingsConfig(directory=disk))
+        report = TrackReporter(camera, engine, PlateChecks(dues), evidence)
+        crops = [crop(engine, "KA01AB1234", quality) for quality in (0.5, 0.6)]
+        early = report.progress(open_track(*crops))
+        assert isinstance(early, PlateEvent)
+        assert early.crop_path is not None
+        assert early.snapshot_path is not None
+        fill(disk)
+        best = crop(engine, "KA01AB1234", 0.7)  # its frame makes a larger JPEG than theirs
+        noise = np.random.default_rng(1).integers(0, 255, best.frame.image.shape, np.uint8)
+        best = replace(best, frame=replace(best.frame, image=noise))
+        final = report.report(finished(*crops, best))
+        assert isinstance(final, PlateEvent)
+        assert (final.crop_path, final.snapshot_path) == (early.crop_path, early.snapshot_path)
+        assert Path(early.crop_path).stat().st_size > 0
+        assert Path(early.snapshot_path).stat().st_size > 0

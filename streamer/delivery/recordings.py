@@ -7,7 +7,10 @@ request supplied (such as the plate text) becomes part of a file name.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,34 +19,69 @@ import numpy as np
 
 from streamer.config import RecordingsConfig
 from streamer.events import PlateEvent
+from streamer.retry import Outage
 from streamer.vision.track import PlateCrop
 
 logger = logging.getLogger(__name__)
 
 
 class EvidenceWriter:
-    """Writes JPEG evidence under ``recordings.directory/<camera>/<YYYY-MM-DD>/``."""
+    """Writes JPEG evidence under ``recordings.directory/<camera>/<YYYY-MM-DD>/``.
+
+    A vehicle's final event writes its images over its early event's (same names), each
+    image to a new file renamed over the old one only once both are written: a write that
+    fails (a full or read-only disk) leaves the early event's images as they were, so no
+    file an event already named disappears.
+    """
 
     def __init__(self, config: RecordingsConfig) -> None:
+        """Make the folder, and check that files can be made in it.
+
+        Raises:
+            OSError: in one line, when it cannot be made or written to.
+        """
         self.config = config
+        self._outage = Outage(logger)
         try:
             config.directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise OSError(
                 f"recordings.directory: cannot create {config.directory} ({error.strerror})"
             ) from None
+        try:
+            with tempfile.TemporaryFile(dir=config.directory):
+                pass
+        except OSError as error:
+            raise OSError(
+                f"recordings.directory: cannot write in {config.directory} ({error.strerror})"
+            ) from None
 
-    def save(self, event: PlateEvent, crop: PlateCrop) -> tuple[str | None, str | None]:
-        """Write the crop and snapshot for ``event``; returns their paths (None if off)."""
+    def save(self, event: PlateEvent, crop: PlateCrop) -> tuple[str | None, str | None] | None:
+        """Write the crop and snapshot for ``event``; returns their paths (``None`` for an
+        image that is off), or ``None`` when they could not be written (one line says why
+        when that starts, one when they are written again)."""
         folder = self.config.directory / event.camera / event.first_seen.strftime("%Y-%m-%d")
-        folder.mkdir(parents=True, exist_ok=True)
-        crop_path = snapshot_path = None
+        images: dict[Path, np.ndarray] = {}
         if self.config.save_crops:
-            crop_path = self._write(folder / f"{event.event_id}-crop.jpg", crop.image)
+            images[folder / f"{event.event_id}-crop.jpg"] = crop.image
         if self.config.save_snapshots:
             image = annotate(crop.frame.image, crop.bbox, event.plate_number)
-            snapshot_path = self._write(folder / f"{event.event_id}-frame.jpg", image)
-        return crop_path, snapshot_path
+            images[folder / f"{event.event_id}-frame.jpg"] = image
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._write(images)
+        except OSError as error:
+            self._outage.failed(
+                "evidence: images not saved in %s (%s): events name none (a final event "
+                "keeps its early event's) until they can be written",
+                folder,
+                error.strerror or error,
+            )
+            return None
+        self._outage.ended("evidence: images saved again in %s", self.config.directory)
+        names = [str(path) for path in images]
+        crop_path = names.pop(0) if self.config.save_crops else None
+        return crop_path, names[0] if names else None
 
     def prune(self, now: float | None = None) -> int:
         """Apply retention: delete evidence older than ``max_age_days``, then the oldest
@@ -76,11 +114,27 @@ class EvidenceWriter:
             logger.info("retention: deleted %d evidence files", deleted)
         return deleted
 
-    def _write(self, path: Path, image: np.ndarray) -> str:
+    def _write(self, images: dict[Path, np.ndarray]) -> None:
+        """Write every image to a new file, then rename each over its name: all of them,
+        or (the new files removed again) none."""
         params = [cv2.IMWRITE_JPEG_QUALITY, self.config.jpeg_quality]
-        if not cv2.imwrite(str(path), image, params):
-            raise OSError(f"cannot write evidence image {path}")
-        return str(path)
+        written: dict[Path, Path] = {}
+        try:
+            for path, image in images.items():
+                ok, data = cv2.imencode(".jpg", image, params)
+                if not ok:
+                    raise OSError(f"cannot encode {path.name} as JPEG")
+                descriptor, name = tempfile.mkstemp(".part", f".{path.stem}-", path.parent)
+                written[path] = Path(name)
+                with os.fdopen(descriptor, "wb") as file:
+                    file.write(data.tobytes())
+            for path, new in written.items():
+                new.replace(path)
+        except OSError:
+            for new in written.values():
+                with contextlib.suppress(OSError):
+                    new.unlink(missing_ok=True)
+            raise
 
 
 def annotate(image: np.ndarray, bbox: tuple[int, int, int, int], label: str) -> np.ndarray:

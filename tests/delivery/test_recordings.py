@@ -1,9 +1,12 @@
-"""Evidence files: safe names and retention by age and total size."""
+"""Evidence files: safe names, retention by age and total size, and full or read-only
+disks (a real tmpfs)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,9 +15,12 @@ import pytest
 
 from streamer.config import RecordingsConfig
 from streamer.delivery.recordings import EvidenceWriter
-from streamer.events import NOT_FOUND, PlateEvent
+from streamer.events import NOT_FOUND, Phase, PlateEvent
 from streamer.sources.frame import Frame
 from streamer.vision.track import PlateCrop
+
+from support.disks import fill, read_only, tmpfs
+from support.factories import make_event
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -62,3 +68,52 @@ def test_retention(
     assert sum(p.exists() for p in new) == kept_new
     if kept_old == 0:
         assert not (tmp_path / "gate" / "2025-01-01").exists()  # empty folders go too
+
+
+def make_crop(seed: int) -> PlateCrop:
+    """A crop and its frame: plain for seed 0 (JPEGs of a few KB), else noise, different
+    for each seed (some 300 KB: more than the plain ones freed)."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) * (seed != 0)
+    frame = Frame("gate-1", 0, image.astype(np.uint8), T0, 0.0)
+    return PlateCrop(image[100:140, 100:260].copy(), (100, 100, 260, 140), 0.9, 0.5, frame)
+
+
+def test_a_final_image_that_cannot_be_written_leaves_the_early_events_images(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The evidence disk (a 1 MB tmpfs) fills between a vehicle's early and final events:
+    the final event's images are not written, the early event's stay as they were, and
+    one line says why (ENOSPC); once there is room the images are written again."""
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        writer = EvidenceWriter(RecordingsConfig(directory=disk))
+        final = make_event("KA01AB1234")
+        early = replace(final, phase=Phase.EARLY)
+        named = writer.save(early, make_crop(0))
+        assert named is not None
+        kept = {path: Path(path).read_bytes() for path in named if path}
+        assert len(kept) == 2
+        filler = fill(disk)
+        with caplog.at_level(logging.INFO):
+            assert writer.save(final, make_crop(2)) is None
+            assert writer.save(final, make_crop(3)) is None  # still full: no second line
+            assert {path: Path(path).read_bytes() for path in kept} == kept
+            assert sorted(p.name for p in Path(next(iter(kept))).parent.iterdir()) == sorted(
+                Path(path).name for path in kept
+            )  # nothing half-written left behind
+            filler.unlink()
+            assert writer.save(final, make_crop(4)) == named
+    (outage,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "No space left on device" in outage.getMessage()
+    assert any("saved again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_read_only_evidence_folder_stops_the_start_in_one_line(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        (disk / "evidence").mkdir()
+        read_only(disk)
+        with pytest.raises(OSError, match=r"recordings\.directory: cannot write in") as refused:
+            EvidenceWriter(RecordingsConfig(directory=disk / "evidence"))
+    assert str(refused.value) == (
+        f"recordings.directory: cannot write in {disk / 'evidence'} (Read-only file system)"
+    )
