@@ -125,6 +125,7 @@ async def start_node(
     exit.callback(log.close)
     evidence = _guarded(EvidenceWriter, config.recordings)
     outbox = _guarded(Outbox, config.outbox, config.delivery_targets)
+    exit.callback(outbox.close)
     detector = options.detector or build_detector(config)
     running = Cameras()
     session = await exit.enter_async_context(aiohttp.ClientSession())
@@ -346,7 +347,7 @@ async def _housekeeping(evidence: EvidenceWriter, deliveries: Deliveries) -> Non
         try:
             await asyncio.to_thread(evidence.prune)
             await asyncio.to_thread(deliveries.purge_delivered)
-        except OSError as error:
+        except (OSError, StoreError) as error:
             logger.error("housekeeping: %s", error)
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 

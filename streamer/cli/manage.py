@@ -81,8 +81,9 @@ def _lists(args: argparse.Namespace, config: Config, lists: SqlLists) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     config = load(args)
-    file = Outbox(config.outbox, config.delivery_targets)
-    with closing(open_deployment(config)) as deployment:
+    # Never made here: a missing file is said (OutboxError) when it is the one used.
+    file = Outbox(config.outbox, config.delivery_targets, create=False)
+    with closing(file), closing(open_deployment(config)) as deployment:
         # In a cluster, the webhook deliveries of every node, unless --local.
         return _outbox(args, file if args.local else deployment.webhook_queue(file))
 
@@ -90,11 +91,12 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 def _outbox(args: argparse.Namespace, outbox: DeliveryQueue) -> int:
     if args.outbox_command == "list":
         for d in outbox.list(args.state and DeliveryState(args.state), args.limit):
-            when = datetime.fromtimestamp(d.created_at, UTC).isoformat(timespec="seconds")
+            when = _moment(d.created_at)
             plate = d.payload.get("plate_number") or d.payload.get("status") or ""
+            notes = "; ".join(dict.fromkeys(filter(None, [d.last_error, d.unreadable])))
             print(
                 f"{d.id:>7} {d.state:<9} {d.target:<16} {d.attempts:>3} {when} "
-                f"{d.key} {plate}  {d.last_error or ''}".rstrip()
+                f"{d.key} {plate}  {notes}".rstrip()
             )
     elif args.outbox_command == "retry":
         if args.id is None and not args.all:
@@ -104,6 +106,14 @@ def _outbox(args: argparse.Namespace, outbox: DeliveryQueue) -> int:
     else:
         print(f"purged {outbox.purge(DeliveryState.DEAD)} dead deliveries")
     return EXIT_OK
+
+
+def _moment(timestamp: float) -> str:
+    """A Unix time as ISO 8601 in UTC (``?`` for one a damaged row cannot show)."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):
+        return "?"
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

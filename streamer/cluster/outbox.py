@@ -18,7 +18,7 @@ were committed, and those a node kept through a database outage arrive after it 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import random
 import time
@@ -27,8 +27,15 @@ from typing import Any
 
 from streamer.cluster.database import PostgresDatabase
 from streamer.config import OutboxConfig
-from streamer.delivery.outbox import Outbox
-from streamer.delivery.queue import DEAD, DELIVERED, PENDING, Delivery, DeliveryState
+from streamer.delivery.outbox import Outbox, OutboxError
+from streamer.delivery.queue import (
+    DEAD,
+    DELIVERED,
+    PENDING,
+    Delivery,
+    DeliveryState,
+    decode_payload,
+)
 from streamer.delivery.senders import OutboxSender
 from streamer.events import compact_json
 from streamer.retry import Outage, backoff
@@ -225,6 +232,7 @@ class ClusterOutbox:
 
 
 def _delivery(row: Any, now: float) -> Delivery:
+    payload, unreadable = decode_payload(row[7])
     return Delivery(
         id=int(row[0]),
         target=str(row[1]),
@@ -233,9 +241,10 @@ def _delivery(row: Any, now: float) -> Delivery:
         last_error=row[4],
         event_id=str(row[5]),
         created_at=float(row[6]),
-        payload=json.loads(row[7]),
+        payload=payload,
         key=str(row[8]),
         next_at=now + float(row[9]),
+        unreadable=unreadable,
     )
 
 
@@ -263,6 +272,7 @@ class Forwarder:
         self.idle = asyncio.Event()
         self._rng = random.Random()
         self._outage = Outage(logger)
+        self._file_outage = Outage(logger)
 
     @property
     def dropped_full(self) -> int:
@@ -302,6 +312,24 @@ class Forwarder:
         except StoreError as error:
             logger.warning("cluster outbox: delivered entries not purged: %s", error)
 
+    def _readable(self, limit: int) -> list[Delivery]:
+        """The file's oldest pending deliveries for the shared outbox; one whose event
+        cannot be read goes to the file's dead letters instead, in one line."""
+        batch = self.outbox.pending(self.targets, limit)
+        for delivery in batch:
+            if delivery.unreadable:
+                logger.error(
+                    "cluster outbox: delivery %d (event %s) for %s not forwarded: %s; moved "
+                    "to the dead letters of this node's outbox (`streamer outbox list "
+                    "--local` shows it)",
+                    delivery.id,
+                    delivery.key,
+                    delivery.target,
+                    delivery.unreadable,
+                )
+                self.outbox.dead(delivery.id, delivery.unreadable)
+        return [delivery for delivery in batch if not delivery.unreadable]
+
     async def run(self) -> None:
         """Forward until cancelled."""
         if not self.targets:
@@ -309,7 +337,14 @@ class Forwarder:
         failures = 0
         while True:
             self.wakeup.clear()
-            batch = await asyncio.to_thread(self.outbox.pending, self.targets, BATCH)
+            try:
+                batch = await asyncio.to_thread(self._readable, BATCH)
+            except OutboxError as error:  # this node's own file
+                failures += 1
+                self._file_outage.failed("cluster outbox: nothing forwarded: %s", error)
+                await asyncio.sleep(backoff(failures, 1.0, self.retry_max_s, self._rng))
+                continue
+            self._file_outage.ended("cluster outbox: this node's outbox answers again")
             if not batch:
                 self.idle.set()
                 await self.wakeup.wait()
@@ -328,7 +363,8 @@ class Forwarder:
                 continue
             failures = 0
             self._outage.ended("cluster outbox: reachable again; forwarding what waited")
-            await asyncio.to_thread(self.outbox.forwarded, [d.id for d in batch])
+            with contextlib.suppress(OutboxError):  # sent again later: queued once there
+                await asyncio.to_thread(self.outbox.forwarded, [d.id for d in batch])
             shipped = {d.target for d in batch}
             for sender in self.senders:
                 if sender.label in shipped:

@@ -13,24 +13,41 @@ so any thread may use it.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from streamer.config import DeliveryTarget, MqttConfig, OutboxConfig
-from streamer.delivery.outbox_schema import UNNEEDED, migrate
-from streamer.delivery.queue import DEAD, DELIVERED, PENDING, Delivery, DeliveryState
+from streamer.delivery.outbox_schema import (
+    UNNEEDED,
+    OutboxError,
+    check,
+    check_tables,
+    failure,
+    migrate,
+)
+from streamer.delivery.queue import (
+    DEAD,
+    DELIVERED,
+    PENDING,
+    Delivery,
+    DeliveryState,
+    decode_payload,
+)
 from streamer.events import CameraStatus, Event, PlateEvent, compact_json
 from streamer.stores.database import SqliteDatabase
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Outbox", "OutboxError", "wants"]
 
-class OutboxError(RuntimeError):
-    """The outbox file cannot be opened or written."""
+
+def _lenient(data: bytes) -> str:
+    """Text from the file, a damaged byte shown as U+FFFD rather than failing the row."""
+    return data.decode("utf-8", "replace")
 
 
 def wants(target: DeliveryTarget, event: Event) -> bool:
@@ -59,40 +76,88 @@ class Outbox:
     #: Only this daemon writes its file, and it wakes its senders itself.
     poll_s: float | None = None
 
-    def __init__(self, config: OutboxConfig, targets: Sequence[DeliveryTarget]) -> None:
+    def __init__(
+        self, config: OutboxConfig, targets: Sequence[DeliveryTarget], create: bool = True
+    ) -> None:
+        """Open (with ``create``, make) the file, check it and bring it to this schema.
+
+        Raises:
+            OutboxError: for a damaged file, one of a newer streamer, one that is not an
+                outbox, or (without ``create``) none at all; in one line saying what to do.
+        """
         self.config = config
         self.targets = list(targets)
+        self.create = create
         self.dropped_full = 0
+        self._keeper: sqlite3.Connection | None = None
         self.database = SqliteDatabase(
             config.database, 30, {"foreign_keys": "ON", "synchronous": "NORMAL"}
         )
+        if not create and not config.database.exists():
+            return  # the first use says there is none
         try:
             config.database.parent.mkdir(parents=True, exist_ok=True)
-            with self.database.connect() as connection:
-                connection.execute("PRAGMA journal_mode=WAL")
-            with self.database.connect(foreign_keys="OFF") as connection:
-                migrate(connection)
-        except (OSError, sqlite3.Error) as error:
-            raise OutboxError(f"outbox.database: cannot open {config.database}: {error}") from None
+        except OSError as error:
+            raise failure(config.database, error) from None
+        with self._connect() as connection:
+            check(connection, config.database)
+            connection.execute("PRAGMA journal_mode=WAL")
+        with self._connect(foreign_keys="OFF") as connection:
+            migrate(connection)
+            check_tables(connection, config.database)
+        # Held open, so that the WAL and its index stay: on a full disk the outbox can
+        # then still be read, and a write fails as "database or disk is full".
+        try:
+            self._keeper = sqlite3.connect(config.database, check_same_thread=False)
+            self._keeper.execute("SELECT COUNT(*) FROM deliveries WHERE 0").fetchall()
+        except sqlite3.Error as error:
+            raise failure(config.database, error) from None
 
-    def add(self, event: Event) -> list[str]:
-        """Commit ``event`` with a pending delivery per target that wants it.
+    def close(self) -> None:
+        """Let go of the file (the daemon, when it stops)."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.close()
+
+    @contextlib.contextmanager
+    def _connect(self, **pragmas: str) -> Iterator[sqlite3.Connection]:
+        """One transaction; SQLite's and the OS's errors raised as one-line
+        :class:`OutboxError`\\ s (a sender waits them out, the CLI prints them)."""
+        path = self.config.database
+        if not self.create and not path.exists():
+            raise OutboxError(
+                f"outbox.database: there is no outbox at {path}: no event was ever queued "
+                "with this config (the daemon makes it when it starts)"
+            )
+        try:
+            with self.database.connect(**pragmas) as connection:
+                connection.text_factory = _lenient
+                yield connection
+        except (sqlite3.Error, OSError) as error:
+            raise failure(path, error) from None
+
+    def add(self, event: Event, logged: bool = False) -> list[str]:
+        """Commit ``event`` with a pending delivery per target that wants it (``logged``:
+        it is in the events log already).
 
         Every event is kept (for a while), wanted or not, so that an early event whose
         final one a crash prevented is found again (:meth:`orphans`). Returns the targets
         it is queued for. When a target already has ``max_pending`` pending deliveries,
         its oldest is moved to the dead letters.
+
+        Raises:
+            OutboxError: when the file cannot be written (a full disk, a damaged file).
         """
         targets = [t.label for t in self.targets if wants(t, event)]
         now = time.time()
         payload = compact_json(event.to_json())
         phase = event.phase if isinstance(event, PlateEvent) else None
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             cursor = connection.execute(
                 "INSERT OR IGNORE INTO events "
                 "(key, event_id, phase, type, payload, created_at, logged) "
-                "VALUES (?, ?, ?, ?, ?, ?, 0)",
-                (event.key, event.event_id, phase, event.type, payload, now),
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event.key, event.event_id, phase, event.type, payload, now, int(logged)),
             )
             if cursor.rowcount == 0:
                 # Queued before: a file read again gives its vehicles the same event ids.
@@ -113,37 +178,37 @@ class Outbox:
     def logged(self, keys: Sequence[str]) -> None:
         """Record that these events (by :attr:`~streamer.events.PlateEvent.key`) are in the
         events log."""
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             connection.executemany(
                 "UPDATE events SET logged = 1 WHERE key = ?", [(k,) for k in keys]
             )
 
     def unlogged(self) -> list[tuple[str, dict[str, Any]]]:
         """Events committed here but not yet in the events log (a crash came between), as
-        (key, payload)."""
-        with self.database.connect() as connection:
+        (key, payload); an unreadable payload as ``{}`` (it cannot be logged)."""
+        with self._connect() as connection:
             rows = connection.execute(
                 "SELECT key, payload FROM events WHERE logged = 0 ORDER BY id"
             ).fetchall()
-        return [(str(key), json.loads(payload)) for key, payload in rows]
+        return [(str(key), _readable(str(key), payload)) for key, payload in rows]
 
     def orphans(self) -> list[dict[str, Any]]:
         """Early plate events whose final event never came (a crash ended their track)."""
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             rows = connection.execute(
-                "SELECT payload FROM events early WHERE early.phase = 'early' AND NOT EXISTS "
-                "(SELECT 1 FROM events final WHERE final.event_id = early.event_id "
+                "SELECT key, payload FROM events early WHERE early.phase = 'early' AND NOT "
+                "EXISTS (SELECT 1 FROM events final WHERE final.event_id = early.event_id "
                 "AND final.phase = 'final') ORDER BY early.id"
             ).fetchall()
-        return [json.loads(payload) for (payload,) in rows]
+        return [record for key, text in rows if (record := _readable(str(key), text))]
 
     def vehicles_since(self, since: float) -> list[tuple[str, str]]:
         """(camera, event_id) of each vehicle with a plate event committed since ``since``
         (Unix time), as long as retention (``keep_delivered_s``) has kept it."""
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             rows = connection.execute(
                 "SELECT DISTINCT json_extract(payload, '$.camera'), event_id FROM events "
-                "WHERE type = 'plate' AND created_at >= ?",
+                "WHERE type = 'plate' AND created_at >= ? AND json_valid(payload)",
                 (since,),
             ).fetchall()
         return [(str(camera), str(event_id)) for camera, event_id in rows]
@@ -187,35 +252,21 @@ class Outbox:
         """Record that these deliveries reached the cluster's outbox (delivered, as far as
         this file is concerned)."""
         now = time.time()
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             connection.executemany(
                 "UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?",
                 [(DELIVERED, now, i) for i in delivery_ids],
             )
 
     def _select(self, where: str, args: tuple[object, ...]) -> list[Delivery]:
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             rows = connection.execute(
                 "SELECT d.id, d.target, d.state, d.attempts, d.next_at, d.last_error, "
                 f"e.event_id, e.created_at, e.payload, e.key FROM deliveries d JOIN events e "
                 f"ON e.id = d.event WHERE {where}",
                 args,
             ).fetchall()
-        return [
-            Delivery(
-                id=int(row[0]),
-                target=str(row[1]),
-                state=DeliveryState(row[2]),
-                attempts=int(row[3]),
-                next_at=float(row[4]),
-                last_error=row[5],
-                event_id=str(row[6]),
-                created_at=float(row[7]),
-                payload=json.loads(row[8]),
-                key=str(row[9]),
-            )
-            for row in rows
-        ]
+        return [_delivery(row) for row in rows]
 
     def delivered(self, delivery_id: int) -> None:
         """Record a successful delivery."""
@@ -233,7 +284,7 @@ class Outbox:
         self, delivery_id: int, state: DeliveryState, error: str | None, next_at: float | None
     ) -> None:
         now = time.time()
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             connection.execute(
                 "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, "
                 "next_at = COALESCE(?, next_at), updated_at = ? WHERE id = ?",
@@ -249,7 +300,7 @@ class Outbox:
     def retry(self, delivery_id: int | None = None) -> int:
         """Make dead deliveries pending again (one, or all); returns how many."""
         now = time.time()
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             if delivery_id is None:
                 cursor = connection.execute(
                     "UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? WHERE state = ?",
@@ -265,7 +316,7 @@ class Outbox:
 
     def purge(self, state: DeliveryState) -> int:
         """Delete deliveries in ``state`` and events no delivery refers to any more."""
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             count = connection.execute("DELETE FROM deliveries WHERE state = ?", (state,)).rowcount
             connection.execute(UNNEEDED, (time.time() - self.config.keep_delivered_s,))
         return count
@@ -273,7 +324,7 @@ class Outbox:
     def purge_delivered(self) -> int:
         """Delete delivered entries older than ``keep_delivered_s``."""
         cutoff = time.time() - self.config.keep_delivered_s
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             count = connection.execute(
                 "DELETE FROM deliveries WHERE state = ? AND updated_at < ?", (DELIVERED, cutoff)
             ).rowcount
@@ -282,8 +333,46 @@ class Outbox:
 
     def counts(self) -> dict[tuple[str, DeliveryState], int]:
         """Deliveries per (target, state): the outbox depth for metrics."""
-        with self.database.connect() as connection:
+        with self._connect() as connection:
             rows = connection.execute(
                 "SELECT target, state, COUNT(*) FROM deliveries GROUP BY target, state"
             ).fetchall()
-        return {(str(target), DeliveryState(state)): int(count) for target, state, count in rows}
+        counts: dict[tuple[str, DeliveryState], int] = {}
+        for target, state, count in rows:
+            known = state if state in set(DeliveryState) else DEAD  # a damaged row
+            key = (str(target), DeliveryState(known))
+            counts[key] = counts.get(key, 0) + int(count)
+        return counts
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    """A row of deliveries joined to its event; one that is damaged (a value of the wrong
+    type, an unknown state, an unreadable payload) says so in ``unreadable``."""
+    payload, unreadable = decode_payload(row[8])
+    try:
+        state = DeliveryState(row[2])
+        numbers = int(row[3]), float(row[4]), float(row[7])
+    except (TypeError, ValueError, OverflowError):
+        state, numbers = DEAD, (0, 0.0, 0.0)
+        unreadable = f"damaged row (state {row[2]!r}, attempts {row[3]!r})"
+    return Delivery(
+        id=int(row[0]),
+        target=str(row[1]),
+        state=state,
+        attempts=numbers[0],
+        next_at=numbers[1],
+        last_error=None if row[5] is None else str(row[5]),
+        event_id=str(row[6]),
+        created_at=numbers[2],
+        payload=payload,
+        key=str(row[9]),
+        unreadable=unreadable,
+    )
+
+
+def _readable(key: str, text: object) -> dict[str, Any]:
+    """The payload of event ``key``, or ``{}`` (said in one line) when it is unreadable."""
+    payload, unreadable = decode_payload(text)
+    if unreadable:
+        logger.error("outbox: event %s cannot be read back (%s): skipped", key, unreadable)
+    return payload

@@ -5,6 +5,7 @@ target, and give a target's deliveries oldest first."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -38,6 +39,32 @@ class Delivery:
     payload: dict[str, Any]
     #: Unique per event and phase (``<event_id>:<phase>``): the request's Idempotency-Key.
     key: str
+    #: Why its stored payload cannot be sent (``payload`` is then empty); a sender moves
+    #: such a delivery to the dead letters instead of attempting it.
+    unreadable: str | None = None
+
+
+def decode_payload(text: object) -> tuple[dict[str, Any], str | None]:
+    """A stored event payload as the dict a sender sends, or ``({}, why)`` when it cannot
+    be one (damaged or edited by hand): not JSON, or not an event.
+
+    Example:
+        >>> decode_payload('{"type": "plate", "camera": "gate"}')[1] is None
+        True
+        >>> decode_payload("{not json")[1]
+        'payload is not JSON (Expecting property name enclosed in double quotes at 1)'
+    """
+    try:
+        payload = json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError, RecursionError) as error:
+        reason = getattr(error, "msg", None) or type(error).__name__
+        where = f" at {error.pos}" if isinstance(error, json.JSONDecodeError) else ""
+        return {}, f"payload is not JSON ({reason}{where})"
+    if not isinstance(payload, dict) or not all(
+        isinstance(payload.get(name), str) for name in ("type", "camera")
+    ):
+        return {}, "payload is not an event (a JSON object with a type and a camera)"
+    return payload, None
 
 
 class DeliveryQueue(Protocol):

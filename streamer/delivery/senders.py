@@ -108,6 +108,9 @@ class OutboxSender(ABC):
             await self._sleep(self.outbox.poll_s)
             return
         self.idle.clear()
+        if delivery.unreadable:
+            await self._bury(delivery)
+            return
         wait = delivery.next_at - time.time()
         if wait > 0:
             await self._sleep(wait if self.outbox.poll_s is None else min(wait, self.outbox.poll_s))
@@ -172,6 +175,20 @@ class OutboxSender(ABC):
             self.retry_note(wait),
         )
         await self._record(self.outbox.retry_later, delivery.id, error, time.time() + wait)
+
+    async def _bury(self, delivery: Delivery) -> None:
+        """Move a delivery whose stored event cannot be read (a damaged or hand-edited
+        row) to the dead letters, in one line; the target's others go on."""
+        self.stats.dead += 1
+        logger.error(
+            "%s: delivery %d (event %s) cannot be sent: %s; moved to the dead letters "
+            "(`streamer outbox list --state dead` shows it)",
+            self.name,
+            delivery.id,
+            delivery.key,
+            delivery.unreadable,
+        )
+        await self._record(self.outbox.dead, delivery.id, delivery.unreadable)
 
     async def _record(self, outcome: Callable[..., None], *args: object) -> None:
         """Record an attempt's outcome; kept to be recorded first if the queue cannot be

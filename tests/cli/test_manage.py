@@ -1,4 +1,4 @@
-"""The commands that manage data and the model: dues, lists, model info."""
+"""The commands that manage data and the model: dues, lists, the outbox, model info."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from pathlib import Path
 
 import yaml
 
+from streamer.config import OutboxConfig
+from streamer.delivery.outbox import Outbox
+
 from support.daemon import streamer, write_config
+from support.factories import make_event
 
 
 def test_dues_commands(tmp_path: Path) -> None:
@@ -97,3 +101,42 @@ def test_the_cli_manages_lists(tmp_path: Path) -> None:
     assert bad.stderr.strip().endswith(
         "banned.csv:2: expires: 'soon' is not a date (YYYY-MM-DD) or a date and time (ISO 8601)"
     )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The error of a command that failed in one line, as a user sees it."""
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("streamer: outbox.database: ")
+    return line
+
+
+def test_outbox_commands_on_a_missing_outbox_say_so_and_make_none(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [{"name": "x", "source": "unused"}])
+    for command in (["list"], ["retry", "--all"], ["purge", "--dead"]):
+        line = one_line_error(streamer("outbox", *command, "--config", config))
+        assert f"there is no outbox at {tmp_path / 'outbox.sqlite'}" in line
+    assert not (tmp_path / "outbox.sqlite").exists()
+
+
+def test_a_damaged_outbox_is_refused_in_one_line_by_every_command(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        [{"name": "x", "source": str(tmp_path / "missing.mp4")}],
+        webhooks=[{"url": "http://127.0.0.1:1/hook", "name": "hook"}],
+    )
+    outbox = Outbox(OutboxConfig(database=tmp_path / "outbox.sqlite"), [])
+    for number in range(60):  # a few pages of events
+        outbox.add(make_event(f"KA01AB{number:04d}"))
+    outbox.close()
+    data = bytearray((tmp_path / "outbox.sqlite").read_bytes())
+    page = 4096 * 3  # a page of the events table: its header overwritten
+    data[page : page + 8] = b"\xff" * 8
+    (tmp_path / "outbox.sqlite").write_bytes(bytes(data))
+    for command in (["outbox", "list"], ["outbox", "retry", "--all"], ["run"]):
+        line = one_line_error(streamer(*command, "--config", config))
+        assert "outbox.sqlite is damaged (" in line
+        assert "move it aside" in line
+        assert "the events log keeps every event" in line

@@ -4,22 +4,26 @@ by one node at a time in order, taken over from a node that died, and managed wi
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import psycopg
 import pytest
 
 from streamer.cli import main
 from streamer.cluster.database import PostgresDatabase
-from streamer.cluster.outbox import ClusterOutbox
+from streamer.cluster.outbox import ClusterOutbox, Forwarder
 from streamer.config import OutboxConfig, WebhookConfig
 from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import DEAD, DELIVERED, PENDING, Delivery
+from streamer.delivery.webhooks import WebhookSender
 from streamer.sources.demo import DemoManifest
 
 from support.cluster_nodes import LEASE_S, cluster_nodes, holders, rtsp_cameras, wait_for
@@ -195,8 +199,9 @@ def test_streamer_outbox_shows_the_clusters_deliveries(
     assert "dead" in listed
     assert "AA11AA1111" in listed
     assert "HTTP 410" in listed
-    assert main(["outbox", "list", "--local", "--config", str(path)]) == 0
-    assert capsys.readouterr().out == ""  # b's own file has nothing
+    assert not (tmp_path / "b" / "outbox.sqlite").exists()  # not made by listing
+    assert main(["outbox", "list", "--local", "--config", str(path)]) == 1
+    assert "there is no outbox at" in capsys.readouterr().err  # b never ran
     assert main(["outbox", "retry", "--all", "--config", str(path)]) == 0
     assert a.counts() == {(HOOK.label, PENDING): 1}
     a_database.close()
@@ -258,3 +263,59 @@ def test_a_dead_nodes_pending_deliveries_are_delivered_by_the_others(
             assert {k for k in keys if k in forwarded} == forwarded
     finally:
         receiver.stop()
+
+
+def test_unreadable_rows_are_dead_lettered_in_the_file_and_the_shared_outbox(
+    tmp_path: Path, postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A node's file holds three events, the first with a payload that is not JSON: the
+    forwarder moves it to the file's dead letters and forwards the others. In the shared
+    outbox the second is then damaged too: every node's sender moves it to the dead
+    letters and delivers the third; ``streamer outbox list`` shows both."""
+    url = postgres_server.new_database()
+    database = PostgresDatabase(url)
+    shared = ClusterOutbox(database, "a", OutboxConfig())
+    file = node_file(tmp_path, "a")
+    events = [make_event(plate) for plate in ("AA11AA1111", "BB22BB2222", "CC33CC3333")]
+    for event in events:
+        file.add(event, logged=True)
+    with sqlite3.connect(tmp_path / "a" / "outbox.sqlite") as connection:
+        connection.execute("UPDATE events SET payload = 'x' WHERE key = ?", (events[0].key,))
+    connection.close()
+    receiver = Receiver(free_port()).start()
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            hook = WebhookConfig(url=receiver.url, name=HOOK.label, retry_initial_s=0.2)
+            sender = WebhookSender(hook, shared, session)
+            forwarder = Forwarder(file, shared, [sender])
+            forwarding = asyncio.create_task(forwarder.run())
+            await asyncio.wait_for(forwarder.settle(), 30)
+            with database.connect() as db:
+                db.execute(
+                    "UPDATE outbox_events SET payload = '[]' WHERE key = ?", (events[1].key,)
+                )
+            sending = asyncio.create_task(sender.run())
+            await asyncio.wait_for(sender.settle(), 30)
+            for task in (forwarding, sending):
+                task.cancel()
+
+    try:
+        asyncio.run(run())
+    finally:
+        receiver.stop()
+    assert set(receiver.delivered) == {events[2].key}
+    assert [d.key for d in file.list(DEAD)] == [events[0].key]
+    assert [d.key for d in shared.list(DEAD)] == [events[1].key]
+    config = make_config(
+        tmp_path / "a", cluster={"database": url, "node": "a"}, webhooks=[{"url": HOOK.url}]
+    )
+    path = write_yaml(config, tmp_path / "a.yaml")
+    for local, event, reason in [(False, events[1], "an event"), (True, events[0], "JSON")]:
+        assert (
+            main(["outbox", "list", "--state", "dead", *["--local"] * local, "--config", str(path)])
+            == 0
+        )
+        (line,) = capsys.readouterr().out.splitlines()
+        assert event.key in line
+        assert f"payload is not {reason}" in line

@@ -1,4 +1,5 @@
-"""The SQLite outbox: filters, order, the bound and its policy, retry and purge."""
+"""The SQLite outbox: filters, order, the bound and its policy, retry and purge, and the
+files it refuses (damaged, newer) or reads with care (an unreadable row)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from streamer.config import MqttConfig, OutboxConfig, WebhookConfig
-from streamer.delivery.outbox import Outbox
+from streamer.delivery.outbox import Outbox, OutboxError
 from streamer.delivery.outbox_schema import SCHEMA_VERSION
 from streamer.delivery.queue import DEAD, DELIVERED, PENDING
 from streamer.events import NOT_FOUND, CameraStatus, Phase
@@ -179,3 +182,61 @@ def test_the_mqtt_broker_is_a_target_that_takes_every_event(tmp_path: Path) -> N
         [("gate", plain.event_id), ("gate", owing.event_id)]
     )
     assert outbox.vehicles_since(time.time() + 1) == []
+
+
+def test_a_newer_schema_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    make_outbox(tmp_path).add(make_event())
+    path = tmp_path / "o.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+    with pytest.raises(OutboxError) as refused:
+        make_outbox(tmp_path)
+    assert str(refused.value) == (
+        f"outbox.database: {path} is of schema version {SCHEMA_VERSION + 1}, newer than this "
+        f"streamer's ({SCHEMA_VERSION}): upgrade streamer, or point outbox.database at another "
+        "file (this one is left as it is)"
+    )
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
+        assert connection.execute("SELECT COUNT(*) FROM deliveries").fetchone() == (1,)
+    connection.close()
+
+
+def test_a_lost_version_number_keeps_the_keys_of_early_and_final_events(tmp_path: Path) -> None:
+    outbox = make_outbox(tmp_path)
+    final = make_event()
+    outbox.add(replace(final, phase=Phase.EARLY))
+    outbox.add(final)
+    with sqlite3.connect(tmp_path / "o.sqlite") as connection:
+        connection.execute("PRAGMA user_version = 0")
+    connection.close()
+    keys = [d.key for d in make_outbox(tmp_path).list(PENDING)]
+    assert keys == [final.key, f"{final.event_id}:early"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("{not json", "payload is not JSON"),
+        ("[1, 2]", "payload is not an event"),
+        ('{"type": "plate"}', "payload is not an event"),
+    ],
+)
+def test_an_unreadable_payload_is_read_as_such_not_raised(
+    tmp_path: Path, payload: str, reason: str
+) -> None:
+    outbox = make_outbox(tmp_path)
+    bad, good = make_event("AA11AA1111"), make_event("BB22BB2222")
+    outbox.add(bad)
+    outbox.add(good)
+    with sqlite3.connect(tmp_path / "o.sqlite") as connection:
+        connection.execute("UPDATE events SET payload = ? WHERE key = ?", (payload, bad.key))
+    connection.close()
+    first = outbox.next_due("all")
+    assert first is not None
+    assert (first.key, first.payload) == (bad.key, {})
+    assert first.unreadable is not None
+    assert first.unreadable.startswith(reason)
+    assert [d.unreadable is None for d in outbox.list()] == [True, False]
+    assert outbox.unlogged() == [(bad.key, {}), (good.key, good.to_json())]

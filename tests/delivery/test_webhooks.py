@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
+import sqlite3
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ import numpy as np
 import pytest
 
 from streamer.config import Config
+from streamer.delivery.outbox import Outbox
 from streamer.delivery.webhooks import retry_after_seconds, sign
 from streamer.node import ServiceOptions
 from streamer.reading.ocr import OcrEngine
@@ -34,10 +37,12 @@ from support.daemon import (
     kill_when,
     make_config,
     restart_without_cameras,
+    streamer,
     vehicles,
     without_cameras,
     write_yaml,
 )
+from support.factories import make_event
 from support.receiver import Behaviour, Receiver, verify
 from support.rtsp import free_port
 
@@ -328,3 +333,44 @@ def test_retry_after_http_date() -> None:
     now = 1_700_000_000.0
     header = format_datetime(datetime.fromtimestamp(now + 30, UTC), usegmt=True)
     assert retry_after_seconds(header, now=now) == pytest.approx(30, abs=1)
+
+
+def test_an_unreadable_outbox_row_is_dead_lettered_and_the_others_delivered(
+    tmp_path: Path,
+    receiver: Receiver,
+    detector: YoloDetector,
+    engine: OcrEngine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The oldest of 20 pending deliveries has a payload that is not JSON (a damaged or
+    hand-edited row): it goes to the dead letters in one line, the 19 others arrive, and
+    ``streamer outbox list`` shows it."""
+    config = make_config(
+        tmp_path,
+        webhooks=[{"url": receiver.url, "name": "crm", **FAST_RETRY}],
+        outbox={"database": str(tmp_path / "outbox.sqlite"), "drain_timeout_s": 30},
+    )
+    outbox = Outbox(config.outbox, config.delivery_targets)
+    events = [make_event(f"KA01AB{number:04d}") for number in range(20)]
+    for event in events:
+        outbox.add(event, logged=True)
+    outbox.close()
+    with sqlite3.connect(config.outbox.database) as connection:
+        connection.execute(
+            "UPDATE events SET payload = '{\"type\": pl' WHERE key = ?", (events[0].key,)
+        )
+    connection.close()
+    with caplog.at_level(logging.INFO):
+        run_daemon(without_cameras(config), detector, engine)
+    assert set(receiver.delivered) == {event.key for event in events[1:]}
+    (line,) = [r.getMessage() for r in caplog.records if events[0].key in r.getMessage()]
+    assert "payload is not JSON" in line
+    assert "moved to the dead letters" in line
+    assert not [r for r in caplog.records if r.exc_info]
+    listing = streamer(
+        "outbox", "list", "--state", "dead", "--config", write_yaml(config, tmp_path / "s.yaml")
+    )
+    assert listing.returncode == 0, listing.stderr
+    (dead,) = listing.stdout.splitlines()
+    assert events[0].key in dead
+    assert "payload is not JSON" in dead
