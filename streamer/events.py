@@ -216,6 +216,22 @@ class CameraStatus:
             "at": iso(self.at),
         }
 
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> CameraStatus:
+        """The status of one line of the events log (the inverse of :meth:`to_json`).
+
+        Raises:
+            KeyError, TypeError, ValueError: when ``record`` is not a camera status.
+        """
+        reason = record["reason"]
+        return cls(
+            camera=str(record["camera"]),
+            status=CameraState(record["status"]),
+            reason=None if reason is None else str(reason),
+            at=_parse(record["at"]),
+            event_id=str(record["event_id"]),
+        )
+
 
 @dataclass(frozen=True)
 class CameraSnapshot:

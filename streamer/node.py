@@ -32,7 +32,8 @@ from streamer.cluster.deployment import Deployment, open_deployment
 from streamer.config import CameraConfig, Config, ReaderConfig
 from streamer.delivery.broker import MqttRefusedError
 from streamer.delivery.deliveries import Deliveries
-from streamer.delivery.eventlog import JsonLinesSink, OutboxSink
+from streamer.delivery.eventlog import OutboxSink
+from streamer.delivery.jsonlines import JsonLinesSink
 from streamer.delivery.mqtt import MqttSender
 from streamer.delivery.outbox import Outbox, OutboxError
 from streamer.delivery.recordings import EvidenceWriter
@@ -102,6 +103,8 @@ class Node:
     cameras: Cameras
     runner: CameraRunner
     deliveries: Deliveries
+    #: The events log, guarded by the outbox (what waits for either is settled at the end).
+    events_log: OutboxSink
     metrics: Metrics
     api: Api
 
@@ -138,8 +141,9 @@ async def start_node(
     history = _build_history(config, options, loop)
     rules = RuleRunner(config.rules, loop, _publish(mqtt), metrics)
     exit.push_async_callback(rules.close)
-    sinks = _build_sinks(outbox, log, deliveries, rules, history, deployment, options)
-    _finish_orphans(outbox, stores.checks, sinks)
+    events_log = _build_events_log(outbox, log, deliveries)
+    sinks: list[Sink] = [events_log, rules, history, *deployment.sinks(), *options.extra_sinks]
+    _guarded(_finish_orphans, outbox, stores.checks, sinks)
     stages = Stages(detector, engines, stores.checks, sinks, evidence, metrics)
     runner = _build_runner(deployment, cameras, stages, running, options)
     stills = StillPipeline(
@@ -154,10 +158,11 @@ async def start_node(
     _background(exit, deliveries.relay.run(), "relay")
     await _first_mqtt_attempt(mqtt)
     _background(exit, _housekeeping(evidence, deliveries), "housekeeping")
+    _background(exit, events_log.run(), "events-log")
     _thread(exit, lambda stop: deployment.follow(history.receive, stop), "cluster-events")
     if config.http.enabled or options.serve_only:
         await _start_api(api, exit)
-    return Node(config, deployment, stores, running, runner, deliveries, metrics, api)
+    return Node(config, deployment, stores, running, runner, deliveries, events_log, metrics, api)
 
 
 def open_stores(config: Config, deployment: Deployment, load_files: bool = False) -> Stores:
@@ -264,23 +269,14 @@ def _build_history(
     return history
 
 
-def _build_sinks(
-    outbox: Outbox,
-    log: JsonLinesSink,
-    deliveries: Deliveries,
-    rules: RuleRunner,
-    history: EventHistory,
-    deployment: Deployment,
-    options: ServiceOptions,
-) -> list[Sink]:
-    """Where every event goes, in order: first the outbox, which commits it and then logs
-    it (see :class:`OutboxSink`); the rules after it, so an action follows its event; the
-    recent history; the deployment's own; the caller's. Events a crash left behind go out
-    first."""
-    guarded = OutboxSink(outbox, log, deliveries.wake)
-    guarded.recover()
-    sinks: list[Sink] = [guarded, rules, history, *deployment.sinks(), *options.extra_sinks]
-    return sinks
+def _build_events_log(outbox: Outbox, log: JsonLinesSink, deliveries: Deliveries) -> OutboxSink:
+    """The first of the sinks every event goes to (then the rules, so an action follows its
+    event; the recent history; the deployment's own; the caller's): the outbox commits it
+    and the events log has it (see :class:`OutboxSink`). What a crash or an outage left
+    behind is caught up first."""
+    events_log = OutboxSink(outbox, log, deliveries.wake)
+    events_log.recover()
+    return events_log
 
 
 def _build_runner(

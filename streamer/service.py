@@ -100,7 +100,9 @@ class Service:
 
     async def shutdown(self) -> None:
         """Give pending deliveries (webhooks, MQTT) up to ``outbox.drain_timeout_s`` to go
-        out; the rest go out on the next start."""
+        out; the rest go out on the next start. Events that wait for the outbox (it could
+        not commit them) are tried once more first."""
+        await asyncio.to_thread(self.node.events_log.settle)
         await self.node.deliveries.drain(self.config.outbox.drain_timeout_s)
 
     def request_stop(self, signum: int | None = None) -> None:

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from streamer.delivery.eventlog import JsonLinesSink
+from streamer.delivery.jsonlines import JsonLinesSink
 from streamer.events import NOT_FOUND, PlateEvent
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)

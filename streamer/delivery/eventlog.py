@@ -1,74 +1,49 @@
-"""The events log: one JSON line per event (:class:`JsonLinesSink`), each written after
-the outbox has committed the event (:class:`OutboxSink`), so nothing logged can miss its
-webhooks or the broker after a crash; and, at the next start, the events a crash kept out
-of the log written to it (:meth:`OutboxSink.recover`)."""
+"""The events log guarded by the outbox (:class:`OutboxSink`): each event committed to the
+outbox, then written to the events log, so nothing logged can miss its webhooks or the
+broker after a crash; and neither stops the other when its disk fails. At the next start,
+what a crash or an outage left behind is caught up (:meth:`OutboxSink.recover`)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamer.delivery.outbox import Outbox
-from streamer.events import Event, compact_json
+from streamer.delivery.jsonlines import JsonLinesSink, append_line, event_of, key_of, records, tail
+from streamer.delivery.outbox import Outbox, OutboxError
+from streamer.events import Event
+from streamer.retry import Outage
 
 logger = logging.getLogger(__name__)
 
 #: Called, from the thread that committed an event, with the targets it was queued for.
 WakeCallback = Callable[[Sequence[str]], None]
 
+#: Bytes at the end of the events log searched for events a crash left unmarked.
+LOG_TAIL_BYTES = 1 << 20
+#: Events kept in memory while neither the events log nor the outbox can be written.
+MEMORY_MAX = 1000
+#: Seconds between two attempts at what waits, when no new event comes to try again.
+RETRY_S = 2.0
+#: Beside the events log: the events the outbox could not commit yet (``<log>.held``).
+HOLD_SUFFIX = ".held"
 
-class JsonLinesSink:
-    """Appends each event as one JSON line and flushes, so a crash loses no written event.
 
-    When the file would pass ``max_bytes`` it is rotated first: ``events.jsonl`` becomes
-    ``events.jsonl.1``, ``.1`` becomes ``.2`` and so on, keeping ``backups`` old files.
-    """
+@dataclass
+class _Waiting:
+    """An event not yet both committed to the outbox and written to the events log."""
 
-    def __init__(self, path: Path, max_bytes: int = 0, backups: int = 5) -> None:
-        self.path = path
-        self.max_bytes = max_bytes
-        self.backups = backups
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream = path.open("a", encoding="utf-8")
-        except OSError as error:
-            raise OSError(f"events_log: cannot write {path} ({error.strerror})") from None
-        self._lock = threading.Lock()
-
-    def send(self, event: Event) -> None:
-        """Append ``event`` as one line."""
-        self.write(event.to_json())
-
-    def write(self, record: dict[str, Any]) -> None:
-        """Append an event already in its JSON form."""
-        line = compact_json(record) + "\n"
-        with self._lock:
-            if self.max_bytes and self._stream.tell() + len(line.encode()) > self.max_bytes:
-                self._rotate()
-            self._stream.write(line)
-            self._stream.flush()
-
-    def _rotate(self) -> None:
-        self._stream.close()
-        if self.backups == 0:
-            self.path.unlink(missing_ok=True)
-        else:
-            for index in range(self.backups - 1, 0, -1):
-                older = self.path.with_name(f"{self.path.name}.{index}")
-                if older.exists():
-                    older.replace(self.path.with_name(f"{self.path.name}.{index + 1}"))
-            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-        self._stream = self.path.open("a", encoding="utf-8")
-
-    def close(self) -> None:
-        """Close the file."""
-        with self._lock:
-            self._stream.close()
+    event: Event
+    committed: bool = False
+    logged: bool = False
+    #: Kept where it is safe until it is both: the outbox, or the hold file.
+    settled: bool = False
 
 
 class OutboxSink:
@@ -77,6 +52,20 @@ class OutboxSink:
     An event is committed to the outbox before it is logged, so nothing logged can miss
     its webhooks or the broker after a crash; once logged, it is marked so. A crash
     between the two leaves it unmarked, and :meth:`recover` logs it on the next start.
+
+    Neither failing stops the other, and each outage is one line when it starts and one
+    when it ends:
+
+    - the outbox cannot commit (a full disk, a damaged file): the event is logged all the
+      same, and kept in the hold file beside the events log (``events.jsonl.held``, at
+      most ``outbox.max_pending`` events) until the outbox answers; then it is committed
+      and its deliveries go out. A restart in between commits them at its start.
+    - the events log cannot be written: the event is committed (its deliveries go on) and
+      left unmarked; the log is caught up from the outbox once a line can be written again.
+    - neither: the event waits in memory (at most :data:`MEMORY_MAX`).
+
+    What waits is tried again with each new event and every :data:`RETRY_S` seconds
+    (:meth:`run`).
     """
 
     def __init__(
@@ -85,50 +74,241 @@ class OutboxSink:
         self.outbox = outbox
         self.log = log
         self.wake = wake
+        self.hold = log.path.with_name(log.path.name + HOLD_SUFFIX)
+        self.hold_max = outbox.config.max_pending
+        #: Events kept nowhere: neither the log nor the outbox could take them in time.
+        self.lost = 0
+        #: Logged events whose deliveries were not kept: the hold file was full.
+        self.unheld = 0
+        self._lock = threading.Lock()
+        self._memory: deque[_Waiting] = deque()
+        self._outbox_outage = Outage(logger)
+        self._log_outage = Outage(logger)
+        # What this round found: True (it answered), False (it failed), None (not tried).
+        self._outbox_ok: bool | None = None
+        self._log_ok: bool | None = None
+        self._held = self._held_done = 0  # lines in the hold file; committed since
+        self._log_behind = False  # committed events wait for their log line
+        self._caught_up = {"outbox": 0, "log": 0}
 
     def send(self, event: Event) -> None:
         """Commit, log and mark ``event`` (blocking, in the pipeline's worker thread)."""
-        targets = self.outbox.add(event)
-        if targets and self.wake is not None:
-            self.wake(targets)  # delivery need not wait for the log
-        self.log.send(event)
-        self.outbox.logged([event.key])
+        with self._lock:
+            self._memory.append(_Waiting(event))
+            self._catch_up()
 
     def recover(self) -> int:
-        """Log the events a crash committed but kept out of the log; returns how many."""
-        records = self.outbox.unlogged()
-        if not records:
+        """At start: commit what the hold file kept, and log the events a crash (or an
+        outage of the log) committed but kept out of the log; returns how many were logged.
+        """
+        with self._lock:
+            self._outbox_ok = self._log_ok = None
+            self._held = sum(1 for _ in _read(self.hold))
+            self._log_behind = True
+            self._commit_held()
+            written = self._log_unlogged()
+        if written:
+            logger.warning("events log: added %d event(s) that a crash kept out of it", written)
+        return written
+
+    @property
+    def waiting(self) -> bool:
+        """Whether events wait for the outbox or the events log."""
+        return bool(self._memory) or self._held > self._held_done or self._log_behind
+
+    async def run(self) -> None:
+        """Try again what waits every :data:`RETRY_S` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(RETRY_S)
+            if self.waiting:
+                await asyncio.to_thread(self.catch_up)
+
+    def catch_up(self) -> None:
+        """Commit and log what waits, as far as the outbox and the log let it."""
+        with self._lock:
+            self._catch_up()
+
+    def settle(self) -> None:
+        """At shutdown: try once more, and say what still waits and where."""
+        self.catch_up()
+        held = self._held - self._held_done
+        if held:
+            logger.warning(
+                "%d event(s) wait in %s for the outbox; they are committed at the next start",
+                held,
+                self.hold,
+            )
+        if self.unheld:
+            logger.error(
+                "%d logged event(s) were not delivered: the outbox could not commit them and "
+                "the hold file was full",
+                self.unheld,
+            )
+        if self._memory or self.lost:
+            logger.error(
+                "%d event(s) could be written neither to the events log nor to the outbox: lost",
+                len(self._memory) + self.lost,
+            )
+
+    def _catch_up(self) -> None:
+        self._outbox_ok = self._log_ok = None
+        if self._held > self._held_done:
+            self._commit_held()
+        if self._log_behind:
+            self._log_unlogged()
+        for item in self._memory:
+            self._settle(item)
+        self._memory = deque(item for item in self._memory if not item.settled)
+        while len(self._memory) > MEMORY_MAX:
+            self._memory.popleft()
+            self.lost += 1
+            if self.lost == 1:
+                logger.error(
+                    "events log and outbox: more than %d events could be written to neither: "
+                    "the oldest are lost",
+                    MEMORY_MAX,
+                )
+        self._outages_ended()
+
+    def _settle(self, item: _Waiting) -> None:
+        """Commit and log ``item`` as far as possible; once committed (and not logged) the
+        outbox keeps it, once logged (and not committed) the hold file does."""
+        if not item.committed and self._outbox_ok is not False:
+            item.committed = self._commit(item.event, item.logged)
+        if not item.logged and self._log_ok is not False:
+            item.logged = self._write(item.event)
+            if item.logged and item.committed:
+                with contextlib.suppress(OutboxError):  # the next start finds it logged
+                    self.outbox.logged([item.event.key])
+        if item.committed:
+            item.settled = True
+            self._log_behind = self._log_behind or not item.logged
+        elif item.logged:
+            item.settled = self._keep(item.event)
+
+    def _commit(self, event: Event, logged: bool) -> bool:
+        try:
+            targets = self.outbox.add(event, logged)
+        except OutboxError as error:
+            self._outbox_ok = False
+            self._outbox_outage.failed(
+                "outbox: events not committed, deliveries paused: %s; every event is still "
+                "written to the events log, and waits in %s until the outbox answers",
+                error,
+                self.hold,
+            )
+            return False
+        self._outbox_ok = True
+        if targets and self.wake is not None:
+            self.wake(targets)  # delivery need not wait for the log
+        return True
+
+    def _write(self, event: Event | dict[str, Any]) -> bool:
+        try:
+            if isinstance(event, dict):
+                self.log.write(event)
+            else:
+                self.log.send(event)
+        except OSError as error:
+            self._log_ok = False
+            self._log_outage.failed(
+                "events log: %s not written (%s): events wait in the outbox, deliveries go "
+                "on; the log is caught up once it can be written",
+                self.log.path,
+                error.strerror or error,
+            )
+            return False
+        self._log_ok = True
+        return True
+
+    def _keep(self, event: Event) -> bool:
+        """Keep a logged event the outbox could not commit in the hold file; ``False``
+        when that cannot be written either (it then waits in memory)."""
+        if self._held - self._held_done >= self.hold_max:
+            self.unheld += 1
+            if self.unheld == 1:
+                logger.error(
+                    "outbox: %d events wait for it already (outbox.max_pending): the "
+                    "deliveries of newer ones are not kept (the events log has them)",
+                    self.hold_max,
+                )
+            return True
+        try:
+            append_line(self.hold, event.to_json())
+        except OSError:
+            return False
+        self._held += 1
+        return True
+
+    def _commit_held(self) -> None:
+        """Commit the events the hold file kept, oldest first; the file goes once all are."""
+        done = 0
+        for record in _read(self.hold):
+            done += 1
+            if done <= self._held_done:
+                continue
+            try:
+                event = event_of(record)
+            except (KeyError, TypeError, ValueError) as error:
+                logger.error(
+                    "%s: event %s cannot be read back (%r)", self.hold, key_of(record), error
+                )
+            else:
+                if not self._commit(event, logged=True):
+                    return
+                self._caught_up["outbox"] += 1
+            self._held_done = done
+        with contextlib.suppress(OSError):
+            self.hold.unlink(missing_ok=True)
+        self._held = self._held_done = 0
+
+    def _log_unlogged(self) -> int:
+        """Write to the log the events the outbox committed but the log does not have;
+        returns how many."""
+        try:
+            unlogged = self.outbox.unlogged()
+        except OutboxError:
+            return 0
+        if not unlogged:
+            self._log_behind = False
             return 0
         # A crash between writing a line and marking it leaves it unmarked but logged.
-        logged = _logged_keys(self.log.path)
-        missing = [record for key, record in records if key not in logged]
-        for record in missing:
-            self.log.write(record)
-        self.outbox.logged([key for key, _ in records])
-        if missing:
-            logger.warning(
-                "events log: added %d event(s) that a crash kept out of it", len(missing)
+        logged = {key_of(record) for record in records(tail(self.log.path, LOG_TAIL_BYTES))}
+        done: list[str] = []
+        added = 0
+        for key, record in unlogged:
+            if record and key not in logged:  # an unreadable one cannot be logged
+                if not self._write(record):
+                    break
+                added += 1
+            done.append(key)
+        with contextlib.suppress(OutboxError):
+            self.outbox.logged(done)
+        self._log_behind = len(done) < len(unlogged)
+        self._caught_up["log"] += added
+        return added
+
+    def _outages_ended(self) -> None:
+        if self._outbox_ok and self._held <= self._held_done and not self._memory:
+            self._outbox_outage.ended(
+                "outbox: commits again; %d event(s) that waited were committed, deliveries resume",
+                self._caught_up["outbox"],
             )
-        return len(missing)
+            self._caught_up["outbox"] = 0
+        if self._log_ok and not self._log_behind and all(i.logged for i in self._memory):
+            self._log_outage.ended(
+                "events log: written again; %d event(s) that waited were added",
+                self._caught_up["log"],
+            )
+            self._caught_up["log"] = 0
 
 
-#: Bytes at the end of the events log searched for events a crash left unmarked.
-LOG_TAIL_BYTES = 1 << 20
-
-
-def _logged_keys(path: Path) -> set[str]:
-    """The ``<event_id>:<phase>`` keys of the plate events in the last
-    :data:`LOG_TAIL_BYTES` of the events log (the lines a crash could leave unmarked)."""
+def _read(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a hold file, read as they are taken; none if there is none."""
     try:
-        with path.open("rb") as file:
-            file.seek(max(0, file.seek(0, 2) - LOG_TAIL_BYTES))
-            lines = file.read().decode("utf-8", "replace").splitlines()
+        file = path.open("rb")
     except OSError:
-        return set()
-    keys = set()
-    for line in lines:
-        with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
-            record = json.loads(line)
-            phase = record.get("phase")
-            keys.add(f"{record['event_id']}:{phase}" if phase else str(record["event_id"]))
-    return keys
+        return
+    with file:
+        for line in file:  # lines end at b"\n" only
+            yield from records(line)
