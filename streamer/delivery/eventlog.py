@@ -144,10 +144,18 @@ class OutboxSink:
                 "the hold file was full",
                 self.unheld,
             )
-        if self._memory or self.lost:
+        logged = sum(item.logged for item in self._memory)
+        if logged:
+            logger.error(
+                "%d event(s) are in the events log, but neither the outbox nor %s could "
+                "keep their deliveries: not delivered",
+                logged,
+                self.hold,
+            )
+        if lost := len(self._memory) - logged + self.lost:
             logger.error(
                 "%d event(s) could be written neither to the events log nor to the outbox: lost",
-                len(self._memory) + self.lost,
+                lost,
             )
 
     def _catch_up(self) -> None:
@@ -174,7 +182,7 @@ class OutboxSink:
         """Commit and log ``item`` as far as possible; once committed (and not logged) the
         outbox keeps it, once logged (and not committed) the hold file does."""
         if not item.committed and self._outbox_ok is not False:
-            item.committed = self._commit(item.event, item.logged)
+            item.committed = self._commit(item)
         if not item.logged and self._log_ok is not False:
             item.logged = self._write(item.event)
             if item.logged and item.committed:
@@ -186,9 +194,9 @@ class OutboxSink:
         elif item.logged:
             item.settled = self._keep(item.event)
 
-    def _commit(self, event: Event, logged: bool) -> bool:
+    def _commit(self, item: _Waiting) -> bool:
         try:
-            targets = self.outbox.add(event, logged)
+            targets = self.outbox.add(item.event, item.logged)
         except OutboxError as error:
             self._outbox_ok = False
             self._outbox_outage.failed(
@@ -199,7 +207,9 @@ class OutboxSink:
             )
             return False
         self._outbox_ok = True
-        if targets and self.wake is not None:
+        if targets is None:  # queued (and logged) before: a file read again
+            item.logged = True
+        elif targets and self.wake is not None:
             self.wake(targets)  # delivery need not wait for the log
         return True
 
@@ -254,7 +264,7 @@ class OutboxSink:
                     "%s: event %s cannot be read back (%r)", self.hold, key_of(record), error
                 )
             else:
-                if not self._commit(event, logged=True):
+                if not self._commit(_Waiting(event, logged=True)):
                     return
                 self._caught_up["outbox"] += 1
             self._held_done = done
@@ -277,7 +287,10 @@ class OutboxSink:
         done: list[str] = []
         added = 0
         for key, record in unlogged:
-            if record and key not in logged:  # an unreadable one cannot be logged
+            # Compared as the line has it (a damaged key column must not log it twice);
+            # an unreadable payload cannot be logged.
+            if record and key_of(record) not in logged:
+                logged.add(key_of(record))
                 if not self._write(record):
                     break
                 added += 1

@@ -136,14 +136,15 @@ class Outbox:
         except (sqlite3.Error, OSError) as error:
             raise failure(path, error) from None
 
-    def add(self, event: Event, logged: bool = False) -> list[str]:
+    def add(self, event: Event, logged: bool = False) -> list[str] | None:
         """Commit ``event`` with a pending delivery per target that wants it (``logged``:
         it is in the events log already).
 
         Every event is kept (for a while), wanted or not, so that an early event whose
         final one a crash prevented is found again (:meth:`orphans`). Returns the targets
-        it is queued for. When a target already has ``max_pending`` pending deliveries,
-        its oldest is moved to the dead letters.
+        it is queued for, or ``None`` when it was queued before (then its events log line
+        was written before too, or is written from here). When a target already has
+        ``max_pending`` pending deliveries, its oldest is moved to the dead letters.
 
         Raises:
             OutboxError: when the file cannot be written (a full disk, a damaged file).
@@ -162,10 +163,11 @@ class Outbox:
             if cursor.rowcount == 0:
                 # Queued before: a file read again gives its vehicles the same event ids.
                 logger.info(
-                    "event %s was queued before (the same recording read again): not queued again",
+                    "event %s was queued before (the same recording read again): not queued "
+                    "or logged again",
                     event.key,
                 )
-                return []
+                return None
             for target in targets:
                 self._make_room(connection, target, now)
                 connection.execute(

@@ -254,3 +254,14 @@ def test_events_the_outbox_could_not_commit_are_delivered_after_a_restart(
     assert receiver.delivered == events
     assert not held.exists()
     assert len(errors(caplog)) == 1
+
+
+def test_an_event_queued_before_is_not_logged_again(tmp_path: Path) -> None:
+    """A file read again after a crash (or an early event a damaged row made look open)
+    gives an event the outbox has: it is neither queued nor logged a second time."""
+    log = tmp_path / "events.jsonl"
+    sink = OutboxSink(Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), []), JsonLinesSink(log))
+    event = make_event("KA01AB1234")
+    sink.send(event)
+    sink.send(event)
+    assert logged_ids(log) == [event.event_id]
