@@ -2,7 +2,7 @@
 the daemon under attack with its memory and tracebacks watched, and image probes.
 
 Hostile inputs from a seeded generator: the HTTP API of a running daemon, configs,
-damaged recordings and dues CSVs.
+damaged recordings and dues CSVs, damaged outbox files and full disks.
 
 Every input comes from ``random.Random`` seeded from :data:`SEED` (``STREAMER_FUZZ_SEED``
 sets another), so a failure reproduces with the seed its message names. Each test runs all
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import random
 import re
@@ -24,7 +25,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,8 @@ ANSWER_TIMEOUT_S = 30.0
 #: Wall-clock budget of each class of inputs; running out of it is itself a failure.
 BUDGET_S = {"HTTP": 90.0, "config": 45.0, "video": 30.0, "dues CSV": 30.0}
 BUDGET_S["rules and MQTT"] = 30.0
+BUDGET_S["outbox file"] = 60.0
+BUDGET_S["disk fault"] = 120.0
 #: The README's stream schemes: any other ``scheme://`` source must be refused.
 STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https", "rtmp"}
 #: The README's rule for plates given to the dues database.
@@ -163,6 +166,19 @@ def bounded(seconds: float, megabytes: float) -> Iterator[None]:
     peak = (rss_mb(key="VmHWM") or 0.0) - baseline
     if peak > megabytes:
         raise OverrunError(f"memory peaked {peak:.0f} MB higher (bound {megabytes:g} MB)")
+
+
+def log_problems(records: Iterable[logging.LogRecord]) -> list[str]:
+    """What a user must never find in the log of an in-process daemon: a traceback, or a
+    warning or error that is not one line."""
+    found = []
+    for record in records:
+        message = record.getMessage()
+        if record.exc_info:
+            found.append(f"traceback with {shorten(message, 100)}: {record.exc_info[1]!r}")
+        elif record.levelno >= logging.WARNING and "\n" in message:
+            found.append(f"a {record.levelname} of several lines: {shorten(message, 200)}")
+    return found
 
 
 _RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ", re.MULTILINE)
