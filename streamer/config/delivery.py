@@ -102,7 +102,8 @@ class OutboxConfig(Section):
         description="Pending deliveries kept per webhook. When a receiver is down so long "
         "that this fills, the oldest pending delivery is moved to the dead letters (reason "
         "'outbox full', counted in metrics; `streamer outbox retry` sends it again). The "
-        "events log keeps every event regardless.",
+        "events log keeps every event regardless. Also how many events wait beside the "
+        "events log while the outbox cannot commit them (a full disk).",
     )
     keep_delivered_s: float = Field(
         86_400.0,
