@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import cv2
@@ -124,8 +125,10 @@ class EvidenceWriter:
                 ok, data = cv2.imencode(".jpg", image, params)
                 if not ok:
                     raise OSError(f"cannot encode {path.name} as JPEG")
-                descriptor, name = tempfile.mkstemp(".part", f".{path.stem}-", path.parent)
-                written[path] = Path(name)
+                new = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
+                # Made as cv2.imwrite made them: 0666 less the umask.
+                descriptor = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                written[path] = new
                 with os.fdopen(descriptor, "wb") as file:
                     file.write(data.tobytes())
             for path, new in written.items():

@@ -32,10 +32,18 @@ def test_names_come_from_safe_parts_only(tmp_path: Path) -> None:
     event = PlateEvent(
         "gate-1", "../../etc/passwd", 0.9, 0.9, (10, 10, 70, 30), T0, T0, 0.0, 3, False, NOT_FOUND
     )
-    crop_path, snapshot_path = writer.save(event, crop)
+    saved = writer.save(event, crop)
+    assert saved is not None
+    crop_path, snapshot_path = saved
     assert crop_path == str(tmp_path / "gate-1" / "2026-01-01" / f"{event.event_id}-crop.jpg")
     assert snapshot_path is not None
     assert Path(snapshot_path).name == f"{event.event_id}-frame.jpg"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert Path(crop_path).stat().st_mode & 0o777 == 0o666 & ~umask  # readable as before
+    assert sorted(p.name for p in Path(crop_path).parent.iterdir()) == sorted(
+        [Path(crop_path).name, Path(snapshot_path).name]
+    )
 
 
 def make_files(folder: Path, count: int, size: int, age_days: float) -> list[Path]:
