@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import yaml
 
 from streamer.config import OutboxConfig
 from streamer.delivery.outbox import Outbox
+from streamer.delivery.outbox_schema import SCHEMA_VERSION
 
 from support.daemon import streamer, write_config
 from support.factories import make_event
@@ -140,3 +142,17 @@ def test_a_damaged_outbox_is_refused_in_one_line_by_every_command(tmp_path: Path
         assert "outbox.sqlite is damaged (" in line
         assert "move it aside" in line
         assert "the events log keeps every event" in line
+
+
+def test_an_outbox_of_a_newer_streamer_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    config = write_config(tmp_path, [{"name": "x", "source": "unused"}])
+    Outbox(OutboxConfig(database=tmp_path / "outbox.sqlite"), []).close()
+    with sqlite3.connect(tmp_path / "outbox.sqlite") as connection:
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    connection.close()
+    line = one_line_error(streamer("outbox", "list", "--config", config))
+    assert f"is of schema version {SCHEMA_VERSION + 1}, newer than this streamer's" in line
+    assert "upgrade streamer" in line
+    with sqlite3.connect(tmp_path / "outbox.sqlite") as connection:
+        assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
+    connection.close()

@@ -19,6 +19,7 @@ from streamer.events import NOT_FOUND, Phase, PlateEvent
 from streamer.sources.frame import Frame
 from streamer.vision.track import PlateCrop
 
+from support.daemon import streamer, write_config
 from support.disks import fill, read_only, tmpfs
 from support.factories import make_event
 
@@ -120,8 +121,13 @@ def test_a_read_only_evidence_folder_stops_the_start_in_one_line(tmp_path: Path)
     with tmpfs(tmp_path / "disk", "1m") as disk:
         (disk / "evidence").mkdir()
         read_only(disk)
-        with pytest.raises(OSError, match=r"recordings\.directory: cannot write in") as refused:
-            EvidenceWriter(RecordingsConfig(directory=disk / "evidence"))
-    assert str(refused.value) == (
-        f"recordings.directory: cannot write in {disk / 'evidence'} (Read-only file system)"
-    )
+        config = write_config(tmp_path, [{"name": "gate", "source": str(tmp_path / "x.mp4")}])
+        config.write_text(
+            config.read_text().replace(str(tmp_path / "evidence"), str(disk / "evidence"))
+        )
+        result = streamer("run", "--config", config)
+    assert result.returncode == 1
+    folder = disk / "evidence"
+    assert result.stderr.strip().splitlines() == [
+        f"streamer: recordings.directory: cannot write in {folder} (Read-only file system)"
+    ]
