@@ -107,6 +107,9 @@ class OutboxSink:
             self._log_behind = True
             self._commit_held()
             written = self._log_unlogged()
+            held, self._caught_up = self._caught_up["outbox"], {"outbox": 0, "log": 0}
+        if held:
+            logger.warning("outbox: committed %d event(s) that waited in %s", held, self.hold)
         if written:
             logger.warning("events log: added %d event(s) that a crash kept out of it", written)
         return written

@@ -254,6 +254,7 @@ def test_events_the_outbox_could_not_commit_are_delivered_after_a_restart(
     assert receiver.delivered == events
     assert not held.exists()
     assert len(errors(caplog)) == 1
+    assert any("committed 4 event(s) that waited in" in r.getMessage() for r in caplog.records)
 
 
 def test_an_event_queued_before_is_not_logged_again(tmp_path: Path) -> None:
