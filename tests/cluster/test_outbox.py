@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -273,9 +274,18 @@ def test_unreadable_rows_are_dead_lettered_in_the_file_and_the_shared_outbox(
     outbox the second is then damaged too: every node's sender moves it to the dead
     letters and delivers the third; ``streamer outbox list`` shows both."""
     url = postgres_server.new_database()
-    database = PostgresDatabase(url)
+    with closing(PostgresDatabase(url)) as database, closing(node_file(tmp_path, "a")) as file:
+        check_unreadable_rows(tmp_path, url, database, file, capsys)
+
+
+def check_unreadable_rows(
+    tmp_path: Path,
+    url: str,
+    database: PostgresDatabase,
+    file: Outbox,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     shared = ClusterOutbox(database, "a", OutboxConfig())
-    file = node_file(tmp_path, "a")
     events = [make_event(plate) for plate in ("AA11AA1111", "BB22BB2222", "CC33CC3333")]
     for event in events:
         file.add(event, logged=True)

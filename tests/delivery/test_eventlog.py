@@ -94,8 +94,10 @@ def test_a_message_with_unicode_line_separators_is_not_logged_twice_after_a_cras
     event = make_event("KA01AB1234", dues=True)
     event = replace(event, dues_result=replace(event.dues_result, message="a\u2028b\u2029c\x85d"))
     outbox.add(event)
-    JsonLinesSink(log).send(event)  # the crash came before the outbox marked it
-    assert OutboxSink(outbox, JsonLinesSink(log)).recover() == 0
+    with closing(JsonLinesSink(log)) as crashed:
+        crashed.send(event)  # the crash came before the outbox marked it
+    with closing(JsonLinesSink(log)) as restarted:
+        assert OutboxSink(outbox, restarted).recover() == 0
     assert logged_ids(log) == [event.event_id]
 
 
@@ -103,7 +105,8 @@ def test_a_line_a_crash_cut_short_does_not_swallow_the_next_one(tmp_path: Path) 
     log = tmp_path / "events.jsonl"
     first, second = make_event("KA01AB1234"), make_event("MH12CD5678")
     log.write_text(compact_json(first.to_json()) + "\n" + compact_json(second.to_json())[:50])
-    JsonLinesSink(log).send(second)
+    with closing(JsonLinesSink(log)) as restarted:
+        restarted.send(second)
     lines = log.read_text().split("\n")
     assert json.loads(lines[0])["event_id"] == first.event_id
     assert json.loads(lines[2])["event_id"] == second.event_id
@@ -261,8 +264,9 @@ def test_an_event_queued_before_is_not_logged_again(tmp_path: Path) -> None:
     """A file read again after a crash (or an early event a damaged row made look open)
     gives an event the outbox has: it is neither queued nor logged a second time."""
     log = tmp_path / "events.jsonl"
-    sink = OutboxSink(Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), []), JsonLinesSink(log))
-    event = make_event("KA01AB1234")
-    sink.send(event)
-    sink.send(event)
+    with closing(JsonLinesSink(log)) as lines:
+        sink = OutboxSink(Outbox(OutboxConfig(database=tmp_path / "o.sqlite"), []), lines)
+        event = make_event("KA01AB1234")
+        sink.send(event)
+        sink.send(event)
     assert logged_ids(log) == [event.event_id]

@@ -256,12 +256,14 @@ def check_events_log(config: Config, before: list[str], tally: Tally, name: str)
         tally.fail(name, f"{len(after) - len(set(after))} events logged twice")
     new = [make_event("KA01AB1234"), CameraStatus("gate", "online", None, T0)]
     try:
-        sink = OutboxSink(
-            Outbox(config.outbox, config.delivery_targets), JsonLinesSink(config.events_log)
-        )
-        sink.recover()
-        for event in new:
-            sink.send(event)
+        with (
+            contextlib.closing(Outbox(config.outbox, config.delivery_targets)) as outbox,
+            contextlib.closing(JsonLinesSink(config.events_log)) as log,
+        ):
+            sink = OutboxSink(outbox, log)
+            sink.recover()
+            for event in new:
+                sink.send(event)
     except OutboxError:
         return  # damaged where only a write finds it: refused in one line (an outage)
     except Exception as error:
@@ -271,6 +273,7 @@ def check_events_log(config: Config, before: list[str], tally: Tally, name: str)
         tally.fail(name, f"{len(missing)} events sent after the run are not in the events log")
 
 
+@pytest.mark.timeout(600)  # a fuzz budget and daemon runs; minutes under load
 def test_damaged_outbox_files_are_answered_in_one_line_or_work(
     tmp_path: Path,
     detector: YoloDetector,
@@ -427,6 +430,7 @@ def check_files(
     return f"{len(expected)} events, {named} of {2 * plates} images named"
 
 
+@pytest.mark.timeout(600)  # a fuzz budget and daemon runs; minutes under load
 def test_full_disks_lose_no_event_and_no_delivery(
     tmp_path: Path,
     short_clip: DemoManifest,
