@@ -8,7 +8,10 @@ transaction before it counts as emitted; each target's sender takes its due deli
 order and records the outcome (the tables: :mod:`streamer.delivery.outbox_schema`). A
 crash loses nothing: on the next start the pending rows are delivered, and events
 committed but not yet in the events log are logged. Every call opens its own connection,
-so any thread may use it.
+so any thread may use it (one more is held open only to keep the WAL, see
+:meth:`Outbox.close`). A file that is damaged, of a newer schema or not an outbox is
+refused when opened, and every error of the file is one line (:class:`OutboxError`); a
+row that cannot be read back is read as such (``Delivery.unreadable``), never raised.
 """
 
 from __future__ import annotations
