@@ -66,10 +66,14 @@ def replay_here(video: Path, work: Path) -> Replay:
 
     import streamer
     from streamer.config import Config
-    from streamer.node import ServiceOptions
     from streamer.reading.ocr import engine_named
     from streamer.service import Service
     from streamer.vision.detect import YoloDetector
+
+    try:
+        from streamer.node import ServiceOptions
+    except ImportError:  # a checkout from before the composition root
+        from streamer.service import ServiceOptions  # type: ignore[attr-defined,no-redef]
 
     defaults = Config()
     detector = YoloDetector(defaults.model)
