@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from streamer.config.backtracking import MAX_TEXT, backtracking
+
 #: Poland: the vehicle's characters after a district of two letters and after one of three,
 #: in the patterns issued ("9" a digit, "A" a letter: not B, D, I, O or Z, which look like
 #: digits).
@@ -89,13 +91,22 @@ def compile_format(entry: str) -> re.Pattern[str]:
     """Compile a preset name or a regular expression to a full-match pattern.
 
     Raises:
-        ValueError: naming the entry when it is neither a preset nor a valid regex.
+        ValueError: naming the entry when it is neither a preset nor a valid regex, or is
+            a regex that can backtrack for too long on a plate's text
+            (:mod:`streamer.config.backtracking`).
     """
     expression = PRESETS.get(entry, entry)
     try:
-        return re.compile(f"(?:{expression})")
+        pattern = re.compile(f"(?:{expression})")
+        risk = backtracking(pattern.pattern)
     except (re.error, OverflowError, RecursionError) as error:
         known = ", ".join(sorted(PRESETS))
         raise ValueError(
             f"{entry!r} is neither a preset ({known}) nor a valid regex: {error}"
         ) from None
+    if risk is not None:
+        raise ValueError(
+            f"{entry!r} can take minutes on a {MAX_TEXT}-character text ({risk}); "
+            "write it so that each character can match in one way only"
+        )
+    return pattern

@@ -49,10 +49,19 @@ def substitute_env(value: Any, path: str = "") -> Any:
 
 
 def format_validation_error(error: ValidationError) -> str:
-    """One ``key.path: message (got value)`` line per problem."""
+    """One ``key.path: message (got value)`` line per problem. A camera that inherits a
+    bad global setting is not named again: the global key's line says it."""
     lines = []
-    for problem in error.errors():
-        location = ".".join(str(part) for part in problem["loc"]) or "<root>"
+    problems = error.errors()
+    globals_ = {(p["loc"], p["msg"], repr(p.get("input"))) for p in problems}
+    for problem in problems:
+        loc = problem["loc"]
+        if (
+            loc[:1] == ("cameras",)
+            and (loc[2:], problem["msg"], repr(problem.get("input"))) in globals_
+        ):
+            continue
+        location = ".".join(str(part) for part in loc) or "<root>"
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "extra_forbidden":
             message = "unknown key"

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from streamer.config.backtracking import MAX_TEXT
 from streamer.config.base import Section
 from streamer.config.formats import compile_format
+
+
+def _known_format(entry: str) -> str:
+    compile_format(entry)
+    return entry
+
+
+#: A plate format: a preset's name, or a regex that compiles and cannot run away.
+PlateFormat = Annotated[str, AfterValidator(_known_format)]
 
 
 class ReaderConfig(Section):
@@ -40,7 +50,7 @@ class ReaderConfig(Section):
 class PlatesConfig(Section):
     """What counts as a plate number."""
 
-    formats: list[str] = Field(
+    formats: list[PlateFormat] = Field(
         default_factory=lambda: ["in_rto"],
         description="Plate formats: preset names (see streamer.config.formats.PRESETS) or regular "
         "expressions on the normalised text. A read matching one has format_valid: true.",
@@ -48,8 +58,8 @@ class PlatesConfig(Section):
     require_valid_format: bool = Field(
         False, description="Drop reads that match no configured format instead of flagging them."
     )
-    min_length: int = Field(4, ge=1, le=20, description="Shortest plate text accepted.")
-    max_length: int = Field(10, ge=1, le=20, description="Longest plate text accepted.")
+    min_length: int = Field(4, ge=1, le=MAX_TEXT, description="Shortest plate text accepted.")
+    max_length: int = Field(10, ge=1, le=MAX_TEXT, description="Longest plate text accepted.")
 
     @model_validator(mode="after")
     def _lengths_ordered(self) -> PlatesConfig:
@@ -58,13 +68,6 @@ class PlatesConfig(Section):
                 f"min_length ({self.min_length}) must not exceed max_length ({self.max_length})"
             )
         return self
-
-    @field_validator("formats")
-    @classmethod
-    def _known_formats(cls, formats: list[str]) -> list[str]:
-        for entry in formats:
-            compile_format(entry)
-        return formats
 
 
 class DedupConfig(Section):

@@ -128,14 +128,16 @@ class PlateReader:
     def read_crop(self, crop: np.ndarray) -> TextRead:
         """One crop's normalised read; empty when too short, too long or too unsure."""
         raw = self.engine.read(crop)
-        text = fix_confusions(normalise(raw.text), self.plates.formats)
-        text = zeros_for_letter_o(text, self.plates.formats)
+        text = normalise(raw.text)
+        # Bounded before any format sees it: OCR may return a page of garbage, and a
+        # format's cost grows with the text (the swaps below keep its length).
         if (
             raw.confidence < self.reader.min_confidence
             or not self.plates.min_length <= len(text) <= self.plates.max_length
         ):
             return TextRead("", raw.confidence)
-        return TextRead(text, raw.confidence)
+        text = fix_confusions(text, self.plates.formats)
+        return TextRead(zeros_for_letter_o(text, self.plates.formats), raw.confidence)
 
     def read(self, crops: Sequence[PlateCrop]) -> PlateRead | None:
         """The agreed plate of the best ``reader.crops`` crops, or ``None`` if unreadable."""

@@ -166,6 +166,7 @@ def test_invalid_config_exits_2_naming_the_key(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 2  # "invalid config:" and the line
 
 
 def test_check_config_accepts_the_example(tmp_path: Path) -> None:

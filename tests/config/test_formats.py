@@ -1,9 +1,14 @@
-"""Regional plate formats: the presets, several formats at one site, and which one matched."""
+"""Regional plate formats: the presets, several formats at one site, and which one matched;
+formats that would backtrack for minutes are refused."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from streamer.config import ConfigError, parse_config
+from streamer.config.formats import PRESETS, compile_format
 from streamer.reading.plates import matches_format
 
 #: Per preset, plates it accepts and plates it refuses (normalised text).
@@ -42,3 +47,50 @@ def test_preset_accepts_its_plates_and_refuses_others(preset: str) -> None:
         assert matches_format(plate, [preset]), plate
     for plate in refused:
         assert not matches_format(plate, [preset]), plate
+
+
+#: Classic shapes of runaway backtracking ("ReDoS"), each refused when the config loads.
+RUNAWAY = [
+    "((A+)+)+B",  # 146 s on 20 characters before it was refused
+    "(A+)+B",
+    "(A*)*B",
+    "(A|A)+B",
+    "(A|AB)*C",
+    "(A|A?)+B",
+    "([A-Z]+)*[0-9]",
+    "(\\w+\\d?)+$",
+    "(.*A){12}",
+    "(?=(A+)+B)[A-Z]+",
+    "KA(?:[0-9]+)+AB",
+    "A*A*A*A*A*B",
+]
+#: Formats a site may well write, with the repetition they need, all accepted.
+LEGITIMATE = [
+    "[A-Z]{2}[0-9]{2}[A-Z]{1,3}[0-9]{4}",
+    "(?:[A-Z]{2}|[0-9]{2})[0-9]{4}",
+    "(?:[A-Z][0-9]?){3}",
+    "(?:AB|AC)+[0-9]{3}",
+    "(?=.*[0-9])[A-Z0-9]{2,8}",
+    "[A-Z]*[0-9]*",
+    "(?:[A-Z]{1,3}){1,3}[0-9]{2}",
+]
+
+
+@pytest.mark.parametrize("pattern", RUNAWAY)
+def test_runaway_formats_are_refused_quickly(pattern: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as error:
+        parse_config({"plates": {"formats": ["in_rto", pattern]}})
+    assert time.perf_counter() - started < 0.1
+    (line,) = str(error.value).splitlines()
+    assert line.startswith(f"plates.formats.1: {pattern!r} can take minutes"), line
+
+
+@pytest.mark.parametrize("pattern", LEGITIMATE + sorted(PRESETS))
+def test_legitimate_formats_and_every_preset_are_accepted_and_fast(pattern: str) -> None:
+    config = parse_config({"plates": {"formats": [pattern]}})
+    compiled = compile_format(config.plates.formats[0])
+    for text in ("A" * 20, "A" * 19 + "!", "1" * 20, "AB" * 10, "KA01AB1234" * 2):
+        started = time.perf_counter()
+        compiled.fullmatch(text)
+        assert time.perf_counter() - started < 0.01, text

@@ -86,7 +86,7 @@ def test_environment_variables_are_substituted(monkeypatch: pytest.MonkeyPatch) 
         ),
         (
             {"plates": {"formats": ["in_rto", "[unclosed"]}},
-            "plates.formats: '[unclosed' is neither a preset",
+            "plates.formats.1: '[unclosed' is neither a preset",
         ),
         (
             {"cameras": [{"name": "g", "source": "a"}, {"name": "g", "source": "b"}]},

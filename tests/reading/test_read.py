@@ -17,6 +17,8 @@ from streamer.sources.demo import plate_image
 from streamer.sources.frame import Frame
 from streamer.vision.track import PlateCrop
 
+from support.fuzz import bounded
+
 
 def rendered_plate(
     text: str, angle: float = 0.0, dark: bool = False, height: int = 60
@@ -193,3 +195,13 @@ def test_missing_tesseract_data_says_what_to_install(
 )
 def test_zeros_for_letter_o(plate: str, formats: list[str], expected: str) -> None:
     assert zeros_for_letter_o(plate, formats) == expected
+
+
+def test_a_page_of_ocr_garbage_is_bounded_before_any_format_sees_it() -> None:
+    """A format that is quick on a plate's 20 characters may take minutes on thousands
+    (this one is cubic), and OCR can return a page of text from a noisy crop."""
+    plates = PlatesConfig(formats=["[A-Z]*[A-Z]*[A-Z]*[0-9]", "in_rto"])
+    reader = PlateReader(ScriptedEngine(["A" * 3000, "A-" * 1000 + "1"]), ReaderConfig(), plates)
+    for index in range(2):
+        with bounded(2.0, 200.0):
+            assert reader.read_crop(np.full((20, 60, 3), index, np.uint8)).text == ""
