@@ -26,7 +26,7 @@ PACKAGE = "streamer"
 #: a package holding it. The API sits under the composition root (node.py), which builds
 #: it as it builds every other part.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("streamer", "streamer.retry"),  # the version; backoff and outages
+    ("streamer", "streamer.retry", "streamer.files"),  # version; backoff, outages; reads
     ("streamer.config",),
     ("streamer.sources",),
     ("streamer.vision",),

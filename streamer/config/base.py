@@ -4,8 +4,10 @@ the passwords config values carry in URLs."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class ConfigError(ValueError):
@@ -13,9 +15,17 @@ class ConfigError(ValueError):
 
 
 class Section(BaseModel):
-    """A config section: unknown keys are rejected, values cannot be changed."""
+    """A config section: unknown keys are rejected, values cannot be changed, and no path
+    holds a NUL character (the operating system cannot open such a name)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul_in_paths(cls, value: Any) -> Any:
+        if isinstance(value, Path) and "\x00" in str(value):
+            raise ValueError("must not contain a NUL character")
+        return value
 
 
 # The scheme's length is bounded, so that a long run of letters with no "://" after it

@@ -12,6 +12,10 @@ from pydantic import ValidationError
 
 from streamer.config.base import ConfigError, mask_url
 from streamer.config.daemon import Config
+from streamer.files import read_regular
+
+#: The largest config file read: far more than any real config (2,000 cameras take 100 kB).
+MAX_CONFIG_BYTES = 10_000_000
 
 #: A message that starts with the key path it is about (a check across sections).
 _KEY_PATH = re.compile(r"^[a-z_]+(\.[A-Za-z0-9_]+)+: ")
@@ -101,7 +105,7 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
     except UnicodeDecodeError as error:

@@ -10,12 +10,15 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
+from streamer.files import read_regular
 from streamer.reading.plates import normalise
 
 #: The most letters and digits a plate has (the longest formats have about 10).
 MAX_PLATE_LENGTH = 16
 #: The longest message or note kept with a plate.
 MAX_NOTE_LENGTH = 1000
+#: The largest CSV file read (a list of 1 million plates with notes is about 30 MB).
+MAX_CSV_BYTES = 256_000_000
 
 T = TypeVar("T")
 
@@ -75,14 +78,15 @@ def read_csv(
 ) -> list[T]:
     """Every record of a CSV file whose header names at least the ``required`` columns,
     each made by ``row`` from its stripped values by column name. UTF-8, with or without
-    the byte-order mark spreadsheets write; blank lines are skipped.
+    the byte-order mark spreadsheets write; blank lines are skipped. Only a regular file of
+    at most :data:`MAX_CSV_BYTES` is read (not a FIFO or a device).
 
     Raises:
         StoreError: (as ``error``) naming the file, the line and the rule it breaks; a
             :class:`StoreError` from ``row`` is given the file and line.
     """
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MAX_CSV_BYTES)
     except OSError as failure:
         raise error(f"{path}: cannot read ({failure.strerror})") from None
     try:

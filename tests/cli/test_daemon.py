@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -149,6 +151,8 @@ def test_process_prints_the_seed_shape_per_image(demo_video: DemoManifest, tmp_p
         ),
         ("cameras:\n  - name: g\n    source: gopher://h/x\n", "unsupported scheme 'gopher'"),
         ('cameras:\n  - name: g\n    source: "a\\0.mp4"\n', "must not contain a NUL"),
+        ('events_log: "events\\0.jsonl"\n', "events_log: must not contain a NUL"),
+        ('lists:\n  banned:\n    file: "b\\0.csv"\n', "lists.banned.file: must not contain a NUL"),
         (
             "mqtt:\n  url: http://broker:1883\n",
             "mqtt.url: must be mqtt://host[:port] or mqtts://host[:port] (TLS) "
@@ -253,3 +257,19 @@ def test_replay_of_a_damaged_file_says_so_and_exits_1(
     # The vehicles before the damage are reported.
     first = demo_video.vehicles[0].plate
     assert first in [event["plate_number"] for event in vehicles(read_events(events_out))]
+
+
+def test_check_config_refuses_a_fifo_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "streamer.yaml"
+    os.mkfifo(fifo)  # nothing writes it: reading it would wait forever
+    result = subprocess.run(
+        [sys.executable, "-m", "streamer", "check-config", "--config", str(fifo)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.splitlines()[-1] == f"{fifo}: cannot read config (a FIFO, not a regular file)"
+    )

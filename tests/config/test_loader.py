@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import yaml
 from streamer.config import Config, ConfigError, load_config, parse_config
 
 from support.daemon import ROOT
+from support.fuzz import bounded
 
 
 def test_example_config_is_the_embedded_defaults() -> None:
@@ -122,6 +124,40 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     )
     config = load_config(path)
     assert config.cameras[0].dedup.window_s == 5
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"events_log": "recordings/ev\x00ents.jsonl"}, "events_log"),
+        ({"dues": {"database": "dues\x00.sqlite"}}, "dues.database"),
+        ({"outbox": {"database": "\x00"}}, "outbox.database"),
+        ({"recordings": {"directory": "evidence\x00/x"}}, "recordings.directory"),
+        ({"lists": {"banned": {"file": "banned\x00.csv"}}}, "lists.banned.file"),
+    ],
+)
+def test_a_nul_in_a_path_is_refused_at_load(data: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_config(data)
+    assert str(error.value).startswith(f"{key}: must not contain a NUL character")
+    assert "\n" not in str(error.value)
+
+
+def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "streamer.yaml"
+    os.mkfifo(fifo)  # nothing ever writes it: reading it would wait forever
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as file:  # sparse: 10 GB of NULs that take no disk
+        file.truncate(10**10)
+    for path, reason in [
+        (fifo, "a FIFO, not a regular file"),
+        (Path("/dev/zero"), "a character device, not a regular file"),
+        (tmp_path, "a directory, not a regular file"),
+        (huge, "larger than 10 MB"),
+    ]:
+        with bounded(2.0, 100.0), pytest.raises(ConfigError) as error:
+            load_config(path)
+        assert str(error.value) == f"{path}: cannot read config ({reason})"
 
 
 @pytest.mark.parametrize("token", ["", "   "])
