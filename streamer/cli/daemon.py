@@ -15,7 +15,7 @@ from pathlib import Path
 from streamer.cameras import CameraStats
 from streamer.cli.common import EXIT_FAILED, EXIT_OK, fail, load
 from streamer.cluster.deployment import open_deployment
-from streamer.config import Config, mask_url
+from streamer.config import Action, Config, mask_url
 from streamer.delivery.sinks import ConsoleSink
 from streamer.node import ServiceOptions, build_stills, open_stores
 from streamer.service import Service
@@ -153,6 +153,14 @@ def cmd_process(args: argparse.Namespace) -> int:
     return status
 
 
+def describe(action: Action) -> str:
+    """What a rule's action does, for ``check-config``, with the URL's secrets masked."""
+    if action.http is not None:
+        return f"http {action.http.method} {mask_url(action.http.url)}"
+    assert action.mqtt is not None
+    return f"mqtt {action.mqtt.topic}"
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load(args)
     enabled = [c for c in config.cameras if c.enabled]
@@ -160,6 +168,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"config OK: {len(enabled)} camera(s) enabled: "
         + ", ".join(f"{c.name} ({mask_url(c.source)})" for c in enabled)
     )
+    for webhook in config.webhooks:
+        print(f"webhook {webhook.label}: {mask_url(webhook.url)}")
+    for rule in config.rules:
+        print(f"rule {rule.name}: " + ", ".join(describe(action) for action in rule.do))
     if config.mqtt is not None:
         mqtt = config.mqtt
         topics = f"topics under {mqtt.topic_prefix}/"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from streamer.cli.common import EXIT_CONFIG, EXIT_OK, fail, load
 from streamer.cluster.deployment import open_deployment
-from streamer.config import Config
+from streamer.config import Config, mask_url
 from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import DeliveryQueue, DeliveryState
 from streamer.node import open_stores
@@ -96,7 +96,7 @@ def _outbox(args: argparse.Namespace, outbox: DeliveryQueue) -> int:
             notes = "; ".join(dict.fromkeys(filter(None, [d.last_error, d.unreadable])))
             print(
                 f"{d.id:>7} {d.state:<9} {d.target:<16} {d.attempts:>3} {when} "
-                f"{d.key} {plate}  {notes}".rstrip()
+                f"{d.key} {plate}  {mask_url(notes)}".rstrip()
             )
     elif args.outbox_command == "retry":
         if args.id is None and not args.all:

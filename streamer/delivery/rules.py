@@ -215,7 +215,9 @@ class RuleRunner:
             ok = True
         except Exception as error:  # any failure is this action's alone
             target, ok = self._target(action, event), False
-            detail = f"failed: {type(error).__name__}" + (f": {error}" if str(error) else "")
+            detail = mask_url(
+                f"failed: {type(error).__name__}" + (f": {error}" if str(error) else "")
+            )
         seconds = time.monotonic() - received
         logger.log(
             logging.INFO if ok else logging.WARNING,

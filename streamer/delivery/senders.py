@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from streamer.config import mask_url
 from streamer.delivery.queue import Delivery, DeliveryQueue
 from streamer.retry import Outage, backoff
 from streamer.stores.records import StoreError
@@ -149,7 +150,7 @@ class OutboxSender(ABC):
             self.stats.delivered += 1
             await self._record(self.outbox.delivered, delivery.id)
             return
-        error = outcome.error or "failed"
+        error = mask_url(outcome.error or "failed")  # logged, and kept as the last error
         if outcome.permanent:
             self.stats.dead += 1
             logger.error(

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from streamer.config import WebhookConfig
+from streamer.config import WebhookConfig, mask_url
 from streamer.delivery.queue import Delivery, DeliveryQueue
 from streamer.delivery.senders import OutboxSender, Outcome
 from streamer.events import compact_json
@@ -125,7 +125,9 @@ class WebhookSender(OutboxSender):
         except TimeoutError:
             return Outcome(False, f"no answer within {self.config.timeout_s:g} s")
         except aiohttp.ClientError as error:
-            return Outcome(False, f"{type(error).__name__}: {error}")
+            # An error may quote the URL (InvalidURL, ClientResponseError): its secrets
+            # are masked before it is logged or stored as the delivery's last error.
+            return Outcome(False, mask_url(f"{type(error).__name__}: {error}"))
         if 200 <= status < 300:
             return Outcome(True)
         if status >= 500 or status in RETRYABLE_STATUS:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import yaml
 
 from streamer.cli.daemon import camera_names
 from streamer.config import DetectionConfig
@@ -273,3 +274,29 @@ def test_check_config_refuses_a_fifo_at_once(tmp_path: Path) -> None:
     assert (
         result.stderr.splitlines()[-1] == f"{fifo}: cannot read config (a FIFO, not a regular file)"
     )
+
+
+def test_check_config_lists_webhooks_and_rules_with_their_secrets_masked(tmp_path: Path) -> None:
+    token = "Q3hM9vTzL0pWk2sR7yBn4dGc"
+    path = tmp_path / "ok.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "webhooks": [{"url": f"https://hooks.example.com/{token}?key=k3y", "name": "ops"}],
+                "rules": [
+                    {
+                        "name": "gate",
+                        "do": [{"http": {"url": "http://admin:s3cret@relay.lan/rpc?key=k3y&on=1"}}],
+                    }
+                ],
+            }
+        )
+    )
+    result = streamer("check-config", "--config", path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "webhook ops: https://hooks.example.com/***?key=***",
+        "rule gate: http POST http://admin:***@relay.lan/rpc?key=***&on=***",
+    ]
+    for secret in ("s3cret", "k3y", token):
+        assert secret not in result.stdout + result.stderr

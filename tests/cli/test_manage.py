@@ -14,7 +14,7 @@ from streamer.config import OutboxConfig
 from streamer.delivery.outbox import Outbox
 from streamer.delivery.outbox_schema import SCHEMA_VERSION
 
-from support.daemon import streamer, write_config
+from support.daemon import make_config, streamer, write_config, write_yaml
 from support.factories import make_event
 
 
@@ -156,3 +156,21 @@ def test_an_outbox_of_a_newer_streamer_is_refused_and_left_as_it_is(tmp_path: Pa
     with sqlite3.connect(tmp_path / "outbox.sqlite") as connection:
         assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
     connection.close()
+
+
+def test_outbox_list_masks_the_secrets_an_error_quotes(tmp_path: Path) -> None:
+    """A delivery's last error may quote its URL (aiohttp's InvalidURL is the whole URL,
+    as older versions stored it): ``outbox list`` prints it masked."""
+    hook = {"url": "http://hook:s3cret@127.0.0.1:9/events?key=k3y", "name": "ops"}
+    config = make_config(tmp_path, webhooks=[hook])
+    outbox = Outbox(config.outbox, config.delivery_targets)
+    assert outbox.add(make_event("KA01AB1234")) == ["ops"]
+    (delivery,) = outbox.list()
+    outbox.dead(delivery.id, "InvalidUrlClientError: http://hook:s3cret@[::1/events?key=k3y")
+    outbox.close()
+    result = streamer("outbox", "list", "--config", write_yaml(config, tmp_path / "c.yaml"))
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert line.endswith("InvalidUrlClientError: http://hook:***@[::1/events?key=***")
+    assert "s3cret" not in result.stdout
+    assert "k3y" not in result.stdout

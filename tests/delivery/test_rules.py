@@ -119,6 +119,22 @@ def test_placeholders_are_filled_and_quoted_in_urls() -> None:
     assert render("http://r/?l={lists}", event, url=True) == "http://r/?l=residents%2Cstaff"
 
 
+def test_the_log_line_of_an_action_masks_the_secrets_of_its_url(
+    relay: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = "Q3hM9vTzL0pWk2sR7yBn4dGc"  # as a webhook service puts it in the path
+    path = f"/relay/{token}/open?key=k3y&plate={{plate_number}}"
+    gate = rule(do=[{"http": {"url": relay.url.replace("/hook", path), "method": "GET"}}])
+    caplog.set_level(logging.INFO, logger="streamer.delivery.rules")
+    asyncio.run(run_rules([gate], [plate_event("KA01AB1234")], Metrics()))
+    (call,) = relay.relay_calls
+    assert (call.path, call.query["key"]) == (f"/relay/{token}/open", "k3y")  # sent as written
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "streamer.delivery.rules"]
+    assert "/relay/***/open?key=***&plate=*** → HTTP 200" in line
+    assert token not in line
+    assert "k3y" not in line
+
+
 def test_a_rule_fires_once_per_vehicle_on_its_first_matching_event(relay: Receiver) -> None:
     url = relay.url.replace("/hook", "/relay/0?turn=on&plate={plate_number}&phase={phase}")
     gate = rule(when={"lists": ["residents"]}, do=[{"http": {"url": url, "method": "GET"}}])
