@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from streamer.config.base import Section
 from streamer.config.rules import When
+from streamer.config.urls import http_url
 
 #: A vehicle's plate events: while it is in view, and when its track has ended.
 PhaseName = Literal["early", "final"]
@@ -65,6 +66,8 @@ class WebhookConfig(Section):
     retry_max_s: float = Field(
         300.0, gt=0, le=86_400, description="Longest wait between delivery attempts."
     )
+
+    _usable_url = field_validator("url")(http_url)
 
     @model_validator(mode="after")
     def _one_dues_filter(self) -> WebhookConfig:

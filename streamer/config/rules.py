@@ -13,6 +13,7 @@ from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from streamer.config.base import Section
 from streamer.config.mqtt import topic_problem
+from streamer.config.urls import http_headers, http_url
 
 #: A list's name: as it appears in events, rules, the CLI and the API.
 LIST_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -105,6 +106,9 @@ class HttpAction(Section):
     @classmethod
     def _known_placeholders(cls, value: str | None) -> str | None:
         return None if value is None else _placeholders(value)
+
+    _usable_url = field_validator("url")(http_url)
+    _usable_headers = field_validator("headers")(http_headers)
 
 
 class MqttAction(Section):

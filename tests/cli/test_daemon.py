@@ -154,6 +154,7 @@ def test_process_prints_the_seed_shape_per_image(demo_video: DemoManifest, tmp_p
         ('cameras:\n  - name: g\n    source: "a\\0.mp4"\n', "must not contain a NUL"),
         ('events_log: "events\\0.jsonl"\n', "events_log: must not contain a NUL"),
         ('lists:\n  banned:\n    file: "b\\0.csv"\n', "lists.banned.file: must not contain a NUL"),
+        ("webhooks:\n  - url: http://h:99999/x\n", "webhooks.0.url: the port must be a number"),
         (
             "mqtt:\n  url: http://broker:1883\n",
             "mqtt.url: must be mqtt://host[:port] or mqtts://host[:port] (TLS) "
@@ -300,3 +301,42 @@ def test_check_config_lists_webhooks_and_rules_with_their_secrets_masked(tmp_pat
     ]
     for secret in ("s3cret", "k3y", token):
         assert secret not in result.stdout + result.stderr
+
+
+def test_check_config_refuses_urls_that_cannot_work_without_printing_their_secrets(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "urls.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "webhooks": [{"url": "http://hook:s3cret@[::1/events?key=k3y"}],
+                "rules": [
+                    {"name": "gate", "do": [{"http": {"url": "http://relay:99999/open?key=k3y"}}]},
+                    {
+                        "name": "alarm",
+                        "do": [
+                            {
+                                "http": {
+                                    "url": "http://siren.lan/on",
+                                    "headers": {"X-Key": "s3cret\r\nX-Forged: 1"},
+                                }
+                            }
+                        ],
+                    },
+                ],
+            }
+        )
+    )
+    result = streamer("check-config", "--config", path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[1:] == [
+        "webhooks.0.url: an IPv6 host must be a valid address in closed brackets, e.g. "
+        "http://[::1]:8080/ (got 'http://hook:***@[::1/events?key=***')",
+        "rules.0.do.0.http.url: the port must be a number from 1 to 65535 "
+        "(got 'http://relay:99999/open?key=***')",
+        "rules.1.do.0.http.headers: header X-Key: the value must not hold a line break or "
+        "control character",
+    ]
+    assert "s3cret" not in result.stdout + result.stderr
+    assert "k3y" not in result.stdout + result.stderr

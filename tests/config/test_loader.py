@@ -160,6 +160,74 @@ def test_a_config_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) 
         assert str(error.value) == f"{path}: cannot read config ({reason})"
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://relay.lan:99999/open", "the port must be a number from 1 to 65535"),
+        ("http://relay.lan:0/open", "the port must be a number from 1 to 65535"),
+        ("http://relay.lan:8o/open", "the port must be a number from 1 to 65535"),
+        ("http://[::1/open", "an IPv6 host must be a valid address in closed brackets"),
+        ("http://[::g]/open", "an IPv6 host must be a valid address in closed brackets"),
+        ("http://10.0.0.300/open", "10.0.0.300 is not an IPv4 address"),
+        ("http://relay..lan/open", "'relay..lan' is not a valid host name"),
+        ("http:///open", "needs a host"),
+        ("http://relay.lan/open\x7f", "must not hold control characters"),
+    ],
+)
+def test_urls_that_cannot_work_are_refused_at_load(url: str, message: str) -> None:
+    for data, key in [
+        ({"webhooks": [{"url": url}]}, "webhooks.0.url"),
+        ({"rules": [{"name": "gate", "do": [{"http": {"url": url}}]}]}, "rules.0.do.0.http.url"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            parse_config(data)
+        assert str(error.value).startswith(f"{key}: {message}"), str(error.value)
+        assert "\n" not in str(error.value)
+
+
+def test_urls_that_work_are_accepted() -> None:
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "https://[::1]:8443/hook?key=x",
+        "http://relay-{camera}.lan/open?plate={plate_number}",
+        "https://bücher.example/hook",
+        "http://gate_relay/rpc/Switch.Set?id=0&on=true",
+        "http://admin:p@ss/w0rd@10.0.0.7/relay/0",
+    ]:
+        parse_config({"webhooks": [{"url": url.replace("{camera}", "x")}]})
+        parse_config({"rules": [{"name": "gate", "do": [{"http": {"url": url}}]}]})
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({"X-Key": "a\r\nX-Injected: 1"}, "header X-Key: the value must not hold a line break"),
+        ({"X-Key": "a\nb"}, "header X-Key: the value must not hold a line break"),
+        ({"X-Key": "a\x00b"}, "header X-Key: the value must not hold a line break"),
+        ({"X-Key\r\n": "a"}, "header 'X-Key\\r\\n': a name is letters, digits"),
+        ({"X Key": "a"}, "header 'X Key': a name is letters, digits"),
+        ({"": "a"}, "header '': a name is letters, digits"),
+    ],
+)
+def test_rule_headers_that_cannot_be_sent_are_refused(
+    headers: dict[str, str], message: str
+) -> None:
+    action = {"http": {"url": "http://relay.lan/open", "headers": headers}}
+    with pytest.raises(ConfigError) as error:
+        parse_config({"rules": [{"name": "gate", "do": [action]}]})
+    assert str(error.value).startswith(f"rules.0.do.0.http.headers: {message}")
+    assert "a\r\nX-Injected" not in str(error.value)
+
+
+def test_secrets_in_refused_urls_are_masked() -> None:
+    url = "http://gate:s3cret@[::1/open?key=k3y&plate={plate_number}"
+    with pytest.raises(ConfigError) as error:
+        parse_config({"rules": [{"name": "gate", "do": [{"http": {"url": url}}]}]})
+    assert "s3cret" not in str(error.value)
+    assert "k3y" not in str(error.value)
+    assert "http://gate:***@[::1/open?key=***&plate=***" in str(error.value)
+
+
 @pytest.mark.parametrize("token", ["", "   "])
 def test_an_empty_token_is_refused_not_taken_for_none(
     monkeypatch: pytest.MonkeyPatch, token: str
