@@ -11,8 +11,9 @@ routes in one module per resource:
 
 Blocking work (image decoding, detection, OCR, SQLite) runs in worker threads. With a
 token configured, everything but ``/health`` needs ``Authorization: Bearer <token>`` or
-``?token=``. Every bad request gets a 4xx with a JSON ``{"error"}`` and one log line;
-connections are capped and timed out (:mod:`streamer.api.connections`).
+``?token=``. Every bad request gets a 4xx with a JSON ``{"error"}`` and one log line, with
+what the client sent escaped (:func:`~streamer.api.requests.printable`); connections are
+capped and timed out (:mod:`streamer.api.connections`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from streamer.api.dues import DuesRoutes
 from streamer.api.events import EventRoutes
 from streamer.api.lists import ListRoutes
 from streamer.api.metrics import CONTENT_TYPE, Metrics
-from streamer.api.requests import ApiError
+from streamer.api.requests import ApiError, printable
 from streamer.api.seed import SeedRoutes
 from streamer.cluster.deployment import Deployment
 from streamer.config import Config, HttpConfig
@@ -146,9 +147,14 @@ class Api:
         except ApiError as error:
             # One line each; a client's errors at debug, so a flood of them cannot fill
             # the log.
-            level = logging.WARNING if error.status_code >= 500 else logging.DEBUG
             logger.log(
-                level, "%s %s: %d %s", request.method, request.path, error.status, error.text
+                error.level,
+                "%s %s: %d %s%s",
+                printable(request.method),
+                printable(request.path),
+                error.status,
+                error.text,
+                error.note,
             )
             raise
         except web.HTTPException as error:
@@ -158,7 +164,7 @@ class Api:
         except (ConnectionError, asyncio.CancelledError):
             raise  # the client went away: nobody to answer
         except Exception:
-            logger.exception("%s %s failed", request.method, request.path)
+            logger.exception("%s %s failed", printable(request.method), printable(request.path))
             raise ApiError(500, "internal error; the daemon's log has the details") from None
         finally:
             if self.guard is not None:
@@ -168,13 +174,15 @@ class Api:
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         token = self.http.token
         if token and request.path != "/health":
-            header = request.headers.get("Authorization", "")
+            # The scheme is case-insensitive (RFC 9110); a header that is not UTF-8 is
+            # compared as the bytes it was (aiohttp keeps them as surrogates).
+            scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
             given = (
-                header.removeprefix("Bearer ").strip()
-                if header.startswith("Bearer ")
+                credentials.strip()
+                if scheme.lower() == "bearer"
                 else request.query.get("token", "")
             )
-            if not hmac.compare_digest(given.encode(), token.encode()):
+            if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
                 raise ApiError(401, "missing or wrong token (Authorization: Bearer <token>)")
         return await handler(request)
 

@@ -18,6 +18,8 @@ from typing import Any
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from streamer.api.requests import printable
+
 #: What a client's bytes or its going away raise inside aiohttp: not the server's fault.
 CLIENT_FAULTS = (HttpProcessingError, RequestPayloadError, ConnectionError)
 
@@ -27,14 +29,17 @@ logger = logging.getLogger(__name__)
 class ProtocolLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
     """aiohttp's connection logger. A malformed request, a body that cannot be decoded or
     a client that went away is the client's doing: it is logged at debug level in one
-    line, without a stack. Anything else keeps its traceback.
+    line (what the client sent escaped), without a stack. Anything else keeps its
+    traceback.
     """
 
     def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
         """Log ``msg`` with its traceback, unless ``exc_info`` is a client's fault."""
         if isinstance(exc_info, CLIENT_FAULTS):
             text = str(msg) % args if args else str(msg)
-            self.debug("%s: %s: %s", text, type(exc_info).__name__, exc_info)
+            # aiohttp's messages quote the client's bytes over several lines: one line.
+            reason = printable(str(exc_info), 500)
+            self.debug("%s: %s: %s", printable(text), type(exc_info).__name__, reason)
         else:
             super().exception(msg, *args, exc_info=exc_info, **kw)
 

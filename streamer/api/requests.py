@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,12 +19,71 @@ from streamer.stores.records import StoreError, plate_key
 
 
 class ApiError(web.HTTPException):
-    """An error answered as JSON ``{"error": message}`` with ``status``."""
+    """An error answered as JSON ``{"error": message}`` with ``status``, and logged in one
+    line at ``level`` (default: debug for a client's error, warning for the server's),
+    followed by ``note``."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        level: int | None = None,
+        note: str = "",
+    ) -> None:
         self.status_code = status
+        #: Said after the error in its log line, not to the client.
+        self.note = note
+        self.level = (
+            level if level is not None else logging.WARNING if status >= 500 else logging.DEBUG
+        )
         super().__init__(
             text=json.dumps({"error": message}), content_type="application/json", headers=headers
+        )
+
+
+def printable(value: str, limit: int = 300) -> str:
+    """``value`` as it may go into a log line: control characters, line breaks and other
+    invisible ones escaped (``\\n``, ``\\x00``, ``\\u2028``), so that a request cannot
+    write lines of its own into the log; cut to ``limit`` characters.
+
+    Example:
+        >>> printable("/x\\n2026-01-01 00:00:00 INFO forged")
+        '/x\\\\n2026-01-01 00:00:00 INFO forged'
+    """
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    if value.isprintable():
+        return value
+    return "".join(char if char.isprintable() else _escape(char) for char in value)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return named.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+class Refusals:
+    """Requests refused for want of room (busy uploads, too many live streams), logged
+    without flooding the log: the first of a burst as a warning, the others at debug
+    level; a burst ends when none has come for :attr:`quiet_s` seconds."""
+
+    def __init__(self, quiet_s: float = 60.0) -> None:
+        self.quiet_s = quiet_s
+        self._last = -math.inf
+
+    def error(self, message: str, retry_after_s: int) -> ApiError:
+        """The 503 refusing one more request, logged at the level the burst calls for."""
+        now = time.monotonic()
+        starts, self._last = now - self._last > self.quiet_s, now
+        note = f"; more are logged at debug level until none for {self.quiet_s:g} s"
+        return ApiError(
+            503,
+            message,
+            headers={"Retry-After": str(retry_after_s)},
+            level=logging.WARNING if starts else logging.DEBUG,
+            note=note if starts else "",
         )
 
 

@@ -3,8 +3,8 @@
 
 - ``POST /detect``, ``/ocr``, ``/process`` with the image in the multipart field ``file``:
   the still-photo pipeline (:class:`~streamer.stills.StillPipeline`); at most
-  ``http.max_concurrent_images`` at once (then 503 with ``Retry-After``), each decoded and
-  worked on in a thread;
+  ``http.max_concurrent_images`` at once (then 503 with ``Retry-After``: a burst of such
+  refusals is one warning in the log), each decoded and worked on in a thread;
 - ``POST /check_dues`` with JSON ``{"plate_number"}``: the dues of one plate.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from streamer.api.requests import ApiError, read_json, read_upload
+from streamer.api.requests import ApiError, Refusals, read_json, read_upload
 from streamer.config import HttpConfig
 from streamer.reading.plates import normalise
 from streamer.sources.photos import ImageError, decode_image
@@ -33,6 +33,7 @@ class SeedRoutes:
         self.dues = dues
         self.http = http
         self._images = 0  # uploads being handled
+        self._refusals = Refusals()
 
     def add_to(self, app: web.Application) -> None:
         """Register the routes on ``app``."""
@@ -47,10 +48,8 @@ class SeedRoutes:
         """Answer ``work(image)`` for the uploaded image: at most
         ``http.max_concurrent_images`` at once, decoded and worked on in a thread."""
         if self._images >= self.http.max_concurrent_images:
-            raise ApiError(
-                503,
-                f"busy: {self._images} images being processed (http.max_concurrent_images)",
-                headers={"Retry-After": "1"},
+            raise self._refusals.error(
+                f"busy: {self._images} images being processed (http.max_concurrent_images)", 1
             )
         self._images += 1
         try:

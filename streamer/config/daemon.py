@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -15,6 +16,8 @@ from streamer.config.mqtt import MqttConfig
 from streamer.config.rules import ListConfig, ListName, RuleConfig, lists_mapping
 from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSections
 from streamer.config.vision import ModelConfig
+
+logger = logging.getLogger(__name__)
 
 
 class HttpConfig(Section):
@@ -30,16 +33,25 @@ class HttpConfig(Section):
     token: str | None = Field(
         None,
         description="When set, every request but /health needs 'Authorization: Bearer "
-        "<token>' (or ?token=<token>, for the dashboard's live stream and images).",
+        "<token>' (or ?token=<token>, for the dashboard's live stream and images). "
+        "Surrounding whitespace (a secret file's last newline) is not part of it.",
     )
 
     @field_validator("token")
     @classmethod
-    def _not_empty(cls, token: str | None) -> str | None:
-        if token is not None and not token.strip():
+    def _token_text(cls, token: str | None) -> str | None:
+        if token is None:
+            return None
+        stripped = token.strip()
+        if not stripped:
             # An empty ${STREAMER_TOKEN} must not turn authentication off unnoticed.
             raise ValueError("must not be empty (an empty ${VAR}?); leave the key out for none")
-        return token
+        if stripped != token:
+            logger.warning(
+                "http.token: the spaces or line breaks around it are left out (read from a "
+                "file with a final newline?); clients send the token without them"
+            )
+        return stripped
 
     max_upload_mb: float = Field(
         10.0, gt=0, le=1000, description="Larger uploads are refused with 413."

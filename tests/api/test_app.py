@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streamer.config import load_config
+from streamer.reading.ocr import OcrEngine
+from streamer.vision.detect import YoloDetector
+
 from support.client import AUTH, TOKEN, call, upload, upload_as
-from support.daemon import ServiceThread
+from support.daemon import ServiceThread, write_config
 
 
 def test_health_needs_no_token(server: ServiceThread) -> None:
@@ -22,6 +29,9 @@ def test_health_needs_no_token(server: ServiceThread) -> None:
         (AUTH, "", 200),
         ({}, f"?token={TOKEN}", 200),
         ({"Authorization": TOKEN}, "", 401),
+        # The scheme is case-insensitive (RFC 9110).
+        ({"Authorization": f"bearer {TOKEN}"}, "", 200),
+        ({"Authorization": f"BEARER  {TOKEN} "}, "", 200),
     ],
 )
 def test_token_guards_everything_else(
@@ -86,3 +96,69 @@ def test_bad_requests_get_clear_errors(
     code, body = call(method, f"{server.url}{path}", **kwargs)
     assert code == status, body
     assert message in body["error"]
+
+
+def raw(server: ServiceThread, request: bytes) -> bytes:
+    """Send ``request`` as it is on its own connection; the whole answer."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_token_that_is_not_utf8_is_a_401_in_one_line(
+    server: ServiceThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for value in (b"Bearer \xff\xfe", b"\xc3\x28", b"Bearer t0k3n\xed\xa0\x80"):
+        answer = raw(
+            server,
+            b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: %s\r\n"
+            b"Connection: close\r\n\r\n" % value,
+        )
+        assert answer.startswith(b"HTTP/1.1 401"), answer
+        assert b'"error": "missing or wrong token' in answer
+    assert not [r for r in caplog.records if r.exc_info or r.levelno > logging.DEBUG]
+
+
+def test_what_a_request_sends_cannot_forge_log_lines(
+    server: ServiceThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    forged = "2026-01-01 00:00:00,000 ERROR streamer: forged"
+    for separator in ("%0A", "%0D", "%0D%0A", "%E2%80%A8", "%C2%85", "%0B", "%00"):
+        target = f"/api/dues/KA01{separator}{forged.replace(' ', '%20')}"
+        for headers in ({}, AUTH):  # refused for want of a token, and a bad plate
+            status, _ = call("GET", f"{server.url}{target}", headers=headers)
+            assert status in (400, 401)
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("streamer")]
+    assert any("forged" in line for line in lines)  # logged, at debug level
+    for line in lines:
+        assert line.isprintable(), line
+
+
+def test_a_token_read_from_a_file_keeps_working_without_its_newline(
+    tmp_path: Path,
+    detector: YoloDetector,
+    engine: OcrEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = tmp_path / "token"
+    secret.write_text(f"{TOKEN}\n")  # as `echo t0k3n > token` writes it
+    monkeypatch.setenv("STREAMER_TOKEN", secret.read_text())
+    path = write_config(
+        tmp_path,
+        [{"name": "cam", "source": str(tmp_path / "none.mp4")}],
+        http={"enabled": True, "port": 0, "token": "${STREAMER_TOKEN}"},
+    )
+    caplog.set_level(logging.WARNING)
+    config = load_config(path)
+    with ServiceThread(config, detector, engine, serve_only=True) as daemon:
+        assert call("GET", f"{daemon.url}/api/events")[0] == 200
+        assert call("GET", f"{daemon.url}/api/events", headers={})[0] == 401
+    (warning,) = [r.getMessage() for r in caplog.records if "http.token" in r.getMessage()]
+    assert "line breaks" in warning
