@@ -9,11 +9,13 @@ routes in one module per resource:
 - ``/api/dues/{plate}``: :mod:`streamer.api.dues`; ``/api/lists``: :mod:`streamer.api.lists`;
 - ``GET /health``, ``/metrics`` (Prometheus) and ``/`` (the dashboard): here.
 
-Blocking work (image decoding, detection, OCR, SQLite) runs in worker threads. With a
-token configured, everything but ``/health`` needs ``Authorization: Bearer <token>`` or
-``?token=``. Every bad request gets a 4xx with a JSON ``{"error"}`` and one log line, with
-what the client sent escaped (:func:`~streamer.api.requests.printable`); connections are
-capped and timed out (:mod:`streamer.api.connections`).
+Blocking work (image decoding, detection, OCR, SQLite) runs in worker threads. A request
+must name a known host, and a browser's write must come from the API's own page
+(:mod:`streamer.api.hosts`); with a token configured, everything but ``/health`` needs
+``Authorization: Bearer <token>`` or ``?token=``. Every bad request gets a 4xx with a JSON
+``{"error"}`` and one log line, with what the client sent escaped
+(:func:`~streamer.api.requests.printable`); connections are capped and timed out
+(:mod:`streamer.api.connections`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from aiohttp import web
 from streamer.api.connections import ConnectionGuard, ProtocolLogger
 from streamer.api.dues import DuesRoutes
 from streamer.api.events import EventRoutes
+from streamer.api.hosts import HostCheck
 from streamer.api.lists import ListRoutes
 from streamer.api.metrics import CONTENT_TYPE, Metrics
 from streamer.api.requests import ApiError, printable
@@ -61,6 +64,7 @@ class Api:
         snapshots: Callable[[], Sequence[CameraSnapshot]],
     ) -> None:
         self.http: HttpConfig = config.http
+        self.hosts = HostCheck(config.http.host, config.http.allowed_hosts)
         self.history = history
         self.metrics = metrics
         self.snapshots = snapshots
@@ -84,7 +88,7 @@ class Api:
     def application(self) -> web.Application:
         """The aiohttp application with every route."""
         app = web.Application(
-            middlewares=[self._errors, self._auth],
+            middlewares=[self._errors, self._hosts, self._auth],
             client_max_size=int(self.http.max_upload_mb * 1_000_000),
         )
         app.router.add_get("/", self.dashboard)
@@ -169,6 +173,16 @@ class Api:
         finally:
             if self.guard is not None:
                 self.guard.idle(request.transport)
+
+    @web.middleware
+    async def _hosts(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host")  # aiohttp refuses a request with two
+        refused = self.hosts.host_refused(host) or self.hosts.origin_refused(
+            request.method, request.headers.get("Origin"), host
+        )
+        if refused:
+            raise ApiError(403, refused)
+        return await handler(request)
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,9 @@ from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSect
 from streamer.config.vision import ModelConfig
 
 logger = logging.getLogger(__name__)
+
+#: A name of ``http.allowed_hosts``: a host name, ``*.`` and a domain, or ``*``.
+HOST_NAME = r"\*|(\*\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?"
 
 
 class HttpConfig(Section):
@@ -52,6 +56,16 @@ class HttpConfig(Section):
                 "file with a final newline?); clients send the token without them"
             )
         return stripped
+
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Names besides localhost, IP addresses, the listen address and this "
+        "machine's name by which the API may be reached, e.g. [gate.example.com, "
+        "'*.example.com']. A request whose Host header names another is refused with 403, "
+        "so that a web page cannot reach the API by rebinding its own name to this machine; "
+        "'*' allows any name. Writes (POST, PUT, DELETE) from a browser page are accepted "
+        "from the API's own address and from these names only.",
+    )
 
     max_upload_mb: float = Field(
         10.0, gt=0, le=1000, description="Larger uploads are refused with 413."
@@ -91,6 +105,17 @@ class HttpConfig(Section):
         description="Events kept in memory for /api/events and the dashboard (the events "
         "log has them all).",
     )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(HOST_NAME, name):
+                raise ValueError(
+                    f"{name[:80]!r} is not a host name (gate.example.com), *.domain or *; "
+                    "give names without ports"
+                )
+        return names
 
 
 class DuesConfig(Section):

@@ -72,7 +72,7 @@ def post(path: str, content_type: str, body: bytes, *extra: str) -> bytes:
     """A POST with a Content-Length and ``Connection: close``."""
     headers = [
         f"POST {path} HTTP/1.1",
-        "Host: x",
+        "Host: 127.0.0.1",
         f"Content-Type: {content_type}",
         f"Content-Length: {len(body)}",
         "Connection: close",
@@ -213,8 +213,8 @@ def test_protocol_errors_are_logged_in_one_line(
 ) -> None:
     caplog.set_level(logging.DEBUG, "aiohttp.server")
     for request in (
-        b"GET /health HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100_000 + b"\r\n\r\n",
-        b"POST /ocr HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 100_000 + b"\r\n\r\n",
+        b"POST /ocr HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"GET /\x00 HTTP/1.1\r\n\r\n",
     ):
         status, _ = raw(server, request)
@@ -238,7 +238,7 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
 def test_silent_and_slow_connections_time_out(server: ServiceThread) -> None:
     silent = socket.create_connection(address(server))
     partial_header = socket.create_connection(address(server))
-    partial_header.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    partial_header.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     partial_body = socket.create_connection(address(server))
     partial_body.sendall(post("/check_dues", "application/json", b'{"plate_number": "K')[:-3])
     for sock in (silent, partial_header, partial_body):

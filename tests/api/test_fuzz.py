@@ -171,7 +171,7 @@ def test_http_api_answers_through_an_idle_connection_flood(
             connection = socket.create_connection(("127.0.0.1", daemon.port), timeout=5)
             connections.append(connection)
             if number >= silent:
-                connection.sendall(b"POST /detect HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                connection.sendall(b"POST /detect HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             tally.count("silent" if number < silent else "partial headers")
         time.sleep(0.5)
         problem = daemon.health(HEALTH_TIMEOUT_S)

@@ -482,20 +482,25 @@ def random_probes(rng: random.Random) -> list[Probe]:
 
 def raw_probes(rng: random.Random, image: bytes) -> list[Probe]:
     """Protocol garbage on raw sockets: bad request lines, huge headers, bad chunking."""
-    health = b"GET /health HTTP/1.1\r\nHost: x\r\n"
-    post = b"POST /check_dues HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    health = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    post = b"POST /check_dues HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
     chunked = post + b"Transfer-Encoding: chunked\r\n\r\n"
     valid = upload(image)
-    upload_head = f"POST /detect HTTP/1.1\r\nHost: x\r\nContent-Type: {MULTIPART}\r\n".encode()
+    upload_head = (
+        f"POST /detect HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {MULTIPART}\r\n".encode()
+    )
     big_headers = b"".join(b"X-%d: %s\r\n" % (n, b"a" * 1000) for n in range(1000))
     cases: list[tuple[str, bytes]] = [
         ("empty request line", b"\r\n\r\n"),
         ("method only", b"GET\r\n\r\n"),
         ("no HTTP version", b"GET /health\r\n\r\n"),
-        ("HTTP/9.9", b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n"),
-        ("lower-case method", b"get /health HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("HTTP/9.9", b"GET /health HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n"),
+        ("lower-case method", b"get /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
         ("method of 10,000 letters", b"A" * 10_000 + b" / HTTP/1.1\r\n\r\n"),
-        ("request target of 100 kB", b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (
+            "request target of 100 kB",
+            b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        ),
         ("header line of 100 kB", health + b"X-Big: " + b"a" * 100_000 + b"\r\n\r\n"),
         ("1,000 headers of 1 kB", health + big_headers + b"\r\n"),
         (
@@ -507,8 +512,8 @@ def raw_probes(rng: random.Random, image: bytes) -> list[Probe]:
         ("obsolete line folding", health + b"X-A: a\r\n folded\r\n\r\n"),
         ("NUL in a header value", health + b"X-A: a\x00b\r\n\r\n"),
         ("control characters in a header value", health + b"If-Modified-Since: \x01\x02\r\n\r\n"),
-        ("bare LF line endings", b"GET /health HTTP/1.1\nHost: x\n\n"),
-        ("bare CR line endings", b"GET /health HTTP/1.1\rHost: x\r\r"),
+        ("bare LF line endings", b"GET /health HTTP/1.1\nHost: 127.0.0.1\n\n"),
+        ("bare CR line endings", b"GET /health HTTP/1.1\rHost: 127.0.0.1\r\r"),
         ("Content-Length: -1", post + b"Content-Length: -1\r\n\r\n{}"),
         ("Content-Length: abc", post + b"Content-Length: abc\r\n\r\n{}"),
         (
@@ -543,9 +548,12 @@ def raw_probes(rng: random.Random, image: bytes) -> list[Probe]:
             "Expect: 100-continue and no body",
             upload_head + b"Expect: 100-continue\r\nContent-Length: 500\r\n\r\n",
         ),
-        ("absolute-form target", b"GET http://example.com/health HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (
+            "absolute-form target",
+            b"GET http://example.com/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        ),
         ("CONNECT", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
-        ("OPTIONS *", b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("OPTIONS *", b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
         ("no Host header", b"GET /health HTTP/1.1\r\n\r\n"),
         ("two Host headers", health + b"Host: y\r\n\r\n"),
         (
@@ -562,10 +570,13 @@ def raw_probes(rng: random.Random, image: bytes) -> list[Probe]:
         ("TLS ClientHello", bytes.fromhex("16030100a5010000a10303") + rng.randbytes(160)),
         (
             "raw UTF-8 in the target",
-            "GET /api/dues/\u041a\u0410 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+            "GET /api/dues/\u041a\u0410 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(),
         ),
-        ("invalid UTF-8 in the target", b"GET /api/dues/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n"),
-        ("control characters in the target", b"GET /\x01\x7f HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (
+            "invalid UTF-8 in the target",
+            b"GET /api/dues/\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        ),
+        ("control characters in the target", b"GET /\x01\x7f HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
         ("valid request then garbage", health + b"\r\n" + rng.randbytes(300)),
         ("100 pipelined requests", (health + b"\r\n") * 100),
     ]
