@@ -76,6 +76,7 @@ class Api:
                 deployment,
                 snapshots,
                 config.recordings.directory,
+                config.http.stream_limit,
             ),
             DuesRoutes(dues, config.http.timeout_s),
             ListRoutes(lists, config.lists, config.http.timeout_s),

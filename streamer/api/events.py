@@ -2,7 +2,8 @@
 
 - ``GET /api/events``: recent plate events, newest first, filtered and paged (a cluster's:
   every node's, from its database);
-- ``GET /api/events/stream``: every new event as a server-sent event;
+- ``GET /api/events/stream``: every new event as a server-sent event, to at most
+  ``http.max_streams`` clients at once (then 503 with ``Retry-After``);
 - ``GET /api/cameras``: each camera's state and counters (a cluster's: every node's);
 - ``GET /api/cluster``: the cluster's nodes and leases (404 on a daemon on its own);
 - ``GET /evidence/...``: the crops and snapshots the events name.
@@ -17,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from streamer.api.requests import ApiError, flag, integer
+from streamer.api.requests import ApiError, Refusals, flag, integer
 from streamer.cluster.deployment import Deployment, NotAClusterError
 from streamer.events import CameraSnapshot, compact_json, iso
 from streamer.reading.plates import normalise
@@ -26,6 +27,8 @@ from streamer.stores.records import StoreError
 
 #: Seconds between keep-alive comments on an idle live stream.
 KEEPALIVE_S = 15
+#: Seconds a client refused a live stream is asked to wait (EventSource waits about 3).
+STREAM_RETRY_S = 10
 
 
 class EventRoutes:
@@ -38,12 +41,16 @@ class EventRoutes:
         deployment: Deployment,
         snapshots: Callable[[], Sequence[CameraSnapshot]],
         evidence: Path,
+        max_streams: int,
     ) -> None:
         self.history = history
         self.events = events
         self.deployment = deployment
         self.snapshots = snapshots
         self.evidence_root = evidence
+        self.max_streams = max_streams
+        self.streams = 0  # live streams open now
+        self._refusals = Refusals()
 
     def add_to(self, app: web.Application) -> None:
         """Register the routes on ``app``."""
@@ -70,6 +77,17 @@ class EventRoutes:
         return web.json_response({"events": page, "total": total})
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        if self.streams >= self.max_streams:
+            raise self._refusals.error(
+                f"busy: {self.streams} live streams open (http.max_streams)", STREAM_RETRY_S
+            )
+        self.streams += 1
+        try:
+            return await self._stream(request)
+        finally:
+            self.streams -= 1
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )

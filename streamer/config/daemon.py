@@ -98,6 +98,15 @@ class HttpConfig(Section):
         description="Open connections at most; past it the connection idle the longest "
         "(one that has not sent a whole request) is closed to make room.",
     )
+    max_streams: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        description="Live streams (/api/events/stream: each open dashboard, each SSE client) "
+        "at once, and never more than half of max_connections; past it they get 503 with "
+        "Retry-After, so that streams never hold every connection and /health and the API "
+        "always answer.",
+    )
     recent_events: int = Field(
         1000,
         ge=1,
@@ -105,6 +114,11 @@ class HttpConfig(Section):
         description="Events kept in memory for /api/events and the dashboard (the events "
         "log has them all).",
     )
+
+    @property
+    def stream_limit(self) -> int:
+        """Live streams at once: ``max_streams``, and never more than half the connections."""
+        return max(1, min(self.max_streams, self.max_connections // 2))
 
     @field_validator("allowed_hosts")
     @classmethod

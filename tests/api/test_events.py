@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import numpy as np
 
 from streamer.sources.demo import DemoManifest
 
-from support.client import call, png
+from support.client import TOKEN, call, png
 from support.daemon import ServiceThread, eventually
 
 
@@ -87,3 +89,35 @@ def test_cameras_metrics_and_the_live_stream(
     # /health reads the same snapshot as /api/cameras
     health = call("GET", f"{url}/health", headers={})[1]
     assert health["cameras"] == {"gate": "finished", "standby": "offline"}
+
+
+def test_300_live_streams_leave_the_api_and_health_answering(server: ServiceThread) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    limit = server.service.config.http.stream_limit
+    subscribers: list[socket.socket] = []
+    heads: list[bytes] = []
+    try:
+        for _ in range(300):
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            subscribers.append(sock)
+            sock.sendall(
+                b"GET /api/events/stream?token=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                % TOKEN.encode()
+            )
+            try:
+                heads.append(sock.recv(4096))  # the stream's head (and ": connected")
+            except OSError as error:
+                heads.append(repr(error).encode())
+        started = time.monotonic()
+        assert call("GET", f"{server.url}/health", headers={})[0] == 200
+        assert call("GET", f"{server.url}/api/cameras")[0] == 200
+        assert time.monotonic() - started < 2
+        statuses = [head.split(b" ", 2)[1] if head.startswith(b"HTTP/") else head for head in heads]
+        assert statuses.count(b"200") == limit, statuses
+        assert statuses.count(b"503") == 300 - limit, statuses
+        refused = next(head for head in heads if b" 503 " in head)
+        assert b"Retry-After: " in refused
+        assert b"http.max_streams" in refused
+    finally:
+        for sock in subscribers:
+            sock.close()
