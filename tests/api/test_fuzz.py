@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import socket
 import struct
 import subprocess
@@ -37,11 +38,13 @@ from support.fuzz import (
 )
 from support.probes import (
     EVIDENCE,
+    FORGED,
     MULTIPART,
     Probe,
     Reply,
     evidence_probes,
     exchange,
+    header_probes,
     json_probes,
     multipart_probes,
     plate_probes,
@@ -51,11 +54,28 @@ from support.probes import (
     upload,
 )
 
+#: The token of the daemon that is sent hostile headers.
+TOKEN = "fuzz-t0k3n"
+#: A line break or another control character right before the marker a probe smuggles in.
+SMUGGLED = re.compile(rf"[\x00-\x1f\x7f\x85\u2028\u2029]{FORGED}")
+
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """``streamer serve`` on a free port, for the whole module."""
     running = Daemon(tmp_path_factory.mktemp("fuzz-daemon"))
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """``streamer serve`` with a token, logging everything (debug level included), so that
+    no request value that reaches the log goes unseen."""
+    running = Daemon(tmp_path_factory.mktemp("fuzz-guarded"), token=TOKEN, log_level="DEBUG")
     running.start()
     try:
         yield running
@@ -113,6 +133,8 @@ def send(daemon: Daemon, probe: Probe, tally: Tally) -> None:
     if "Traceback" in log:
         for traceback in tracebacks(log):
             tally.fail(probe.description, f"the daemon logged a traceback: {traceback}")
+    if FORGED in log and SMUGGLED.search(log):
+        tally.fail(probe.description, "it wrote a line of its own into the daemon's log")
     peak = daemon.memory_mb("VmHWM")
     if peak is not None and peak > RSS_LIMIT_MB:
         tally.fail(probe.description, f"the daemon's resident memory peaked at {peak:.0f} MB")
@@ -159,6 +181,23 @@ def test_http_api_survives_hostile_requests(
     tally.verdict()
 
 
+def test_http_api_survives_hostile_headers(
+    guarded: Daemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = random.Random(f"{SEED}-headers")
+    tally = Tally("HTTP", minimum=200)
+    probes = header_probes(rng, TOKEN, guarded.port)
+    for number, probe in enumerate(probes):
+        if tally.over_budget(number, len(probes)):
+            break
+        send(guarded, probe, tally)
+        if number % 20 == 19:
+            checkpoint(guarded, tally, probe.description)
+    checkpoint(guarded, tally, "the last request")
+    tally.report(capsys)
+    tally.verdict()
+
+
 def test_http_api_answers_through_an_idle_connection_flood(
     daemon: Daemon, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -197,8 +236,9 @@ class Daemon:
     """``streamer serve`` in a subprocess on a free port, its output in a log file, with
     an evidence folder holding a real crop, symlink loops, an escaping link and a FIFO."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, token: str | None = None, log_level: str = "INFO") -> None:
         self.folder = folder
+        self.token = token
         self.log = folder / "daemon.log"
         self.config = folder / "streamer.yaml"
         with socket.socket() as sock:
@@ -212,7 +252,10 @@ class Daemon:
             "recordings": {"directory": str(evidence)},
             "outbox": {"database": str(folder / "outbox.sqlite")},
             "http": {"enabled": True, "host": "127.0.0.1", "port": self.port},
+            "log_level": log_level,
         }
+        if token is not None:
+            data["http"] = {**data["http"], "token": token}
         self.config.write_text(yaml.safe_dump(data))
         crop = cv2.imencode(".jpg", np.full((24, 96, 3), 200, np.uint8))[1].tobytes()
         (evidence / "cam" / "2026-01-01").mkdir(parents=True)

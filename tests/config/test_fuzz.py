@@ -1,24 +1,30 @@
-"""Hostile configs: each loads, or raises one ConfigError naming the key."""
+"""Hostile configs: each loads, or raises one ConfigError naming the key (and no password);
+special files as the config or a CSV are refused at once."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+import yarl
 
 from streamer.config import Config, ConfigError, load_config, parse_config, topic_problem
+from streamer.config.formats import compile_format
 from streamer.delivery.homeassistant import discovery_configs
 from streamer.delivery.rules import origin, render
 from streamer.events import ListMatch
 from streamer.reading.plates import fix_confusions, matches_format
+from streamer.stores.records import StoreError, read_csv
 
 from support.factories import make_event
 from support.fuzz import SEED, STREAM_SCHEMES, Tally, bounded, mutate, shorten
@@ -54,6 +60,22 @@ HOSTILE_NUMBERS += [2**63, True]
 HOSTILE_VALUES: list[Any] = [None, [], [1, [2]], {}, {"a": 1}, "x", 1.5, *HOSTILE_NUMBERS[:4]]
 FORMATS = ["A{99999999999}", "A{4294967295}", "[A-Z]{1000000000}", "[A-Z]{0,4294967294}"]
 FORMATS += ["[A-Z]{2,1}", "(", "\\", "(?P<", "[", "(?=", "", "|", "(a+)+$"]
+#: Formats that backtrack for minutes unless refused: nested and overlapping repetitions.
+FORMATS += ["((A+)+)+B", "(A|AB)*C", "(.*A){12}", "(\\w+\\d?)+$", "A*A*A*A*A*B", "(?=(A+)+B)"]
+#: The password every URL below carries: it must never be printed.
+SECRET = "s3cret"
+URLS = [f"http://hook:{SECRET}@[::1/x", "http://h:99999/x", "http://h:0/x", "http://h:-1/x"]
+URLS += ["http://h:1e3/x", "http://:80/x", "http:///x", "http://h/\r\nX-Forged: 1", "http://h\x00/"]
+URLS += ["http://[::1]:65536/", "https://a..b/", "http://-a-.lan/", "http://" + "a" * 300 + "/"]
+URLS += ["http://h/%zz", "http://{camera}.lan/", "http://h:{plate_number}/", "javascript:x"]
+URLS += ["http://h/\u2028", "http://\u2603.example/", "http://xn--/", "http://1.2.3.4.5/"]
+URLS += ["http://[fe80::1%25eth0]/", f"http://u:{SECRET}@h/p?key={SECRET}", "http://h:8o/"]
+URLS += ["HTTP://H/", "http://h/" + "x" * 100_000, "http://[::ffff:1.2.3.4]/", "http://h:/x"]
+HEADER_NAMES = ["X-Key\r\n", "X Key", "", "X:Key", "\u041a", "X-Key\x00", "X-Forged\nA"]
+HEADER_VALUES = ["a\r\nX-Forged: 1", "a\nb", "a\x00b", "a\x7fb", "\tok", "\u2028", "x" * 9000]
+#: Paths that a NUL makes impossible to open.
+PATH_KEYS = [("events_log",), ("dues", "database"), ("outbox", "database")]
+PATH_KEYS += [("recordings", "directory"), ("lists", "banned", "file")]
 ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{key}: &{key} [{', '.join([f'*{previous}'] * 9)}]\n"
     for previous, key in zip("abcdefgh", "bcdefghi", strict=True)
@@ -242,6 +264,60 @@ def mutated_config(rng: random.Random, base: bytes) -> tuple[str, bytes]:
     return name, yaml.safe_dump(tree, sort_keys=False).encode()
 
 
+def random_format(rng: random.Random, depth: int = 0) -> str:
+    """A random regex of the shapes plate formats take, and of the shapes that run away."""
+    atoms = ["A", "B", "[AB]", ".", "[A-Z]", "\\d", "[0-9A]", "(?:A|AB)", "(?:A|B)", "A?"]
+    quantifiers = ["", "", "*", "+", "?", "{1,3}", "{0,5}", "{2}", "{1,20}"]
+    parts = []
+    for _ in range(rng.randint(1, 4)):
+        if depth < 3 and rng.random() < 0.3:
+            inner = random_format(rng, depth + 1)
+            if rng.random() < 0.3:
+                inner += "|" + random_format(rng, depth + 1)
+            atom = f"(?:{inner})"
+        else:
+            atom = rng.choice(atoms)
+        parts.append(atom + rng.choice(quantifiers))
+    return "".join(parts)
+
+
+def surface_config(rng: random.Random) -> tuple[str, bytes]:
+    """The base config with one of the newer surfaces made hostile: a webhook's or a rule's
+    URL, a rule's header, a plate format that may run away, a NUL in a path."""
+    tree: dict[str, Any] = json.loads(json.dumps(BASE_CONFIG))
+    tree["lists"] = {"banned": {"file": "banned.csv"}}
+    kind = rng.randrange(5)
+    if kind == 0:
+        url = rng.choice(URLS)
+        tree["webhooks"][0]["url"] = url
+        name = f"webhooks.0.url = {shorten(url, 60)}"
+    elif kind == 1:
+        url = rng.choice(URLS)
+        tree["rules"] = [{"name": "gate", "do": [{"http": {"url": url}}]}]
+        name = f"rules.0.do.0.http.url = {shorten(url, 60)}"
+    elif kind == 2:
+        header = (
+            (rng.choice(HEADER_NAMES), "v")
+            if rng.random() < 0.5
+            else ("X-Key", rng.choice(HEADER_VALUES))
+        )
+        action = {"url": "http://relay.lan/open", "headers": dict([header])}
+        tree["rules"] = [{"name": "gate", "do": [{"http": action}]}]
+        name = f"rule header {shorten(header, 60)}"
+    elif kind == 3:
+        entry = random_format(rng) if rng.random() < 0.8 else rng.choice(FORMATS)
+        tree["plates"]["formats"] = ["in_rto", entry]
+        name = f"plates.formats = ['in_rto', {entry!r}]"
+    else:
+        keys = rng.choice(PATH_KEYS)
+        parent = tree
+        for key in keys[:-1]:
+            parent = parent.setdefault(key, {})
+        parent[keys[-1]] = f"recordings/a\x00b{rng.randrange(100)}"
+        name = f"{'.'.join(keys)} with a NUL"
+    return name, yaml.safe_dump(tree, sort_keys=False).encode("utf-8", "surrogatepass")
+
+
 def readme_rules(config: Config) -> list[str]:
     """What a loaded config holds that the README says fails."""
     broken = []
@@ -255,7 +331,42 @@ def readme_rules(config: Config) -> list[str]:
             broken.append(f"camera {camera.name}: plates.min_length above plates.max_length")
     if config.http.token is not None and not config.http.token.strip():
         broken.append("an empty http.token")
+    paths = [config.events_log, config.dues.database, config.outbox.database]
+    paths += [config.recordings.directory, *(f for f in config.list_files.values() if f)]
+    broken += [f"a NUL in the path {str(p)!r}" for p in paths if "\x00" in str(p)]
+    urls = [hook.url for hook in config.webhooks]
+    urls += [action.http.url for rule in config.rules for action in rule.do if action.http]
+    broken += [f"a URL that cannot work: {shorten(url, 80)}" for url in urls if not usable(url)]
+    for rule in config.rules:
+        for action in rule.do:
+            for header, value in (action.http.headers if action.http else {}).items():
+                if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", header) or re.search(
+                    r"[\x00-\x08\x0a-\x1f\x7f]", value
+                ):
+                    broken.append(f"a header that cannot be sent: {shorten((header, value))}")
     return broken
+
+
+def usable(url: str) -> bool:
+    """Whether a request can be sent to ``url`` (placeholders filled in)."""
+    try:
+        parsed = yarl.URL(re.sub(r"\{[a-z_]*\}", "x", url))
+    except ValueError:
+        return False
+    control = re.search(r"[\x00-\x1f\x7f]", url)
+    return bool(parsed.host) and 0 < (parsed.port or 0) < 65536 and not control
+
+
+def runs_fast(formats: list[str]) -> str | None:
+    """Why a loaded config's formats are too slow on plate-sized texts, or ``None``."""
+    for entry in formats:
+        pattern = compile_format(entry)
+        for text in ("A" * 20, "A" * 19 + "!", "AB" * 10, "1" * 20, "A" * 10 + "1" * 10):
+            started = time.perf_counter()
+            pattern.fullmatch(text)
+            if time.perf_counter() - started > 0.05:
+                return f"format {entry!r} took {time.perf_counter() - started:.2f} s on {text!r}"
+    return None
 
 
 def load_one(path: Path, description: str, tally: Tally) -> None:
@@ -264,8 +375,10 @@ def load_one(path: Path, description: str, tally: Tally) -> None:
     try:
         with bounded(5.0, 512.0):
             config = load_config(path)
-    except ConfigError:
+    except ConfigError as error:
         tally.count("ConfigError")
+        if SECRET in str(error):
+            tally.fail(description, f"the error prints a password: {shorten(str(error))}")
         return
     except Exception as error:
         tally.count(type(error).__name__)
@@ -279,6 +392,10 @@ def load_one(path: Path, description: str, tally: Tally) -> None:
             with bounded(5.0, 512.0):
                 fix_confusions("KA0IAB1Z34", camera.plates.formats)
                 matches_format("KA01AB1234", camera.plates.formats)
+                slow = runs_fast(camera.plates.formats)
+            if slow is not None:
+                tally.fail(description, f"loaded, yet {slow}")
+                break
         except Exception as error:
             tally.fail(
                 description,
@@ -302,6 +419,7 @@ def test_hostile_configs_load_or_raise_config_error(
     inputs = fixed_configs()
     while len(inputs) < 330:
         inputs.append(mutated_config(rng, base))
+    inputs += [surface_config(rng) for _ in range(150)]
     paths = {}
     for number, (description, data) in enumerate(inputs):
         if tally.over_budget(number, len(inputs)):
@@ -324,8 +442,49 @@ def test_hostile_configs_load_or_raise_config_error(
         if result.returncode not in (0, 2) or "Traceback" in result.stderr:
             lines = [line for line in result.stderr.splitlines() if line and line[0] != " "]
             tally.fail(name, f"exit {result.returncode}, stderr ending {shorten(lines[-2:])}")
+    special_files(tmp_path, tally)
     tally.report(capsys)
     tally.verdict()
+
+
+def special_files(folder: Path, tally: Tally) -> None:
+    """FIFOs, devices, a directory and a 10 GB sparse file as the config, as a list's or a
+    dues CSV, and through ``streamer check-config``: each refused in one line, at once."""
+    fifo = folder / "fifo.yaml"
+    os.mkfifo(fifo)
+    (folder / "link.yaml").symlink_to(fifo)
+    sparse = folder / "sparse.yaml"
+    with sparse.open("wb") as file:
+        file.truncate(10**10)
+    files = [fifo, folder / "link.yaml", Path("/dev/zero"), Path("/dev/urandom"), folder, sparse]
+    for path in files:
+        for what, read, error in [
+            ("config", load_config, ConfigError),
+            ("CSV", lambda p: read_csv(p, ("plate",), dict), StoreError),
+        ]:
+            description = f"{path} as a {what}"
+            try:
+                with bounded(2.0, 100.0):
+                    read(path)
+            except error as refused:
+                tally.count(f"special file refused ({what})")
+                if len(str(refused).splitlines()) != 1:
+                    tally.fail(description, f"refused in several lines: {shorten(str(refused))}")
+            except Exception as failure:
+                tally.count(type(failure).__name__)
+                tally.fail(description, f"{type(failure).__name__}: {shorten(str(failure))}")
+            else:
+                tally.count("special file read")
+                tally.fail(description, "read as if it were a file")
+    command = [sys.executable, "-m", "streamer", "check-config", "--config", str(fifo)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        tally.fail("streamer check-config on a FIFO", "still running after 60 s")
+        return
+    tally.outcomes[f"check-config exit {result.returncode}"] += 1
+    if result.returncode != 2 or "Traceback" in result.stderr:
+        tally.fail("streamer check-config on a FIFO", f"exit {result.returncode}")
 
 
 # --- rules and MQTT ------------------------------------------------------------------------

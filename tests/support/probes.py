@@ -84,9 +84,13 @@ def request(
     body: bytes = b"",
     content_type: str | None = None,
     *headers: tuple[str, str],
+    host: str | None = "127.0.0.1",
 ) -> bytes:
-    """A complete HTTP/1.1 request (``Connection: close``, with its Content-Length)."""
-    lines = [f"{method} {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    """A complete HTTP/1.1 request (``Connection: close``, with its Content-Length); its
+    ``Host`` header ``host`` (none when ``None``). Lone surrogates in ``target`` or a
+    header are sent as the bytes they stand for (as ``surrogateescape`` decodes them)."""
+    lines = [f"{method} {target} HTTP/1.1", *([f"Host: {host}"] if host is not None else [])]
+    lines.append("Connection: close")
     if content_type is not None:
         lines.append(f"Content-Type: {content_type}")
     lines += [f"{name}: {value}" for name, value in headers]
@@ -590,3 +594,115 @@ def raw_probes(rng: random.Random, image: bytes) -> list[Probe]:
         Probe(f"raw: {name}", data, ours=False, answer_expected=False, half_close=True, timeout=5.0)
         for name, data in cases
     ]
+
+
+# --- Host, Origin and Authorization headers; line breaks in what is logged -------------
+
+#: Written right after a line break smuggled into a path, a query or a header: a log line
+#: that starts with it was written by a request.
+FORGED = "FUZZ-FORGED-LINE"
+#: Line breaks (and a NUL) as a URL escapes them.
+LINE_BREAKS = ["%0A", "%0D", "%0D%0A", "%0B", "%0C", "%1C", "%C2%85", "%E2%80%A8", "%E2%80%A9"]
+LINE_BREAKS += ["%00", "%1B[2J"]
+REBINDING = "a Host that is no name of the API must be refused (DNS rebinding)"
+CROSS_SITE = "a write from a page of another site must be refused"
+NO_TOKEN = "a request without the right token must be refused"
+
+
+def header_probes(rng: random.Random, token: str, port: int) -> list[Probe]:
+    """Requests with the Host, Origin and Authorization headers a hostile page or client
+    sends (forged names, other origins, bytes that are not UTF-8), and line breaks where a
+    request's values reach the log. For a daemon with the token ``token`` on ``port``."""
+    auth = ("Authorization", f"Bearer {token}")
+    dues, body = f"/api/dues/{PLATE}", b'{"amount": 5}'
+    writes = [("PUT", dues, body, JSON), ("DELETE", dues, b"", None)]
+    writes.append(("POST", "/check_dues", b'{"plate_number": "KA01"}', JSON))
+    probes = []
+    known = ["127.0.0.1", "localhost", "[::1]", "LOCALHOST.", "cam.localhost", "10.1.2.3"]
+    for name in known + [f"{name}:{port}" for name in known[:3]]:
+        data = request("GET", "/api/events", b"", None, auth, host=name)
+        probes.append(Probe(f"Host: {name}", data))
+    forged = ["attacker.example", f"attacker.example:{port}", "127.0.0.1.nip.io", "localhost.evil"]
+    forged += ["xn--n3h.example", "a" * 300, "", "a b", "h:99999", "[::1", "\udcff\udcfe", "x@h"]
+    forged += [f"127.0.0.1:{port}, evil", "evil\t", "%31%32%37.0.0.1", "0x7f.1.evil"]
+    for name in forged:
+        for method, target, payload, kind in [("GET", "/api/events", b"", None), *writes]:
+            data = request(method, target, payload, kind, auth, host=name)
+            probes.append(
+                Probe(f"{method} {target} Host: {shorten(name, 40)}", data, refuse=REBINDING)
+            )
+    probes.append(
+        # aiohttp's parser refuses both itself, before any route.
+        Probe(
+            "two Host headers",
+            request("GET", "/api/events", b"", None, auth, ("Host", "evil")),
+            ours=False,
+            refuse=REBINDING,
+        )
+    )
+    probes.append(
+        Probe(
+            "no Host header",
+            request("GET", "/api/events", b"", None, auth, host=None),
+            ours=False,
+        )
+    )
+    same = [f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://127.0.0.1:{port}/x"]
+    other = [
+        "http://attacker.example",
+        "null",
+        "http://127.0.0.1:1",
+        f"http://127.0.0.1:{port + 1}",
+    ]
+    other += ["file://", "http://[::1", f"http://127.0.0.1:{port}0", "\udcff", "", "*", "http://"]
+    other += [f"ftp://127.0.0.1:{port}", f"http://attacker.example:{port}"]
+    for method, target, payload, kind in writes:
+        for origin in same:
+            data = request(method, target, payload, kind, auth, ("Origin", origin))
+            probes.append(Probe(f"{method} {target} Origin: {origin}", data))
+        for origin in other:
+            data = request(method, target, payload, kind, auth, ("Origin", origin))
+            name = f"{method} {target} Origin: {shorten(origin, 40)}"
+            probes.append(Probe(name, data, refuse=CROSS_SITE))
+    for origin in other[:3]:
+        data = request("GET", "/api/events", b"", None, auth, ("Origin", origin))
+        probes.append(Probe(f"GET /api/events Origin: {origin}", data))
+    good = [f"Bearer {token}", f"bearer {token}", f"BEARER  {token} "]
+    bad = ["Bearer \udcff\udcfe", "\udcc3(", f"Bearer {token}\udced\udca0\udc80", "Bearer"]
+    bad += ["Bearer ", f"Basic {token}", f"Bearer {token}x", f"Bearer {token[:-1]}", token]
+    bad += ["Bearer " + "a" * 5000, f"Bearer\t{token}", "Bearer \u2028"]
+    for value in good + bad:
+        for target in ("/api/events", "/metrics"):
+            data = request("GET", target, b"", None, ("Authorization", value))
+            refuse = NO_TOKEN if value in bad else ""
+            probes.append(
+                Probe(f"GET {target} Authorization: {shorten(value, 40)}", data, refuse=refuse)
+            )
+    for separator in LINE_BREAKS:
+        smuggled = separator + FORGED
+        for target in (
+            f"/api/dues/KA01{smuggled}",
+            f"/nowhere{smuggled}",
+            f"/api/events?limit=1{smuggled}",
+        ):
+            for headers in ((), (auth,)):
+                data = request("GET", target, b"", None, *headers)
+                probes.append(Probe(f"GET {target}{' with the token' if headers else ''}", data))
+    for _ in range(20):  # random bytes in the headers that are checked
+        name = rng.choice(["Host", "Origin", "Authorization"])
+        value = rng.randbytes(rng.randint(0, 40)).decode("utf-8", "surrogateescape")
+        value = value.replace("\r", "").replace("\n", "")
+        extra = (name, value) if name != "Host" else auth
+        data = request(
+            "PUT",
+            dues,
+            body,
+            JSON,
+            extra,
+            *([auth] if name != "Authorization" else []),
+            host=value if name == "Host" else "127.0.0.1",
+        )
+        # aiohttp's parser refuses control characters in a header itself.
+        ours = not re.search(r"[\x00-\x08\x0a-\x1f\x7f]", value)
+        probes.append(Probe(f"PUT {dues} {name}: {shorten(value, 60)}", data, ours))
+    return probes
