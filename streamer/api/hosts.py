@@ -14,7 +14,8 @@ A page on any web site can make the browser it runs in send requests to
   (403).
 
 The names known: IP addresses (a rebinding attack always uses a name), ``localhost`` and
-its subdomains, the listen address ``http.host``, this machine's host name, and the names
+its subdomains, the listen address ``http.host``, this machine's host name (and its
+``.local`` mDNS name), and the names
 of ``http.allowed_hosts`` (``*.example.com`` also allows its subdomains; ``*`` allows
 any). Clients that are not browsers (curl, a webhook consumer, the CLI) send no
 ``Origin`` and the name they were given in ``Host``, so they are not affected.
@@ -71,7 +72,9 @@ class HostCheck:
         #: Names of ``http.allowed_hosts``: trusted as origins too (a proxy's public name).
         self.listed = {name for name in listed if not name.startswith("*.")}
         self.listed_suffixes = tuple(name[1:] for name in listed if name.startswith("*."))
-        self.names = self.listed | {"localhost", socket.gethostname().lower()}
+        machine = socket.gethostname().lower()
+        # The machine's name, and as mDNS announces it on the local network (gate.local).
+        self.names = self.listed | {"localhost", machine, f"{machine}.local"}
         listen = listen.strip("[]").lower().removesuffix(".")
         if listen not in _WILDCARDS and not _address(listen):
             self.names.add(listen)

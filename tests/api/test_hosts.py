@@ -83,7 +83,7 @@ def test_a_cross_site_page_cannot_write(daemon: ServiceThread) -> None:
 def test_the_api_answers_its_own_names_and_pages(daemon: ServiceThread) -> None:
     port = daemon.url.rsplit(":", 1)[1]
     names = ["127.0.0.1", "localhost", "[::1]", "LocalHost.", "gate.example.com", "a.corp.lan"]
-    names.append(socket.gethostname())
+    names += [socket.gethostname(), f"{socket.gethostname()}.local"]
     for name in names:
         host = f"{name}:{port}"
         answer = send(daemon, "PUT", f"/api/lists/residents/{PLATE}", Host=host)
