@@ -104,6 +104,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_due ON outbox_deliveries (target, state, id);
     """,
+    # The keys that find plates one OCR slip away (streamer.stores.slips); the stores
+    # key the plates already there when they first open.
+    """
+    CREATE TABLE dues_keys (
+        key text NOT NULL,
+        plate text NOT NULL,
+        PRIMARY KEY (key, plate)
+    );
+    CREATE TABLE list_keys (
+        list text NOT NULL,
+        key text NOT NULL,
+        plate text NOT NULL,
+        PRIMARY KEY (list, key, plate)
+    );
+    """,
 )
 
 

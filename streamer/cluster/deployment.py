@@ -26,7 +26,7 @@ from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import DeliveryQueue
 from streamer.delivery.senders import OutboxSender
 from streamer.delivery.sinks import Sink
-from streamer.stores.database import Database, SqliteDatabase
+from streamer.stores.database import PLATE_PRAGMAS, Database, SqliteDatabase
 from streamer.stores.history import EventHistory, EventQuery
 from streamer.stores.records import StoreError
 
@@ -103,7 +103,7 @@ class Standalone:
     node: str | None = None
 
     def __init__(self, config: Config) -> None:
-        self.database: Database = SqliteDatabase(config.dues.database)
+        self.database: Database = SqliteDatabase(config.dues.database, pragmas=PLATE_PRAGMAS)
 
     def events(self, local: EventHistory) -> EventQuery:
         """This daemon's recent events."""

@@ -180,10 +180,13 @@ def fix_confusions(plate: str, formats: Sequence[str]) -> str:
     return best[0] if len(best) == 1 else plate
 
 
+_CONFUSABLE = str.maketrans(LETTER_TO_DIGIT)
+
+
 def confusable_form(plate: str) -> str:
     """``plate`` with every confusable letter replaced by its look-alike digit, so that
     plates differing only by O/0, I/1, B/8 … compare equal."""
-    return "".join(LETTER_TO_DIGIT.get(char, char) for char in plate)
+    return plate.translate(_CONFUSABLE)
 
 
 def one_slip(known: str, read: str) -> bool:

@@ -61,8 +61,9 @@ class Database(ABC):
 
     @abstractmethod
     def ensure(self, schema: str, error: type[StoreError]) -> None:
-        """Make sure a store's table exists: ``schema`` is its SQLite ``CREATE TABLE IF NOT
-        EXISTS`` (PostgreSQL's tables come from its versioned migrations).
+        """Make sure a store's tables exist: ``schema`` is their SQLite ``CREATE … IF NOT
+        EXISTS`` statements, separated by ``;`` (PostgreSQL's tables come from its
+        versioned migrations).
 
         Raises:
             StoreError: (as ``error``) when the database cannot be opened.
@@ -99,25 +100,34 @@ class SqliteDatabase(Database):
                 yield connection
 
     def ensure(self, schema: str, error: type[StoreError]) -> None:
-        """Create the folder and the table when missing."""
+        """Create the folder and the tables when missing."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.connect() as connection:
-                connection.execute(schema)
+                for statement in filter(str.strip, schema.split(";")):
+                    connection.execute(statement)
         except (OSError, sqlite3.Error) as failure:
             raise error(f"dues.database: cannot open {self.path}: {failure}") from None
+
+
+#: The plate stores' SQLite settings: a page cache that holds much of a large list's index
+#: while it is written (SQLite's default of 2 MB makes a big import thrash it). Pages are
+#: only taken as they are used.
+PLATE_PRAGMAS = {"cache_size": "-65536"}
 
 
 class SqlStore:
     """A store of plates in a :class:`Database`; a path stands for an SQLite file."""
 
-    #: The store's table, for SQLite (``CREATE TABLE IF NOT EXISTS``).
+    #: The store's tables, for SQLite (``CREATE … IF NOT EXISTS`` statements, ``;`` apart).
     SCHEMA: str
     #: What the store raises.
     ERROR: type[StoreError] = StoreError
 
     def __init__(self, database: Database | Path) -> None:
-        self.database = SqliteDatabase(database) if isinstance(database, Path) else database
+        if isinstance(database, Path):
+            database = SqliteDatabase(database, pragmas=PLATE_PRAGMAS)
+        self.database = database
         self.database.ensure(self.SCHEMA, self.ERROR)
 
     def _connect(self) -> AbstractContextManager[Connection]:

@@ -3,11 +3,14 @@
 The embedded backend is an SQLite file. Lookups answer in the seed service's shape
 ``{"found", "dues_pending", "amount", "message"}``; a plate with no row gives
 ``found: false``. Every call opens its own short connection, so lookups are safe from
-any thread and see changes made by ``streamer dues`` while the daemon runs.
+any thread and see changes made by ``streamer dues`` while the daemon runs. A plate with no
+row may be one OCR slip from a known one: found through the keys of
+:mod:`streamer.stores.slips` in ``dues_keys``, never by a scan.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,9 +18,18 @@ from pathlib import Path
 from typing import Protocol
 
 from streamer.events import NOT_FOUND, DuesResult
-from streamer.reading.plates import normalise, one_slip
-from streamer.stores.database import SqlStore
-from streamer.stores.records import StoreError, note_text, plate_key, read_csv
+from streamer.reading.plates import normalise
+from streamer.stores.database import Database, SqlStore
+from streamer.stores.records import (
+    StoreError,
+    by_plate,
+    note_text,
+    plate_key,
+    read_csv,
+)
+from streamer.stores.slips import add_keys, read_keys, remove_keys, slips
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,12 @@ CREATE TABLE IF NOT EXISTS dues (
     amount REAL NOT NULL CHECK (amount >= 0),
     message TEXT NOT NULL DEFAULT '',
     updated_at TEXT NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS dues_keys (
+    key TEXT NOT NULL,
+    plate TEXT NOT NULL,
+    PRIMARY KEY (key, plate)
+) WITHOUT ROWID
 """
 
 
@@ -84,6 +101,21 @@ class SqlDues(SqlStore):
 
     SCHEMA = _SCHEMA
     ERROR = DuesError
+
+    def __init__(self, database: Database | Path) -> None:
+        super().__init__(database)
+        self._index_old_plates()
+
+    def _index_old_plates(self) -> None:
+        """Key the plates of a database written before ``dues_keys`` existed."""
+        with self._connect() as connection:
+            if connection.execute("SELECT 1 FROM dues_keys LIMIT 1").fetchone() is not None:
+                return
+            rows = connection.execute("SELECT plate FROM dues").fetchall()
+            plates = [str(plate) for (plate,) in rows]
+            add_keys(connection, "dues_keys", plates)
+        if plates:
+            logger.info("dues: %d plates indexed for one-slip lookups", len(plates))
 
     def lookup(self, plate: str) -> DuesResult:
         """Dues for ``plate`` (normalised before the lookup)."""
@@ -101,12 +133,15 @@ class SqlDues(SqlStore):
     def _near(self, plate: str) -> DuesResult | None:
         """A known plate one OCR slip away from ``plate`` (one edit, or confusable
         characters), reported as a possible match: never as dues pending."""
+        keys = read_keys(plate)
+        if not keys:  # longer than any plate
+            return None
         with self._connect() as connection:
             rows = connection.execute(
-                "SELECT plate FROM dues WHERE length(plate) BETWEEN ? AND ?",
-                (len(plate) - 1, len(plate) + 1),
+                f"SELECT DISTINCT plate FROM dues_keys WHERE key IN ({', '.join('?' * len(keys))})",
+                keys,
             ).fetchall()
-        near = sorted(str(known) for (known,) in rows if one_slip(str(known), plate))
+        near = slips(plate, (str(known) for (known,) in rows))
         if len(near) != 1:  # none, or too many to name one
             return None
         return DuesResult(
@@ -135,13 +170,16 @@ class SqlDues(SqlStore):
                 "INSERT INTO dues (plate, amount, message, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(plate) DO UPDATE SET amount = excluded.amount, "
                 "message = excluded.message, updated_at = excluded.updated_at",
-                [(plate, amount, message, now) for plate, amount, message in rows],
+                [(plate, amount, message, now) for plate, amount, message in by_plate(rows)],
             )
+            add_keys(connection, "dues_keys", [plate for plate, _, _ in rows])
 
     def clear(self, plate: str) -> bool:
         """Remove ``plate``'s row; ``False`` when there was none."""
+        plate = normalise(plate)
         with self._connect() as connection:
-            cursor = connection.execute("DELETE FROM dues WHERE plate = ?", (normalise(plate),))
+            cursor = connection.execute("DELETE FROM dues WHERE plate = ?", (plate,))
+            remove_keys(connection, "dues_keys", [plate])
         return cursor.rowcount > 0
 
     def records(self) -> list[DuesRecord]:

@@ -10,6 +10,7 @@ and cannot be changed with the CLI or the API.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,9 +20,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from streamer.events import NO_LISTS, ListMatch
-from streamer.reading.plates import normalise, one_slip
+from streamer.reading.plates import normalise
 from streamer.stores.database import Database, SqlStore
-from streamer.stores.records import StoreError, note_text, plate_key, read_csv
+from streamer.stores.records import (
+    StoreError,
+    by_plate,
+    note_text,
+    plate_key,
+    read_csv,
+)
+from streamer.stores.slips import add_keys, read_keys, remove_keys, slips
+
+logger = logging.getLogger(__name__)
 
 
 class ListError(StoreError):
@@ -105,7 +115,13 @@ CREATE TABLE IF NOT EXISTS list_entries (
     expires_at REAL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (list, plate)
-)
+);
+CREATE TABLE IF NOT EXISTS list_keys (
+    list TEXT NOT NULL,
+    key TEXT NOT NULL,
+    plate TEXT NOT NULL,
+    PRIMARY KEY (list, key, plate)
+) WITHOUT ROWID
 """
 
 #: One checked entry: plate, note, expiry.
@@ -137,6 +153,21 @@ class SqlLists(SqlStore):
         super().__init__(database)
         #: Each list's name, and the file that is the list (``None``: managed by hand).
         self.declared = dict(declared)
+        self._index_old_entries()
+
+    def _index_old_entries(self) -> None:
+        """Key the entries of a database written before ``list_keys`` existed."""
+        with self._connect() as connection:
+            if connection.execute("SELECT 1 FROM list_keys LIMIT 1").fetchone() is not None:
+                return
+            rows = connection.execute("SELECT list, plate FROM list_entries").fetchall()
+            plates: dict[str, list[str]] = {}
+            for name, plate in rows:
+                plates.setdefault(str(name), []).append(str(plate))
+            for name, listed in plates.items():
+                add_keys(connection, "list_keys", listed, name)
+        if rows:
+            logger.info("lists: %d entries indexed for one-slip lookups", len(rows))
 
     def load_files(self) -> dict[str, int]:
         """Replace every list that has a file with the file's entries, each list in one
@@ -151,32 +182,39 @@ class SqlLists(SqlStore):
             if file is not None
         }
         for name, rows in loaded.items():
-            self._write(name, rows, replace=True)
+            self._replace(name, rows)
         return {name: len(rows) for name, rows in loaded.items()}
 
     def lookup(self, plate: str) -> ListMatch:
         """The declared lists with an entry for ``plate`` that has not expired; and, for
         each other list, its one entry one OCR slip away (one edit, or confusable
-        characters), if exactly one is."""
+        characters), if exactly one is. Both come from indexes: no entry is scanned."""
         plate = normalise(plate)
-        if not self.declared or not plate:
+        names, keys = sorted(self.declared), read_keys(plate)
+        if not names or not plate or not keys:  # keys: none for a read longer than any plate
             return NO_LISTS
-        with self._connect() as connection:
+        names_in, live = f"IN ({_marks(names)})", "(e.expires_at IS NULL OR e.expires_at > ?)"
+        now = time.time()
+        with self._connect() as connection:  # one round trip: the exact match, and the keys'
             rows = connection.execute(
-                "SELECT list, plate FROM list_entries WHERE length(plate) BETWEEN ? AND ? "
-                "AND (expires_at IS NULL OR expires_at > ?)",
-                (len(plate) - 1, len(plate) + 1, time.time()),
+                f"SELECT e.list, e.plate FROM list_entries e WHERE e.list {names_in} "
+                f"AND e.plate = ? AND {live} UNION "
+                "SELECT k.list, k.plate FROM list_keys k JOIN list_entries e "
+                f"ON e.list = k.list AND e.plate = k.plate WHERE k.list {names_in} "
+                f"AND k.key IN ({_marks(keys)}) AND {live}",
+                (*names, plate, now, *names, *keys, now),
             ).fetchall()
-        rows = [(str(name), str(known)) for name, known in rows if name in self.declared]
-        on = sorted({name for name, known in rows if known == plate})
-        near: dict[str, set[str]] = {}
+        lists = tuple(sorted(str(name) for name, known in rows if known == plate))
+        candidates: dict[str, list[str]] = {}
         for name, known in rows:
-            if name not in on and one_slip(known, plate):
-                near.setdefault(name, set()).add(known)
-        possible = tuple(
-            (name, next(iter(plates))) for name, plates in sorted(near.items()) if len(plates) == 1
-        )
-        return ListMatch(tuple(on), possible)
+            if name not in lists:
+                candidates.setdefault(str(name), []).append(str(known))
+        possible = []
+        for name, plates in sorted(candidates.items()):
+            found = slips(plate, plates)
+            if len(found) == 1:  # none, or too many to name one
+                possible.append((name, found[0]))
+        return ListMatch(lists, tuple(possible))
 
     def add(self, name: str, plate: str, note: object = "", expires: object = None) -> ListEntry:
         """Put ``plate`` on list ``name`` (or replace its note and expiry).
@@ -189,8 +227,14 @@ class SqlLists(SqlStore):
             row = (plate_key(plate), note_text(note, "note"), expiry(expires))
         except StoreError as error:
             raise ListError(str(error)) from None
-        self._write(name, [row], replace=False)
-        return next(entry for entry in self.entries(name) if entry.plate == row[0])
+        self._upsert(name, [row])
+        with self._connect() as connection:
+            found = connection.execute(
+                "SELECT plate, note, expires_at, updated_at FROM list_entries "
+                "WHERE list = ? AND plate = ?",
+                (name, row[0]),
+            ).fetchone()
+        return _entry(name, found)
 
     def remove(self, name: str, plate: str) -> bool:
         """Take ``plate`` off list ``name``; ``False`` when it was not on it.
@@ -199,10 +243,12 @@ class SqlLists(SqlStore):
             ListError: for an unknown or file-managed list.
         """
         self._changeable(name)
+        plate = normalise(plate)
         with self._connect() as connection:
             cursor = connection.execute(
-                "DELETE FROM list_entries WHERE list = ? AND plate = ?", (name, normalise(plate))
+                "DELETE FROM list_entries WHERE list = ? AND plate = ?", (name, plate)
             )
+            remove_keys(connection, "list_keys", [plate], name)
         return cursor.rowcount > 0
 
     def import_csv(self, name: str, path: Path) -> int:
@@ -214,7 +260,7 @@ class SqlLists(SqlStore):
         """
         self._changeable(name)
         rows = read_csv(path, ("plate",), _row, ListError)
-        self._write(name, rows, replace=False)
+        self._upsert(name, rows)
         return len(rows)
 
     def entries(self, name: str) -> list[ListEntry]:
@@ -230,7 +276,7 @@ class SqlLists(SqlStore):
                 "ORDER BY plate",
                 (name,),
             ).fetchall()
-        return [ListEntry(name, str(p), str(n), e, str(u)) for p, n, e, u in rows]
+        return [_entry(name, row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         """Entries per declared list that have not expired."""
@@ -254,15 +300,57 @@ class SqlLists(SqlStore):
         if file is not None:
             raise ListError(f"list {name} is the file {file}: edit it (it is read at each start)")
 
-    def _write(self, name: str, rows: list[Row], replace: bool) -> None:
+    def _upsert(self, name: str, rows: list[Row]) -> None:
+        """Write checked entries and their keys in one transaction: all, or none."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._connect() as connection:
-            if replace:
-                connection.execute("DELETE FROM list_entries WHERE list = ?", (name,))
             connection.executemany(
                 "INSERT INTO list_entries (list, plate, note, expires_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(list, plate) DO UPDATE SET "
                 "note = excluded.note, expires_at = excluded.expires_at, "
                 "updated_at = excluded.updated_at",
-                [(name, plate, note, expires, now) for plate, note, expires in rows],
+                [(name, plate, note, expires, now) for plate, note, expires in by_plate(rows)],
             )
+            add_keys(connection, "list_keys", [plate for plate, _, _ in rows], name)
+
+    def _replace(self, name: str, rows: list[Row]) -> None:
+        """Make list ``name`` hold ``rows`` and nothing else, in one transaction, writing
+        only what changed: a file read again at each start is mostly the same."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        wanted = {plate: (note, expires) for plate, note, expires in rows}
+        with self._connect() as connection:
+            held = {
+                str(plate): (str(note), expires)
+                for plate, note, expires in connection.execute(
+                    "SELECT plate, note, expires_at FROM list_entries WHERE list = ?", (name,)
+                ).fetchall()
+            }
+            gone = sorted(held.keys() - wanted.keys())
+            connection.executemany(
+                "DELETE FROM list_entries WHERE list = ? AND plate = ?",
+                [(name, plate) for plate in gone],
+            )
+            remove_keys(connection, "list_keys", gone, name)
+            connection.executemany(
+                "INSERT INTO list_entries (list, plate, note, expires_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(list, plate) DO UPDATE SET "
+                "note = excluded.note, expires_at = excluded.expires_at, "
+                "updated_at = excluded.updated_at",
+                [
+                    (name, plate, note, expires, now)
+                    for plate, (note, expires) in sorted(wanted.items())
+                    if held.get(plate) != (note, expires)
+                ],
+            )
+            new = [plate for plate in wanted if plate not in held]
+            add_keys(connection, "list_keys", new, name)
+
+
+def _entry(name: str, row: Any) -> ListEntry:
+    plate, note, expires, updated = row
+    return ListEntry(name, str(plate), str(note), expires, str(updated))
+
+
+def _marks(values: list[str]) -> str:
+    """As many ``?`` placeholders as ``values``."""
+    return ", ".join("?" * len(values))
