@@ -2,7 +2,8 @@
 
 - ``GET /api/lists``: each declared list with its description, its count of entries that
   have not expired, and its file when the list is a file;
-- ``GET /api/lists/{name}``: the list's entries, expired ones too;
+- ``GET /api/lists/{name}?limit=100&offset=0``: a page of the list's entries (expired ones
+  too, ordered by plate), and ``total``, how many it holds;
 - ``PUT /api/lists/{name}/{plate}`` with JSON ``{"note", "expires"}`` (both optional):
   puts the plate on the list, or changes its entry;
 - ``DELETE /api/lists/{name}/{plate}``: takes it off.
@@ -16,10 +17,14 @@ import asyncio
 
 from aiohttp import web
 
-from streamer.api.requests import ApiError, plate_param, read_json
+from streamer.api.requests import ApiError, integer, plate_param, read_json
 from streamer.config import ListConfig
 from streamer.stores.lists import SqlLists
 from streamer.stores.records import StoreError
+
+#: Entries per page of ``GET /api/lists/{name}`` unless ``limit`` says otherwise, and the most
+#: it may ask for.
+PAGE, MAX_PAGE = 100, 1000
 
 
 class ListRoutes:
@@ -62,8 +67,18 @@ class ListRoutes:
 
     async def show(self, request: web.Request) -> web.Response:
         name = self._name(request)
-        entries = await asyncio.to_thread(self.lists.entries, name)
-        return web.json_response({"name": name, "entries": [e.to_json() for e in entries]})
+        limit = integer(request.query.get("limit"), "limit", PAGE, 1, MAX_PAGE)
+        offset = integer(request.query.get("offset"), "offset", 0, 0, 10**9)
+        entries, total = await asyncio.to_thread(self.lists.page, name, limit, offset)
+        return web.json_response(
+            {
+                "name": name,
+                "entries": [entry.to_json() for entry in entries],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
 
     async def put(self, request: web.Request) -> web.Response:
         name, plate = self._name(request, change=True), plate_param(request)

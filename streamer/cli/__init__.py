@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     lists_add.add_argument("plate")
     lists_add.add_argument("--note", default="")
     lists_add.add_argument(
-        "--expires", default=None, help="YYYY-MM-DD (through that day) or an ISO date and time"
+        "--expires",
+        default=None,
+        help="YYYY-MM-DD (through that day; 9999-12-31: never) or an ISO date and time",
     )
     lists_remove = lists_sub.add_parser(
         "remove", parents=[config_parent], help="take a plate off a list"

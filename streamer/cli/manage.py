@@ -16,7 +16,7 @@ from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import DeliveryQueue, DeliveryState
 from streamer.node import open_stores
 from streamer.stores.dues import SqlDues
-from streamer.stores.lists import SqlLists
+from streamer.stores.lists import ListError, SqlLists
 from streamer.vision.models import fetch_default_weights
 
 
@@ -57,7 +57,10 @@ def _lists(args: argparse.Namespace, config: Config, lists: SqlLists) -> int:
         count = lists.import_csv(args.name, args.csv)
         print(f"imported {count} plates into list {args.name}")
     elif command == "add":
-        entry = lists.add(args.name, args.plate, args.note, args.expires)
+        try:
+            entry = lists.add(args.name, args.plate, args.note, args.expires)
+        except ListError as error:  # an argument refused: nothing was stored
+            return fail(str(error), EXIT_CONFIG)
         print(json.dumps(entry.to_json(), ensure_ascii=False))
     elif command == "remove":
         if not lists.remove(args.name, args.plate):

@@ -24,6 +24,7 @@ from streamer.stores.records import (
     StoreError,
     by_plate,
     note_text,
+    one_per_plate,
     plate_key,
     read_csv,
 )
@@ -192,13 +193,13 @@ class SqlDues(SqlStore):
 
     def import_csv(self, path: Path) -> int:
         """Upsert rows from a CSV with a header ``plate,amount[,message]``; returns the
-        count. The whole file is checked first and written in one transaction, so a bad
-        row changes nothing.
+        plates (a plate on several lines counts once: the last line wins). The whole file
+        is checked first and written in one transaction, so a bad row changes nothing.
 
         Raises:
             DuesError: naming the file, the line and the rule it breaks.
         """
-        rows = read_csv(path, ("plate", "amount"), _row, DuesError)
+        rows = one_per_plate(read_csv(path, ("plate", "amount"), _row, DuesError))
         self._upsert(rows)
         return len(rows)
 

@@ -26,6 +26,7 @@ from streamer.stores.records import (
     StoreError,
     by_plate,
     note_text,
+    one_per_plate,
     plate_key,
     read_csv,
 )
@@ -83,28 +84,51 @@ class ListEntry:
 
 
 def _iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        when = datetime.fromtimestamp(moment, UTC)
+    except (ValueError, OverflowError, OSError):  # stored by a version that let it in
+        when = datetime.max.replace(tzinfo=UTC) if moment > 0 else datetime.min.replace(tzinfo=UTC)
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+#: The date that means "never expires": the last one a date can name.
+NEVER = "9999-12-31"
 
 
 def expiry(value: object) -> float | None:
     """When an entry expires, as Unix time, from ``YYYY-MM-DD`` (the end of that day, local
-    time) or an ISO 8601 date and time (local time without an offset); empty: never.
+    time) or an ISO 8601 date and time (local time without an offset); empty, or
+    ``9999-12-31``: never.
 
     Raises:
-        ListError: for anything else.
+        ListError: for anything else, or a moment outside the years 1 to 9999 in UTC.
     """
     if value is None or value == "":
         return None
-    text = str(value).strip()
+    if not isinstance(value, str):
+        raise ListError(f"expires: expected a date as text (got {type(value).__name__})")
+    text = value.strip()
+    if text == NEVER:
+        return None
+    shown = repr(text) if len(text) <= 40 else f"{text[:37]!r}..."
     try:
         if len(text) == 10:
             day = datetime.strptime(text, "%Y-%m-%d").date()
-            return datetime.combine(day + timedelta(days=1), clock()).timestamp()
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except (ValueError, OverflowError):
+            moment = datetime.combine(day + timedelta(days=1), clock()).timestamp()
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, OSError):
         raise ListError(
-            f"expires: {text[:40]!r} is not a date (YYYY-MM-DD) or a date and time (ISO 8601)"
+            f"expires: {shown} is not a date (YYYY-MM-DD) or a date and time (ISO 8601)"
         ) from None
+    try:
+        datetime.fromtimestamp(moment, UTC)  # what the entry is shown as
+    except (ValueError, OverflowError, OSError):
+        raise ListError(
+            f"expires: {shown} is outside the years 1 to 9999 in UTC "
+            f"(leave it empty or give {NEVER} for never)"
+        ) from None
+    return moment
 
 
 _SCHEMA = """
@@ -171,13 +195,14 @@ class SqlLists(SqlStore):
 
     def load_files(self) -> dict[str, int]:
         """Replace every list that has a file with the file's entries, each list in one
-        transaction; returns the entries per list.
+        transaction; returns the plates per list (a plate on several lines counts once:
+        the last line wins).
 
         Raises:
             ListError: naming the file, the line and what is wrong, before any list changed.
         """
         loaded = {
-            name: read_csv(file, ("plate",), _row, ListError)
+            name: one_per_plate(read_csv(file, ("plate",), _row, ListError))
             for name, file in self.declared.items()
             if file is not None
         }
@@ -253,13 +278,14 @@ class SqlLists(SqlStore):
 
     def import_csv(self, name: str, path: Path) -> int:
         """Add or update the entries of a CSV with a header ``plate[,note][,expires]``, all
-        or none; returns the count.
+        or none; returns the plates (a plate on several lines counts once: the last line
+        wins).
 
         Raises:
             ListError: for an unknown or file-managed list, or naming the file's bad line.
         """
         self._changeable(name)
-        rows = read_csv(path, ("plate",), _row, ListError)
+        rows = one_per_plate(read_csv(path, ("plate",), _row, ListError))
         self._upsert(name, rows)
         return len(rows)
 
@@ -269,14 +295,27 @@ class SqlLists(SqlStore):
         Raises:
             ListError: for an unknown list.
         """
+        return self.page(name, None, 0)[0]
+
+    def page(self, name: str, limit: int | None, offset: int) -> tuple[list[ListEntry], int]:
+        """``limit`` entries of list ``name`` (all when ``None``) after the first
+        ``offset``, expired ones too, ordered by plate; and how many the list holds.
+
+        Raises:
+            ListError: for an unknown list.
+        """
         self._known(name)
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset)}"
         with self._connect() as connection:
             rows = connection.execute(
                 "SELECT plate, note, expires_at, updated_at FROM list_entries WHERE list = ? "
-                "ORDER BY plate",
+                "ORDER BY plate" + page,
                 (name,),
             ).fetchall()
-        return [_entry(name, row) for row in rows]
+            (total,) = connection.execute(
+                "SELECT count(*) FROM list_entries WHERE list = ?", (name,)
+            ).fetchone()
+        return [_entry(name, row) for row in rows], int(total)
 
     def counts(self) -> dict[str, int]:
         """Entries per declared list that have not expired."""

@@ -47,6 +47,9 @@ def plate_key(plate: str) -> str:
     shown = repr(plate) if len(plate) <= 40 else f"{plate[:37]!r}..."
     if foreign:
         raise StoreError(f"plate {shown}: only A-Z and 0-9 are plate characters ({foreign!r})")
+    if any(unicodedata.category(c) == "Cc" for c in plate):
+        # A NUL or a tab is damage, not a separator: dropping it would store another plate.
+        raise StoreError(f"plate {shown}: control characters are not plate characters")
     key = normalise(plate)
     if not key:
         raise StoreError(f"plate {shown} has no letters or digits")
@@ -56,6 +59,12 @@ def plate_key(plate: str) -> str:
 
 
 _KEYED = re.compile(f"[A-Z0-9]{{1,{MAX_PLATE_LENGTH}}}")
+
+
+def one_per_plate(records: list[R]) -> list[R]:
+    """``records`` with each plate (its first value) once: where a file names a plate on
+    several lines, the last line wins, as it would if they were written one by one."""
+    return list({record[0]: record for record in records}.values())
 
 
 def by_plate(records: list[R]) -> list[R]:

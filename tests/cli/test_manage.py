@@ -174,3 +174,31 @@ def test_outbox_list_masks_the_secrets_an_error_quotes(tmp_path: Path) -> None:
     assert line.endswith("InvalidUrlClientError: http://hook:***@[::1/events?key=***")
     assert "s3cret" not in result.stdout
     assert "k3y" not in result.stdout
+
+
+def test_an_expiry_outside_the_calendar_is_refused_and_the_list_still_shows(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "streamer.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"dues": {"database": str(tmp_path / "dues.sqlite")}, "lists": {"vip": None}}
+        )
+    )
+    for expires in ["0001-01-01T00:00+01:00", "9999-12-31T23:59:59-01:00"]:
+        refused = cli(config, "add", "vip", "KA01AB1234", "--expires", expires)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.splitlines() == [
+            f"streamer: expires: '{expires}' is outside the years 1 to 9999 in UTC "
+            "(leave it empty or give 9999-12-31 for never)"
+        ]
+    csv = tmp_path / "vip.csv"
+    csv.write_text("plate,expires\nKA01AB1234,0001-01-01T00:00+01:00\n")
+    bad = cli(config, "import", "vip", str(csv))
+    assert (bad.returncode, bad.stderr.count("\n")) == (1, 1)
+    assert "vip.csv:2: expires: '0001-01-01T00:00+01:00' is outside" in bad.stderr
+    shown = cli(config, "show", "vip")
+    assert (shown.returncode, shown.stdout, shown.stderr) == (0, "", "")
+    never = cli(config, "add", "vip", "KA01AB1234", "--expires", "9999-12-31")
+    assert json.loads(never.stdout)["expires"] is None
+    assert cli(config, "show", "vip").stdout.split() == ["KA01AB1234", "expires", "never"]

@@ -151,6 +151,9 @@ def write(tmp_path: Path, content: bytes) -> Path:
             r":2: a value runs over several lines",
         ),
         (b"plate,amount\n" + b"K" * 17 + b",10\n", r":2: plate .*longer than 16"),
+        # A NUL or a tab inside a plate is damage: dropping it would key another plate.
+        (b"plate,amount\nKA01AB1234,1\nKA01\x00AB1234,10\n", r":3: plate 'KA01\\x00AB.*control"),
+        (b"plate,amount\nKA01\tAB1234,10\n", r":2: plate 'KA01\\tAB1234': control characters"),
     ],
     ids=[
         "nan-after-10000",
@@ -164,6 +167,8 @@ def write(tmp_path: Path, content: bytes) -> Path:
         "combining-accent",
         "open-quote",
         "too-long",
+        "nul-in-plate",
+        "tab-in-plate",
     ],
 )
 def test_a_bad_csv_is_one_line_numbered_error_and_imports_nothing(
@@ -190,3 +195,11 @@ def test_a_message_is_one_line_of_text(dues: SqlDues, message: str) -> None:
 def test_separators_from_a_spreadsheet_are_dropped(dues: SqlDues) -> None:
     dues.set("KA\u00a001\u2013AB\u20131234", 10)  # a no-break space and en dashes
     assert dues.lookup("KA01AB1234").found
+
+
+def test_a_plate_on_several_lines_counts_once_and_the_last_line_wins(
+    dues: SqlDues, tmp_path: Path
+) -> None:
+    path = write(tmp_path, b"plate,amount\nKA01AB1234,10\nMH12XY7395,5\nka-01 ab 1234,20\n")
+    assert dues.import_csv(path) == 2
+    assert dues.lookup("KA01AB1234").amount == 20.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from streamer.events import ListMatch
 from streamer.node import ServiceOptions, StartupError
 from streamer.service import Service
 from streamer.stores.database import Database
-from streamer.stores.lists import ListError, SqlLists, expiry
+from streamer.stores.lists import NEVER, ListError, SqlLists, expiry
 
 from support.daemon import make_config
 
@@ -79,6 +80,82 @@ def test_a_date_expires_at_the_end_of_that_day() -> None:
     assert expiry("") is None
     with pytest.raises(ListError, match="not a date"):
         expiry("next week")
+
+
+#: Moments outside the years 1 to 9999 once in UTC, which no entry could be shown with.
+UNSHOWABLE = ["0001-01-01T00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:59:59+01:00"]
+
+
+@pytest.mark.parametrize("expires", UNSHOWABLE)
+def test_an_expiry_outside_the_calendar_is_refused_and_nothing_stored(
+    lists: SqlLists, tmp_path: Path, expires: str
+) -> None:
+    before = lists.entries("residents")
+    with pytest.raises(
+        ListError, match=rf"^expires: '{re.escape(expires)}' is outside the years 1 to 9999"
+    ):
+        lists.add("residents", "DL07CR6158", expires=expires)
+    csv = tmp_path / "list.csv"
+    csv.write_text(f"plate,expires\nTN09CK2046,\nDL07CR6158,{expires}\n")
+    with pytest.raises(
+        ListError, match=rf"list\.csv:3: expires: '{re.escape(expires)}' is outside"
+    ):
+        lists.import_csv("residents", csv)
+    assert lists.entries("residents") == before
+    assert [entry.to_json() for entry in before]  # the list can still be read
+
+
+def test_9999_12_31_means_never(lists: SqlLists) -> None:
+    assert expiry(NEVER) is None
+    entry = lists.add("residents", "DL07CR6158", expires="9999-12-31")
+    assert (entry.expires_at, entry.expired, entry.to_json()["expires"]) == (None, False, None)
+    assert lists.lookup("DL07CR6158").lists == ("residents",)
+
+
+def test_an_entry_stored_outside_the_calendar_can_still_be_read(
+    lists: SqlLists, store_database: Database
+) -> None:
+    with store_database.connect() as connection:  # as a version before the check let in
+        connection.execute(
+            "UPDATE list_entries SET expires_at = ? WHERE plate = ?",
+            (-62135600400.0, "KA01AB1234"),
+        )
+    (entry,) = [e for e in lists.entries("residents") if e.plate == "KA01AB1234"]
+    assert entry.expired
+    assert entry.to_json()["expires"] == "0001-01-01T00:00:00Z"
+
+
+def test_a_plate_on_several_lines_counts_once_and_the_last_line_wins(
+    lists: SqlLists, tmp_path: Path
+) -> None:
+    csv = tmp_path / "list.csv"
+    csv.write_text("plate,note\nTN09CK2046,first\nDL07CR6158,\ntn-09 ck 2046,last\n")
+    assert lists.import_csv("residents", csv) == 2
+    assert {e.plate: e.note for e in lists.entries("residents")}["TN09CK2046"] == "last"
+    store = SqlLists(lists.database, {"banned": csv})
+    assert store.load_files() == {"banned": 2}
+
+
+def test_a_control_character_inside_a_plate_is_refused_naming_its_line(
+    lists: SqlLists, tmp_path: Path
+) -> None:
+    csv = tmp_path / "list.csv"
+    csv.write_bytes(b"plate\nTN09CK2046\nDL07\x00CR6158\n")
+    with pytest.raises(ListError, match=r"list\.csv:3: plate 'DL07\\x00CR6158': control char"):
+        lists.import_csv("residents", csv)
+    with pytest.raises(ListError, match="control characters"):
+        lists.add("residents", "DL07\x00CR6158")
+    assert "TN09CK2046" not in {e.plate for e in lists.entries("residents")}
+
+
+def test_a_list_is_read_a_page_at_a_time(lists: SqlLists) -> None:
+    for number in range(25):
+        lists.add("banned", f"DL07CR{number:04d}")
+    page, total = lists.page("banned", 10, 20)
+    assert total == 26
+    assert [entry.plate for entry in page] == [f"DL07CR{n:04d}" for n in range(20, 25)] + [
+        "MH12XY7395"
+    ]
 
 
 def test_changes_name_what_is_wrong(lists: SqlLists) -> None:
