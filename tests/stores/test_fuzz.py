@@ -1,4 +1,5 @@
-"""Hostile dues CSVs: each imports whole or not at all, naming the bad line."""
+"""Hostile dues and list CSVs: each imports whole or not at all, naming the bad line, and
+counts each plate once."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from streamer.stores.dues import DuesError, SqlDues
+from streamer.stores.lists import ListError, SqlLists
 
 from support.fuzz import FOREIGN_RULE, SEED, Tally, bounded, mutate, shorten
 from support.probes import FOREIGN_PLATES
@@ -118,9 +120,8 @@ def csv_case(rng: random.Random, number: int) -> CsvCase:
         return CsvCase(
             f"NUL in {['plate', 'amount', 'message'][column]} on line {line}",
             encode(rows),
-            "",
+            CONTROL_RULE,
             line,
-            count,
         )
     if kind == 6:
         rows[bad][2] = "m" * rng.choice([131_073, 500_000])
@@ -152,8 +153,8 @@ def csv_case(rng: random.Random, number: int) -> CsvCase:
         plate = rows[bad][0]
         rows[bad][0] = f"{plate[:2].lower()}-{plate[2:4]} {plate[4:]}"
         rows.append(list(rows[bad]))
-        return CsvCase(
-            f"lower-case, punctuated, repeated plate on line {line}", encode(rows), rows=count + 1
+        return CsvCase(  # each plate counts once (the last line wins)
+            f"lower-case, punctuated, repeated plate on line {line}", encode(rows), rows=count
         )
     if kind == 12:
         no_header = "no header row"
@@ -240,5 +241,152 @@ def test_hostile_dues_csvs_import_whole_or_not_at_all(
         if tally.over_budget(number, len(cases)):
             break
         check_import(case, tmp_path, seed_db, tally, f"CSV #{number} ({case.description})")
+    tally.report(capsys)
+    tally.verdict()
+
+
+# --- list CSVs -----------------------------------------------------------------------------
+
+#: Expiries a list CSV may hold, and expiries it may not (refused, naming the line).
+GOOD_EXPIRIES = ["", "2030-06-15", "9999-12-31", "2020-01-01", "2030-06-15T08:00:00Z"]
+GOOD_EXPIRIES += ["2030-06-15T08:00+05:30", "0001-01-02", " 2030-06-15 "]
+BAD_EXPIRIES = ["0001-01-01T00:00+01:00", "9999-12-31T23:59:59-01:00", "soon", "2030-02-30"]
+BAD_EXPIRIES += ["10000-01-01", "0000-01-01", "2030-01-01T25:00", "2030-01-01T00:00+25:00"]
+BAD_EXPIRIES += ["x" * 5000, "2030\x00-01-01", "NaN", "1e400"]
+EXPIRY_RULE = "an expiry that is not a date, or outside the years 1 to 9999 in UTC, is refused"
+CONTROL_RULE = "a control character inside a plate or a note is refused"
+
+
+def list_csv_case(rng: random.Random) -> CsvCase:
+    """One generated list CSV with one defect, or (one in seven) random damage; ``rows``
+    counts plates, each once."""
+    count = rng.randint(1, 25)
+    rows = [
+        [plate_text(rng), rng.choice(["", "flat 4", "stolen"]), rng.choice(GOOD_EXPIRIES)]
+        for _ in range(count)
+    ]
+    unique = len({row[0] for row in rows})
+    header = rng.choice([["plate", "note", "expires"], [" Plate", "NOTE", "expires "]])
+
+    def encode(table: list[list[str]], ending: str = "\n") -> bytes:
+        lines = [",".join(header)] + [",".join(row) for row in table]
+        return (ending.join(lines) + ending).encode("utf-8", "surrogateescape")
+
+    bad = rng.randrange(count)
+    line = bad + 2
+    kind = rng.randrange(12)
+    if kind == 0:
+        rows[bad][2] = rng.choice(BAD_EXPIRIES)
+        return CsvCase(
+            f"expiry {shorten(rows[bad][2], 40)} on line {line}", encode(rows), EXPIRY_RULE, line
+        )
+    if kind == 1:
+        column = rng.randrange(2)
+        char = rng.choice(["\x00", "\t", "\x7f", "\x1b"])
+        rows[bad][column] = rows[bad][column][:2] + char + rows[bad][column][2:]
+        name = ["plate", "note"][column]
+        return CsvCase(f"{char!r} in the {name} on line {line}", encode(rows), CONTROL_RULE, line)
+    if kind == 2:
+        rows[bad][0] = rng.choice([*FOREIGN_PLATES, "---", "K" * 17])
+        return CsvCase(f"plate {rows[bad][0]!r} on line {line}", encode(rows), FOREIGN_RULE, line)
+    if kind == 3:
+        rows[bad][1] = "n" * rng.choice([1001, 131_073])
+        rule = "a note is at most 1000 characters"
+        return CsvCase(
+            f"note of {len(rows[bad][1])} characters on line {line}", encode(rows), rule, line
+        )
+    if kind == 4:
+        rows[bad].append("extra")
+        return CsvCase(
+            f"extra column on line {line}", encode(rows), "an extra column is refused", line
+        )
+    if kind == 5:
+        rows[bad][1] = "Caf\udce9"
+        return CsvCase(f"Latin-1 note on line {line}", encode(rows), "not UTF-8 is refused", line)
+    if kind == 6:
+        plate = rows[bad][0]
+        rows.append([f"{plate[:2].lower()}-{plate[2:4]} {plate[4:]}", "again", ""])
+        return CsvCase(f"plate of line {line} again, spelled otherwise", encode(rows), rows=unique)
+    if kind == 7:
+        return CsvCase("byte-order mark", b"\xef\xbb\xbf" + encode(rows), rows=unique)
+    if kind == 8:
+        ending = rng.choice(["\r\n", "\r"])
+        return CsvCase(f"{ending!r} line endings", encode(rows, ending), rows=unique)
+    if kind == 9:
+        header = ["plate"]
+        return CsvCase("plates only", encode([[row[0]] for row in rows]), rows=unique)
+    if kind == 10:
+        name, data, rule, at = rng.choice(
+            [
+                ("empty file", b"", "no header row", 1),
+                ("no plate column", b"note,expires\nx,\n", "no header row", 1),
+                ("UTF-16", encode(rows).decode().encode("utf-16"), "not UTF-8", 1),
+            ]
+        )
+        return CsvCase(name, data, rule, at)
+    data, steps = mutate(rng, encode(rows), rng.randint(1, 4))
+    return CsvCase(f"mutated ({steps})", data)
+
+
+def check_list_import(case: CsvCase, folder: Path, seed_db: Path, tally: Tally, name: str) -> None:
+    """Import one list CSV into a copy of ``seed_db`` (with ``streamer lists import``, or as
+    a list's file at a start) and check what happened against ``case``."""
+    database, csv_path = folder / "dues.sqlite", folder / "list.csv"
+    shutil.copyfile(seed_db, database)
+    csv_path.write_bytes(case.data)
+    as_file = tally.inputs % 2 == 1
+    lists = SqlLists(database, {"banned": csv_path if as_file else None})
+    before = lists.entries("banned")
+    try:
+        with bounded(10.0, 512.0):
+            imported = (
+                lists.load_files()["banned"] if as_file else lists.import_csv("banned", csv_path)
+            )
+    except ListError as error:
+        tally.count("ListError")
+        message = str(error)
+        if lists.entries("banned") != before:
+            tally.fail(name, "the failed import changed the list")
+        match = re.match(rf"{re.escape(str(csv_path))}:(\d+): ", message)
+        if match is None:
+            tally.fail(name, f"its error names no line: {shorten(message)}")
+        elif case.bad_line is not None and int(match.group(1)) != case.bad_line:
+            tally.fail(
+                name,
+                f"its error names line {match.group(1)}, not {case.bad_line}: {shorten(message)}",
+            )
+        return
+    except Exception as error:
+        tally.count(type(error).__name__)
+        tally.fail(name, f"the import raised {type(error).__name__}: {shorten(str(error))}")
+        return
+    tally.count("loaded as a file" if as_file else "imported")
+    if case.refuse:
+        tally.fail(name, f"imported {imported} plates; {case.refuse}")
+    elif case.rows is not None and imported != case.rows:
+        tally.fail(name, f"counted {imported} plates, not the {case.rows} it holds")
+    try:
+        shown = [entry.to_json() for entry in lists.entries("banned")]
+    except Exception as error:
+        tally.fail(name, f"the list cannot be shown: {type(error).__name__}: {error}")
+        return
+    if any(not re.fullmatch("[A-Z0-9]{1,16}", entry["plate_number"]) for entry in shown):
+        tally.fail(name, f"stored a plate outside A-Z and 0-9: {shorten(shown)}")
+
+
+def test_hostile_list_csvs_import_whole_or_not_at_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = random.Random(f"{SEED}-list-csv")
+    tally = Tally("list CSV", minimum=300)
+    seed_db = tmp_path / "seed.sqlite"
+    SqlLists(seed_db, {"banned": None}).add("banned", plate_text(rng), "seeded")
+    cases = [list_csv_case(rng) for _ in range(320)]
+    for number, case in enumerate(cases):
+        if tally.over_budget(number, len(cases)):
+            break
+        check_list_import(
+            case, tmp_path, seed_db, tally, f"list CSV #{number} ({case.description})"
+        )
     tally.report(capsys)
     tally.verdict()

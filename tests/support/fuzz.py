@@ -1,8 +1,9 @@
 """The fuzzing harness: seeded inputs, a tally of outcomes per class with a time budget,
 the daemon under attack with its memory and tracebacks watched, and image probes.
 
-Hostile inputs from a seeded generator: the HTTP API of a running daemon, configs,
-damaged recordings and dues CSVs, damaged outbox files and full disks.
+Hostile inputs from a seeded generator: the HTTP API of a running daemon (the lists API
+among it), configs, damaged recordings, dues and list CSVs, damaged outbox files and full
+disks.
 
 Every input comes from ``random.Random`` seeded from :data:`SEED` (``STREAMER_FUZZ_SEED``
 sets another), so a failure reproduces with the seed its message names. Each test runs all
@@ -43,6 +44,8 @@ BUDGET_S = {"HTTP": 90.0, "config": 45.0, "video": 30.0, "dues CSV": 30.0}
 BUDGET_S["rules and MQTT"] = 30.0
 BUDGET_S["outbox file"] = 60.0
 BUDGET_S["disk fault"] = 120.0
+BUDGET_S["list CSV"] = 30.0
+BUDGET_S["lists API"] = 60.0
 #: The README's stream schemes: any other ``scheme://`` source must be refused.
 STREAM_SCHEMES = {"rtsp", "rtsps", "http", "https", "rtmp"}
 #: The README's rule for plates given to the dues database.
