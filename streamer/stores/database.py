@@ -60,6 +60,10 @@ class Database(ABC):
         """
 
     @abstractmethod
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """Tell the query planner what ``tables`` hold, after a bulk write."""
+
+    @abstractmethod
     def ensure(self, schema: str, error: type[StoreError]) -> None:
         """Make sure a store's tables exist: ``schema`` is their SQLite ``CREATE … IF NOT
         EXISTS`` statements, separated by ``;`` (PostgreSQL's tables come from its
@@ -99,6 +103,9 @@ class SqliteDatabase(Database):
             with connection:
                 yield connection
 
+    def refresh_statistics(self, tables: Sequence[str]) -> None:
+        """Nothing to do: SQLite plans the stores' lookups by their keys without them."""
+
     def ensure(self, schema: str, error: type[StoreError]) -> None:
         """Create the folder and the tables when missing."""
         try:
@@ -114,6 +121,8 @@ class SqliteDatabase(Database):
 #: while it is written (SQLite's default of 2 MB makes a big import thrash it). Pages are
 #: only taken as they are used.
 PLATE_PRAGMAS = {"cache_size": "-65536"}
+#: Rows written at once from which a store refreshes the planner's statistics.
+BULK_ROWS = 1000
 
 
 class SqlStore:
@@ -132,3 +141,8 @@ class SqlStore:
 
     def _connect(self) -> AbstractContextManager[Connection]:
         return self.database.connect()
+
+    def _wrote_many(self, count: int, *tables: str) -> None:
+        """After a write of ``count`` rows: statistics refreshed when it was a bulk write."""
+        if count >= BULK_ROWS:
+            self.database.refresh_statistics(tables)

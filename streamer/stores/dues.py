@@ -201,6 +201,7 @@ class SqlDues(SqlStore):
         """
         rows = one_per_plate(read_csv(path, ("plate", "amount"), _row, DuesError))
         self._upsert(rows)
+        self._wrote_many(len(rows), "dues", "dues_keys")
         return len(rows)
 
 

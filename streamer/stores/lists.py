@@ -287,6 +287,7 @@ class SqlLists(SqlStore):
         self._changeable(name)
         rows = one_per_plate(read_csv(path, ("plate",), _row, ListError))
         self._upsert(name, rows)
+        self._wrote_many(len(rows), "list_entries", "list_keys")
         return len(rows)
 
     def entries(self, name: str) -> list[ListEntry]:
@@ -383,6 +384,7 @@ class SqlLists(SqlStore):
             )
             new = [plate for plate in wanted if plate not in held]
             add_keys(connection, "list_keys", new, name)
+        self._wrote_many(len(gone) + len(new), "list_entries", "list_keys")
 
 
 def _entry(name: str, row: Any) -> ListEntry:

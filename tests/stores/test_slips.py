@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from streamer.cluster.database import PostgresDatabase
 from streamer.events import NOT_FOUND, DuesResult, ListMatch
 from streamer.reading.plates import (
     DIGIT_TO_LETTER,
@@ -244,3 +245,18 @@ def test_a_lookup_among_a_million_entries_is_fast(tmp_path: Path) -> None:
             took.append(time.perf_counter() - started)
         assert statistics.median(took) < 0.05, f"{kind}: {statistics.median(took):.3f} s"
     assert lists.lookup("MH12FL1234").lists == ("stolen",)
+
+
+def test_a_bulk_import_leaves_postgresql_planning_with_its_size(
+    store_database: Database, tmp_path: Path
+) -> None:
+    if not isinstance(store_database, PostgresDatabase):
+        pytest.skip("SQLite plans these lookups by their keys without statistics")
+    csv = tmp_path / "list.csv"
+    csv.write_text("plate\n" + "".join(f"MH12FL{number:04d}\n" for number in range(2000)))
+    SqlLists(store_database, {"fleet": None}).import_csv("fleet", csv)
+    with store_database.connect() as connection:
+        analysed = connection.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
+        ).fetchall()
+    assert {name for (name,) in analysed} >= {"list_entries", "list_keys"}
