@@ -26,6 +26,8 @@ from streamer.stores.lists import SqlLists
 from streamer.stores.records import MAX_PLATE_LENGTH
 from streamer.stores.slips import plate_keys, read_keys, slips
 
+from support.postgres import PostgresServer
+
 CHARACTERS = string.ascii_uppercase + string.digits
 LOOK_ALIKES = "".join(LETTER_TO_DIGIT) + "".join(DIGIT_TO_LETTER)
 
@@ -248,10 +250,10 @@ def test_a_lookup_among_a_million_entries_is_fast(tmp_path: Path) -> None:
 
 
 def test_a_bulk_import_leaves_postgresql_planning_with_its_size(
-    store_database: Database, tmp_path: Path
+    postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
-    if not isinstance(store_database, PostgresDatabase):
-        pytest.skip("SQLite plans these lookups by their keys without statistics")
+    """PostgreSQL only: SQLite plans these lookups by their keys without statistics."""
+    store_database = PostgresDatabase(postgres_server.new_database())
     csv = tmp_path / "list.csv"
     csv.write_text("plate\n" + "".join(f"MH12FL{number:04d}\n" for number in range(2000)))
     SqlLists(store_database, {"fleet": None}).import_csv("fleet", csv)
@@ -260,3 +262,4 @@ def test_a_bulk_import_leaves_postgresql_planning_with_its_size(
             "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL"
         ).fetchall()
     assert {name for (name,) in analysed} >= {"list_entries", "list_keys"}
+    store_database.close()
