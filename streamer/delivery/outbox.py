@@ -5,7 +5,7 @@ An SQLite file in WAL mode holds each event once (``events``) and one row per ta
 must reach (``deliveries``: pending → delivered, or dead); a target is a webhook or the
 MQTT broker (:data:`~streamer.config.DeliveryTarget`). The pipeline adds an event in one
 transaction before it counts as emitted; each target's sender takes its due deliveries in
-order and records the outcome (the tables: :mod:`streamer.delivery.outbox_schema`). A
+order and records the outcome (the file: :mod:`streamer.delivery.outbox_file`). A
 crash loses nothing: on the next start the pending rows are delivered, and events
 committed but not yet in the events log are logged. Every call opens its own connection,
 so any thread may use it (one more is held open only to keep the WAL, see
@@ -16,21 +16,19 @@ row that cannot be read back is read as such (``Delivery.unreadable``), never ra
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from streamer.config import DeliveryTarget, MqttConfig, OutboxConfig
-from streamer.delivery.outbox_schema import (
+from streamer.delivery.outbox_file import (
     UNNEEDED,
     OutboxError,
-    check,
-    check_tables,
-    failure,
-    migrate,
+    OutboxFile,
+    delivery_of,
+    readable_payload,
 )
 from streamer.delivery.queue import (
     DEAD,
@@ -38,19 +36,12 @@ from streamer.delivery.queue import (
     PENDING,
     Delivery,
     DeliveryState,
-    decode_payload,
 )
 from streamer.events import CameraStatus, Event, PlateEvent, compact_json
-from streamer.stores.database import SqliteDatabase
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Outbox", "OutboxError", "wants"]
-
-
-def _lenient(data: bytes) -> str:
-    """Text from the file, a damaged byte shown as U+FFFD rather than failing the row."""
-    return data.decode("utf-8", "replace")
 
 
 def wants(target: DeliveryTarget, event: Event) -> bool:
@@ -90,54 +81,12 @@ class Outbox:
         """
         self.config = config
         self.targets = list(targets)
-        self.create = create
         self.dropped_full = 0
-        self._keeper: sqlite3.Connection | None = None
-        self.database = SqliteDatabase(
-            config.database, 30, {"foreign_keys": "ON", "synchronous": "NORMAL"}
-        )
-        if not create and not config.database.exists():
-            return  # the first use says there is none
-        try:
-            config.database.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise failure(config.database, error) from None
-        with self._connect() as connection:
-            check(connection, config.database)
-            connection.execute("PRAGMA journal_mode=WAL")
-        with self._connect(foreign_keys="OFF") as connection:
-            migrate(connection)
-            check_tables(connection, config.database)
-        # Held open, so that the WAL and its index stay: on a full disk the outbox can
-        # then still be read, and a write fails as "database or disk is full".
-        try:
-            self._keeper = sqlite3.connect(config.database, check_same_thread=False)
-            self._keeper.execute("SELECT COUNT(*) FROM deliveries WHERE 0").fetchall()
-        except sqlite3.Error as error:
-            raise failure(config.database, error) from None
+        self.file = OutboxFile(config.database, create)
 
     def close(self) -> None:
         """Let go of the file (the daemon, when it stops)."""
-        keeper, self._keeper = self._keeper, None
-        if keeper is not None:
-            keeper.close()
-
-    @contextlib.contextmanager
-    def _connect(self, **pragmas: str) -> Iterator[sqlite3.Connection]:
-        """One transaction; SQLite's and the OS's errors raised as one-line
-        :class:`OutboxError`\\ s (a sender waits them out, the CLI prints them)."""
-        path = self.config.database
-        if not self.create and not path.exists():
-            raise OutboxError(
-                f"outbox.database: there is no outbox at {path}: no event was ever queued "
-                "with this config (the daemon makes it when it starts)"
-            )
-        try:
-            with self.database.connect(**pragmas) as connection:
-                connection.text_factory = _lenient
-                yield connection
-        except (sqlite3.Error, OSError) as error:
-            raise failure(path, error) from None
+        self.file.close()
 
     def add(self, event: Event, logged: bool = False) -> list[str] | None:
         """Commit ``event`` with a pending delivery per target that wants it (``logged``:
@@ -156,7 +105,7 @@ class Outbox:
         now = time.time()
         payload = compact_json(event.to_json())
         phase = event.phase if isinstance(event, PlateEvent) else None
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             cursor = connection.execute(
                 "INSERT OR IGNORE INTO events "
                 "(key, event_id, phase, type, payload, created_at, logged) "
@@ -183,7 +132,7 @@ class Outbox:
     def logged(self, keys: Sequence[str]) -> None:
         """Record that these events (by :attr:`~streamer.events.PlateEvent.key`) are in the
         events log."""
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             connection.executemany(
                 "UPDATE events SET logged = 1 WHERE key = ?", [(k,) for k in keys]
             )
@@ -191,26 +140,26 @@ class Outbox:
     def unlogged(self) -> list[tuple[str, dict[str, Any]]]:
         """Events committed here but not yet in the events log (a crash came between), as
         (key, payload); an unreadable payload as ``{}`` (it cannot be logged)."""
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             rows = connection.execute(
                 "SELECT key, payload FROM events WHERE logged = 0 ORDER BY id"
             ).fetchall()
-        return [(str(key), _readable(str(key), payload)) for key, payload in rows]
+        return [(str(key), readable_payload(str(key), payload)) for key, payload in rows]
 
     def orphans(self) -> list[dict[str, Any]]:
         """Early plate events whose final event never came (a crash ended their track)."""
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             rows = connection.execute(
                 "SELECT key, payload FROM events early WHERE early.phase = 'early' AND NOT "
                 "EXISTS (SELECT 1 FROM events final WHERE final.event_id = early.event_id "
                 "AND final.phase = 'final') ORDER BY early.id"
             ).fetchall()
-        return [record for key, text in rows if (record := _readable(str(key), text))]
+        return [record for key, text in rows if (record := readable_payload(str(key), text))]
 
     def vehicles_since(self, since: float) -> list[tuple[str, str]]:
         """(camera, event_id) of each vehicle with a plate event committed since ``since``
         (Unix time), as long as retention (``keep_delivered_s``) has kept it."""
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             rows = connection.execute(
                 "SELECT DISTINCT json_extract(payload, '$.camera'), event_id FROM events "
                 "WHERE type = 'plate' AND created_at >= ? AND json_valid(payload)",
@@ -257,21 +206,21 @@ class Outbox:
         """Record that these deliveries reached the cluster's outbox (delivered, as far as
         this file is concerned)."""
         now = time.time()
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             connection.executemany(
                 "UPDATE deliveries SET state = ?, updated_at = ? WHERE id = ?",
                 [(DELIVERED, now, i) for i in delivery_ids],
             )
 
     def _select(self, where: str, args: tuple[object, ...]) -> list[Delivery]:
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             rows = connection.execute(
                 "SELECT d.id, d.target, d.state, d.attempts, d.next_at, d.last_error, "
                 f"e.event_id, e.created_at, e.payload, e.key FROM deliveries d JOIN events e "
                 f"ON e.id = d.event WHERE {where}",
                 args,
             ).fetchall()
-        return [_delivery(row) for row in rows]
+        return [delivery_of(row) for row in rows]
 
     def delivered(self, delivery_id: int) -> None:
         """Record a successful delivery."""
@@ -289,7 +238,7 @@ class Outbox:
         self, delivery_id: int, state: DeliveryState, error: str | None, next_at: float | None
     ) -> None:
         now = time.time()
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             connection.execute(
                 "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, "
                 "next_at = COALESCE(?, next_at), updated_at = ? WHERE id = ?",
@@ -305,7 +254,7 @@ class Outbox:
     def retry(self, delivery_id: int | None = None) -> int:
         """Make dead deliveries pending again (one, or all); returns how many."""
         now = time.time()
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             if delivery_id is None:
                 cursor = connection.execute(
                     "UPDATE deliveries SET state = ?, next_at = ?, updated_at = ? WHERE state = ?",
@@ -321,7 +270,7 @@ class Outbox:
 
     def purge(self, state: DeliveryState) -> int:
         """Delete deliveries in ``state`` and events no delivery refers to any more."""
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             count = connection.execute("DELETE FROM deliveries WHERE state = ?", (state,)).rowcount
             connection.execute(UNNEEDED, (time.time() - self.config.keep_delivered_s,))
         return count
@@ -329,7 +278,7 @@ class Outbox:
     def purge_delivered(self) -> int:
         """Delete delivered entries older than ``keep_delivered_s``."""
         cutoff = time.time() - self.config.keep_delivered_s
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             count = connection.execute(
                 "DELETE FROM deliveries WHERE state = ? AND updated_at < ?", (DELIVERED, cutoff)
             ).rowcount
@@ -338,7 +287,7 @@ class Outbox:
 
     def counts(self) -> dict[tuple[str, DeliveryState], int]:
         """Deliveries per (target, state): the outbox depth for metrics."""
-        with self._connect() as connection:
+        with self.file.connect() as connection:
             rows = connection.execute(
                 "SELECT target, state, COUNT(*) FROM deliveries GROUP BY target, state"
             ).fetchall()
@@ -348,36 +297,3 @@ class Outbox:
             key = (str(target), DeliveryState(known))
             counts[key] = counts.get(key, 0) + int(count)
         return counts
-
-
-def _delivery(row: Sequence[Any]) -> Delivery:
-    """A row of deliveries joined to its event; one that is damaged (a value of the wrong
-    type, an unknown state, an unreadable payload) says so in ``unreadable``."""
-    payload, unreadable = decode_payload(row[8])
-    try:
-        state = DeliveryState(row[2])
-        numbers = int(row[3]), float(row[4]), float(row[7])
-    except (TypeError, ValueError, OverflowError):
-        state, numbers = DEAD, (0, 0.0, 0.0)
-        unreadable = f"damaged row (state {row[2]!r}, attempts {row[3]!r})"
-    return Delivery(
-        id=int(row[0]),
-        target=str(row[1]),
-        state=state,
-        attempts=numbers[0],
-        next_at=numbers[1],
-        last_error=None if row[5] is None else str(row[5]),
-        event_id=str(row[6]),
-        created_at=numbers[2],
-        payload=payload,
-        key=str(row[9]),
-        unreadable=unreadable,
-    )
-
-
-def _readable(key: str, text: object) -> dict[str, Any]:
-    """The payload of event ``key``, or ``{}`` (said in one line) when it is unreadable."""
-    payload, unreadable = decode_payload(text)
-    if unreadable:
-        logger.error("outbox: event %s cannot be read back (%s): skipped", key, unreadable)
-    return payload

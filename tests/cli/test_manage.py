@@ -12,7 +12,7 @@ import yaml
 
 from streamer.config import OutboxConfig
 from streamer.delivery.outbox import Outbox
-from streamer.delivery.outbox_schema import SCHEMA_VERSION
+from streamer.delivery.outbox_file import SCHEMA_VERSION
 
 from support.daemon import make_config, streamer, write_config, write_yaml
 from support.factories import make_event

@@ -30,7 +30,7 @@ from streamer.config import Config
 from streamer.delivery.eventlog import OutboxSink
 from streamer.delivery.jsonlines import JsonLinesSink, key_of, records
 from streamer.delivery.outbox import Outbox, OutboxError
-from streamer.delivery.outbox_schema import SCHEMA_VERSION
+from streamer.delivery.outbox_file import SCHEMA_VERSION
 from streamer.events import CameraStatus, Event, Phase, PlateEvent
 from streamer.node import ServiceOptions, StartupError
 from streamer.reading.ocr import OcrEngine

@@ -13,7 +13,7 @@ import pytest
 
 from streamer.config import MqttConfig, OutboxConfig, WebhookConfig
 from streamer.delivery.outbox import Outbox, OutboxError
-from streamer.delivery.outbox_schema import SCHEMA_VERSION
+from streamer.delivery.outbox_file import SCHEMA_VERSION
 from streamer.delivery.queue import DEAD, DELIVERED, PENDING
 from streamer.events import NOT_FOUND, CameraStatus, Phase
 

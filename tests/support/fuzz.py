@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import os
 import random
 import re
@@ -29,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -239,3 +241,29 @@ def mutate(rng: random.Random, data: bytes, rounds: int) -> tuple[bytes, str]:
             )
         steps.append(f"{op} at {at}")
     return data, ", ".join(steps)
+
+
+# --- hostile values shared by the config fuzzers ------------------------------------------
+
+SOURCES = ["\x00", "gate\x00.mp4", "gopher://192.0.2.1/x", "file:///etc/passwd", "ftp://h/x.mp4"]
+SOURCES += ["FILE://x", "javascript:alert(1)", "rtsp://u:p@h:99999/x", "rtsp://", "", " "]
+HOSTILE_STRINGS = [*SOURCES, "${FUZZ_UNSET}", "${FUZZ_UNSET:-}", "${FUZZ_UNSET:-${OTHER}}", "${"]
+HOSTILE_STRINGS += ["$${X}", "../../../../etc/passwd", "/dev/zero", "0", "x" * 100_000]
+HOSTILE_STRINGS += ["\u041a\u0410", "\ud800"]
+HOSTILE_NUMBERS: list[Any] = [math.nan, math.inf, -math.inf, -1, 0, 10**100, -(10**100), 1e-320]
+HOSTILE_NUMBERS += [2**63, True]
+HOSTILE_VALUES: list[Any] = [None, [], [1, [2]], {}, {"a": 1}, "x", 1.5, *HOSTILE_NUMBERS[:4]]
+
+
+def node_paths(tree: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every node below ``tree`` (mapping keys and list indices)."""
+    if isinstance(tree, dict):
+        items = list(tree.items())
+    elif isinstance(tree, list):
+        items = list(enumerate(tree))
+    else:
+        return []
+    paths = []
+    for key, value in items:
+        paths += [(*path, key), *node_paths(value, (*path, key))]
+    return paths

@@ -1,15 +1,23 @@
-"""The outbox's file format: its tables, the schema version, the migration from older
-versions, and the checks made when the file is opened: a damaged file or one of a newer
-streamer is refused in one line that says what to do (see :mod:`streamer.delivery.outbox`
-for what the outbox does with its tables)."""
+"""The outbox's file: its tables, the schema version, the migration from older versions,
+the rows read back, and the checks made when the file is opened (:class:`OutboxFile`): a
+damaged file or one of a newer streamer is refused in one line that says what to do (see
+:mod:`streamer.delivery.outbox` for what the outbox does with its tables)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+from streamer.delivery.queue import DEAD, Delivery, DeliveryState, decode_payload
+from streamer.stores.database import SqliteDatabase
 from streamer.stores.records import StoreError
+
+logger = logging.getLogger(__name__)
 
 #: The schema's version, kept in SQLite's ``user_version``. Version 1 keyed events by
 #: ``event_id`` alone; since a vehicle has an early and a final event with one event_id,
@@ -172,3 +180,99 @@ def migrate(connection: sqlite3.Connection) -> None:
     except BaseException:
         connection.execute("ROLLBACK")
         raise
+
+
+class OutboxFile:
+    """The outbox's SQLite file, opened (with ``create``, made), checked and brought to
+    this schema. Every :meth:`connect` is one transaction on its own connection, so any
+    thread may use it; one more connection is held open to keep the WAL.
+
+    Raises:
+        OutboxError: for a damaged file, one of a newer streamer, one that is not an
+            outbox, or (without ``create``) none at all; in one line saying what to do.
+    """
+
+    def __init__(self, path: Path, create: bool = True) -> None:
+        self.path = path
+        self.create = create
+        self._keeper: sqlite3.Connection | None = None
+        self.database = SqliteDatabase(path, 30, {"foreign_keys": "ON", "synchronous": "NORMAL"})
+        if not create and not path.exists():
+            return  # the first use says there is none
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise failure(path, error) from None
+        with self.connect() as connection:
+            check(connection, path)
+            connection.execute("PRAGMA journal_mode=WAL")
+        with self.connect(foreign_keys="OFF") as connection:
+            migrate(connection)
+            check_tables(connection, path)
+        # Held open, so that the WAL and its index stay: on a full disk the outbox can
+        # then still be read, and a write fails as "database or disk is full".
+        try:
+            self._keeper = sqlite3.connect(path, check_same_thread=False)
+            self._keeper.execute("SELECT COUNT(*) FROM deliveries WHERE 0").fetchall()
+        except sqlite3.Error as error:
+            raise failure(path, error) from None
+
+    def close(self) -> None:
+        """Let go of the file."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.close()
+
+    @contextlib.contextmanager
+    def connect(self, **pragmas: str) -> Iterator[sqlite3.Connection]:
+        """One transaction; SQLite's and the OS's errors raised as one-line
+        :class:`OutboxError`\\ s (a sender waits them out, the CLI prints them)."""
+        if not self.create and not self.path.exists():
+            raise OutboxError(
+                f"outbox.database: there is no outbox at {self.path}: no event was ever "
+                "queued with this config (the daemon makes it when it starts)"
+            )
+        try:
+            with self.database.connect(**pragmas) as connection:
+                connection.text_factory = _lenient
+                yield connection
+        except (sqlite3.Error, OSError) as error:
+            raise failure(self.path, error) from None
+
+
+def _lenient(data: bytes) -> str:
+    """Text from the file, a damaged byte shown as U+FFFD rather than failing the row."""
+    return data.decode("utf-8", "replace")
+
+
+def delivery_of(row: Sequence[Any]) -> Delivery:
+    """A row of deliveries joined to its event; one that is damaged (a value of the wrong
+    type, an unknown state, an unreadable payload) says so in ``unreadable``."""
+    payload, unreadable = decode_payload(row[8])
+    try:
+        state = DeliveryState(row[2])
+        numbers = int(row[3]), float(row[4]), float(row[7])
+    except (TypeError, ValueError, OverflowError):
+        state, numbers = DEAD, (0, 0.0, 0.0)
+        unreadable = f"damaged row (state {row[2]!r}, attempts {row[3]!r})"
+    return Delivery(
+        id=int(row[0]),
+        target=str(row[1]),
+        state=state,
+        attempts=numbers[0],
+        next_at=numbers[1],
+        last_error=None if row[5] is None else str(row[5]),
+        event_id=str(row[6]),
+        created_at=numbers[2],
+        payload=payload,
+        key=str(row[9]),
+        unreadable=unreadable,
+    )
+
+
+def readable_payload(key: str, text: object) -> dict[str, Any]:
+    """The payload of event ``key``, or ``{}`` (said in one line) when it is unreadable."""
+    payload, unreadable = decode_payload(text)
+    if unreadable:
+        logger.error("outbox: event %s cannot be read back (%s): skipped", key, unreadable)
+    return payload
