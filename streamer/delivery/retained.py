@@ -152,7 +152,9 @@ class RetainedState:
 
     def changes(self) -> list[Message]:
         """Retained messages for what changed without an event: a new day's plate counts,
-        and the state of the cameras that read recorded files."""
+        and the state of the cameras that read recorded files (not ``starting``: the
+        broker keeps the camera's last state until it reads, so that a restart does not
+        take it offline for a moment)."""
         messages = []
         self.counts.roll()
         if self.counts.day != self._counted_day:
@@ -161,6 +163,7 @@ class RetainedState:
         for snapshot in self._snapshots():
             if (
                 snapshot.name not in self._files
+                or snapshot.state == CameraState.STARTING  # the last state holds till it reads
                 or self._statuses.get(snapshot.name) == snapshot.state
             ):
                 continue

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from streamer.config import MqttConfig, parse_config
 from streamer.delivery.homeassistant import (
@@ -30,6 +29,7 @@ from streamer.events import NOT_FOUND, CameraStatus, DuesResult, Phase, PlateEve
 from streamer.sources.frame import CameraState
 
 from support.daemon import make_config
+from support.homeassistant import render
 from support.mosquitto import Broker, Received, Subscriber
 
 # From HA's documentation of MQTT discovery (integrations/mqtt, "Discovery messages") and
@@ -134,13 +134,6 @@ def mqtt_config(**extra: object) -> MqttConfig:
     config = parse_config({"mqtt": {"url": "mqtt://broker.local", **extra}}).mqtt
     assert config is not None
     return config
-
-
-def render(template: str, payload: bytes) -> str:
-    """A template as HA renders an MQTT value: ``value`` and ``value_json`` of the payload."""
-    text = payload.decode()
-    environment = ImmutableSandboxedEnvironment()
-    return environment.from_string(template).render(value=text, value_json=json.loads(text))
 
 
 @pytest.fixture
