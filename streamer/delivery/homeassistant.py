@@ -1,4 +1,4 @@
-"""Home Assistant's MQTT discovery: each camera is one device with four entities.
+"""Home Assistant's MQTT discovery: each camera is one device with six entities.
 
 ==============  ===============  ===============================  ==========================
 entity          component        state from                       attributes
@@ -8,6 +8,8 @@ Dues pending    binary_sensor    ``last_plate``: its dues          its ``dues_re
 Online          binary_sensor    ``status``: online or a file      the status event
                                  being read
 Plates today    sensor           ``plates_today``                  none
+Plate crop      image            ``plate_crop``: the JPEG          none
+Vehicle crop    image            ``vehicle_crop``: the JPEG        none
 ==============  ===============  ===============================  ==========================
 
 Each entity's config is published retained to
@@ -29,6 +31,7 @@ from typing import Any
 
 from streamer import __version__
 from streamer.config import MqttConfig
+from streamer.delivery.crops import CONTENT_TYPE, CROPS
 from streamer.delivery.topics import OFFLINE, ONLINE, Topics
 
 #: The camera states in which frames are flowing (see ``CameraSnapshot.up``).
@@ -39,6 +42,7 @@ ENTITIES = (
     ("binary_sensor", "dues_pending"),
     ("binary_sensor", "online"),
     ("sensor", "plates_today"),
+    *(("image", crop.name) for crop in CROPS),
 )
 
 
@@ -151,6 +155,14 @@ def _camera_entities(config: MqttConfig, camera: str) -> list[DiscoveryMessage]:
             "state_topic": topics.plates_today(camera),
             "state_class": "total_increasing",
             "unit_of_measurement": "plates",
+        },
+        **{
+            ("image", crop.name): {
+                "name": crop.title,
+                "image_topic": topics.image(camera, crop.name),
+                "content_type": CONTENT_TYPE,
+            }
+            for crop in CROPS
         },
     }
     prefix = config.discovery.prefix

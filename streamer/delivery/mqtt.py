@@ -7,11 +7,15 @@ broker has acknowledged its messages (the topics: :mod:`streamer.delivery.topics
 the broker is unreachable the deliveries wait in the outbox, across restarts too, and the
 connection is retried with backoff. On every connection the sender publishes again what
 it keeps retained (:mod:`streamer.delivery.retained`: discovery configs, each camera's
-last plate, status and plates today, and ``online``), in case the broker lost it, and then
-the deliveries resume in order (the connection: :mod:`streamer.delivery.broker`). A
-message can arrive twice after an outage (the broker had it, its acknowledgement was
+last plate, status, plates today and crops, and ``online``), in case the broker lost it,
+and then the deliveries resume in order (the connection: :mod:`streamer.delivery.broker`).
+A message can arrive twice after an outage (the broker had it, its acknowledgement was
 lost): consumers deduplicate on ``event_id`` and ``phase``, as webhook receivers do on
 the Idempotency-Key.
+
+A plate event's crops go just before it, read from the evidence files then
+(:mod:`streamer.delivery.crops`); one the broker refuses is cleared and the event goes
+without it.
 
 A delivery with a message the broker refuses (larger than it takes, on a topic it does
 not take) is moved to the dead letters in one line, and the others go on.
@@ -23,18 +27,23 @@ broker announces a daemon that dies; a daemon that stops says ``offline`` itself
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable, Sequence
 
 import aiomqtt
 
 from streamer.config import CameraConfig, MqttConfig
 from streamer.delivery.broker import BrokerConnection
+from streamer.delivery.crops import CropReader
 from streamer.delivery.mqttclient import MessageRefusedError
 from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import Delivery
 from streamer.delivery.retained import Message, RetainedState
 from streamer.delivery.senders import OutboxSender, Outcome
 from streamer.events import CameraSnapshot
+
+logger = logging.getLogger(__name__)
 
 
 class MqttSender(OutboxSender):
@@ -57,6 +66,7 @@ class MqttSender(OutboxSender):
         self.file = outbox  # the node's own outbox: its vehicles today, after a restart
         self.config = config
         self.retained = RetainedState(config, cameras, snapshots)
+        self.crops = CropReader()
         self.connection = BrokerConnection(config, self.retained, self.wakeup.set)
 
     @property
@@ -101,11 +111,32 @@ class MqttSender(OutboxSender):
         dead when it refused one."""
         if not self.connection.connected.is_set():
             return Outcome(False, "not connected", retry_after=0.0)
-        messages = self.retained.messages(delivery.payload, delivery.event_id, delivery.created_at)
+        payload = delivery.payload
+        messages = self.retained.messages(payload, delivery.event_id, delivery.created_at)
         try:
+            if payload.get("type") != "camera_status":
+                crops = await asyncio.to_thread(self.crops.read, payload)
+                for image in self.retained.images(str(payload["camera"]), crops):
+                    await self._publish_image(image)
             await self.connection.publish(messages)
         except MessageRefusedError as error:
             return Outcome(False, str(error), permanent=True)
         except aiomqtt.MqttError as error:
             return Outcome(False, str(error) or type(error).__name__, retry_after=0.0)
         return Outcome(True)
+
+    async def _publish_image(self, image: Message) -> None:
+        """Publish one of an event's crops. One the broker refuses is cleared (an empty
+        message, so that no other vehicle's image stands for it), and the event goes
+        without it.
+
+        Raises:
+            aiomqtt.MqttError: when the connection is lost.
+        """
+        try:
+            await self.connection.publish([image])
+        except MessageRefusedError as error:
+            logger.warning("%s: %s; the event goes without this image", self.name, error)
+            if image.payload:
+                with contextlib.suppress(MessageRefusedError):
+                    await self.connection.publish([Message(image.topic, b"", retain=True)])

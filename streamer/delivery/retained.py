@@ -1,11 +1,12 @@
 """What the daemon keeps retained on the MQTT broker: Home Assistant's discovery configs,
-each camera's last plate, status and plates today, and the availability.
+each camera's last plate, status, plates today and latest crops, and the availability.
 
 The broker should always hold these; since a broker may lose them (restarted without
 persistence), :class:`RetainedState` keeps them and the connection publishes all of them
 again on every connection (:mod:`streamer.delivery.broker`). It also turns each delivery
-into its messages (:meth:`RetainedState.messages`) and notices what changed without an
-event (:meth:`RetainedState.changes`: a new day, a recorded file's state).
+into its messages (:meth:`RetainedState.messages`, :meth:`RetainedState.images`) and
+notices what changed without an event (:meth:`RetainedState.changes`: a new day, a
+recorded file's state).
 
 A delivery's retained messages are kept once the broker has taken them
 (:meth:`RetainedState.accepted`), and any message the broker refused is dropped
@@ -16,7 +17,7 @@ connection.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -123,7 +124,7 @@ class RetainedState:
     def messages(self, payload: dict[str, Any], event_id: str, created_at: float) -> list[Message]:
         """A delivery's messages: a plate event on ``plate`` and, retained, ``last_plate``
         (and the camera's plates today when they changed); a camera status on ``status``,
-        retained."""
+        retained. (A plate event's images: :meth:`images`.)"""
         camera = str(payload["camera"])
         body = encode(payload)
         if payload.get("type") == "camera_status":
@@ -137,6 +138,17 @@ class RetainedState:
         # Also when an earlier attempt counted the vehicle, but the count did not go out.
         if self._retained.get(self.topics.plates_today(camera)) != count:
             messages.append(Message(self.topics.plates_today(camera), count, retain=True))
+        return messages
+
+    def images(self, camera: str, images: Mapping[str, bytes]) -> list[Message]:
+        """A plate event's crops (by name, empty for none) as retained messages, those that
+        differ from what the broker holds (a final event often has its early event's), to
+        publish before the event, so that a consumer acting on the event finds its images."""
+        messages = []
+        for name, data in images.items():
+            topic = self.topics.image(camera, name)
+            if self._retained.get(topic) != data:
+                messages.append(Message(topic, data, retain=True))
         return messages
 
     def accepted(self, message: Message) -> None:

@@ -10,6 +10,10 @@ topic                                   retained  payload
                                                   event of the events log
 ``<prefix>/<camera>/plates_today``      yes       vehicles with a plate event since local
                                                   midnight (a number)
+``<prefix>/<camera>/plate_crop``        yes       the latest plate event's plate crop (JPEG;
+                                                  empty when it has none), published before
+                                                  the event (:mod:`streamer.delivery.crops`)
+``<prefix>/<camera>/vehicle_crop``      yes       the same, of its vehicle
 ``<prefix>/availability``               yes       ``online``, or ``offline`` (the last will)
 ======================================  ========  =========================================
 """
@@ -51,6 +55,11 @@ class Topics:
     def plates_today(self, camera: str) -> str:
         """How many vehicles ``camera`` has reported today (retained)."""
         return f"{self.prefix}/{camera}/plates_today"
+
+    def image(self, camera: str, name: str) -> str:
+        """The JPEG of ``camera``'s latest vehicle: ``name`` is ``plate_crop`` or
+        ``vehicle_crop`` (retained)."""
+        return f"{self.prefix}/{camera}/{name}"
 
 
 def encode(record: dict[str, Any]) -> bytes:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from streamer.config import Config
+from streamer.delivery.homeassistant import ENTITIES
 from streamer.delivery.mqtt import MqttSender
 from streamer.delivery.outbox import Outbox
 from streamer.delivery.queue import DeliveryState
@@ -95,7 +96,7 @@ def test_an_oversize_event_is_dead_lettered_and_the_others_flow(
     # The broker holds the last event it took, and the discovery configs; nothing retained
     # holds the refused event, so it is not sent again on each connection.
     assert json.loads(retained["streamer/gate/last_plate"].text)["event_id"] == events[-1].event_id
-    assert len([t for t in retained if t.startswith("homeassistant/")]) == 4
+    assert len([t for t in retained if t.startswith("homeassistant/")]) == len(ENTITIES)
     assert retained["streamer/gate/plates_today"].text == "10"
     # No reconnection loop: none in MQTT 5; in 3.1.1, one per drop the refusal took.
     reconnects = [r for r in caplog.records if "reconnected to" in r.getMessage()]

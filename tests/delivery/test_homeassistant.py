@@ -17,6 +17,7 @@ import pytest
 
 from streamer.config import MqttConfig, parse_config
 from streamer.delivery.homeassistant import (
+    ENTITIES,
     DiscoveryMessage,
     discovery_configs,
     discovery_filters,
@@ -72,8 +73,13 @@ OPTIONS = {
         "unit_of_measurement",
     },
     "binary_sensor": COMMON_OPTIONS | {"off_delay", "payload_off", "payload_on"},
+    # integrations/image.mqtt: no state topic, no value template; one of image_topic and
+    # url_topic, content_type only with the first.
+    "image": COMMON_OPTIONS
+    - {"device_class", "expire_after", "force_update", "state_topic", "value_template"}
+    | {"content_type", "image_encoding", "image_topic", "url_template", "url_topic"},
 }
-REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"}}
+REQUIRED = {"sensor": {"state_topic"}, "binary_sensor": {"state_topic"}, "image": {"image_topic"}}
 DEVICE_OPTIONS = {
     "configuration_url",
     "connections",
@@ -142,7 +148,7 @@ def configs() -> list[DiscoveryMessage]:
 
 
 def test_each_payload_follows_the_documented_schema(configs: list[DiscoveryMessage]) -> None:
-    assert len(configs) == 8  # four entities per camera
+    assert len(configs) == 12  # six entities per camera
     unique_ids = [message.payload["unique_id"] for message in configs]
     assert len(set(unique_ids)) == len(unique_ids)
     for message in configs:
@@ -165,6 +171,9 @@ def test_each_payload_follows_the_documented_schema(configs: list[DiscoveryMessa
         if component == "binary_sensor":
             assert payload["payload_on"] != payload["payload_off"]
             assert payload.get("device_class") in BINARY_SENSOR_CLASSES
+        elif component == "image":
+            assert payload["content_type"] == "image/jpeg"
+            assert "url_topic" not in payload
         else:
             assert payload.get("state_class") in STATE_CLASSES | {None}
         for key, value in payload.items():
@@ -174,13 +183,20 @@ def test_each_payload_follows_the_documented_schema(configs: list[DiscoveryMessa
         json.dumps(payload)  # the discovery payload is a JSON object
 
 
-def test_one_device_per_camera_with_four_entities(configs: list[DiscoveryMessage]) -> None:
+def test_one_device_per_camera_with_six_entities(configs: list[DiscoveryMessage]) -> None:
     devices: dict[str, list[str]] = {}
     for message in configs:
         (identifier,) = message.payload["device"]["identifiers"]
         devices.setdefault(identifier, []).append(message.payload["name"])
     assert devices == {
-        node_id("streamer", camera): ["Last plate", "Dues pending", "Online", "Plates today"]
+        node_id("streamer", camera): [
+            "Last plate",
+            "Dues pending",
+            "Online",
+            "Plates today",
+            "Plate crop",
+            "Vehicle crop",
+        ]
         for camera in ("gate-1", "exit.lane")
     }
     assert node_id("streamer", "exit.lane") == "streamer_exit_lane"  # HA's characters only
@@ -256,7 +272,7 @@ def test_a_removed_camera_leaves_home_assistant(
     with Subscriber(broker, "homeassistant/#") as subscriber:
 
         def connect(cameras: list[str], node: str, published: bool, **mqtt: object) -> None:
-            """Run a daemon's MQTT sender until ``node``'s four configs are published (or
+            """Run a daemon's MQTT sender until ``node``'s configs are published (or
             cleared: empty)."""
             config = make_config(
                 tmp_path,
@@ -268,7 +284,7 @@ def test_a_removed_camera_leaves_home_assistant(
 
             def done(messages: list[Received]) -> bool:
                 new = [m for m in messages[seen:] if f"/{node}/" in m.topic]
-                return len([m for m in new if bool(m.payload) == published]) == 4
+                return len([m for m in new if bool(m.payload) == published]) == len(ENTITIES)
 
             async def run() -> None:
                 assert config.mqtt is not None
@@ -286,12 +302,12 @@ def test_a_removed_camera_leaves_home_assistant(
 
         connect(["gate-1", "gate-2"], "streamer_gate-2", published=True)
         connect(["exit"], "site-b_exit", published=True, topic_prefix="site-b")  # another daemon
-        assert devices() == {"streamer_gate-1": 4, "streamer_gate-2": 4, "site-b_exit": 4}
+        assert devices() == {"streamer_gate-1": 6, "streamer_gate-2": 6, "site-b_exit": 6}
         connect(["gate-1"], "streamer_gate-2", published=False)
-        assert devices() == {"streamer_gate-1": 4, "site-b_exit": 4}
+        assert devices() == {"streamer_gate-1": 6, "site-b_exit": 6}
         connect(["gate-1"], "streamer_gate-1", published=False, discovery={"enabled": False})
-        assert devices() == {"site-b_exit": 4}
+        assert devices() == {"site-b_exit": 6}
     lines = [r.getMessage() for r in caplog.records if "no longer configured" in r.getMessage()]
     assert len(lines) == 2
-    assert lines[0].startswith("mqtt: removed 4 Home Assistant entities of cameras no longer")
+    assert lines[0].startswith("mqtt: removed 6 Home Assistant entities of cameras no longer")
     assert "homeassistant/sensor/streamer_gate-2/last_plate/config" in lines[0]

@@ -23,6 +23,7 @@ import pytest
 from streamer.config import Config
 from streamer.delivery.mqtt import MqttSender
 from streamer.delivery.outbox import Outbox
+from streamer.events import Event, PlateEvent
 from streamer.node import ServiceOptions, StartupError
 from streamer.reading.ocr import OcrEngine
 from streamer.service import Service
@@ -90,9 +91,9 @@ def test_the_demo_recording_on_the_broker(
     monkeypatch.setenv("MQTT_PASSWORD", PASSWORD)
     mqtt = {"url": secured.url, "username": USER, "password": "${MQTT_PASSWORD}"}
     config = config_for(tmp_path, [{"name": "gate-1", "source": str(demo_video.path)}], mqtt)
-    clock = Clock()
+    clock, crops = Clock(), Crops()
     with Subscriber(secured, user=(USER, PASSWORD)) as subscriber:
-        run_daemon(config, detector, engine, clock)
+        run_daemon(config, detector, engine, clock, crops)
         subscriber.wait_for(lambda m: bool(m) and m[-1].text == "offline")
     messages = subscriber.messages()
     assert {m.qos for m in messages} == {1}  # all published with QoS 1
@@ -116,15 +117,41 @@ def test_the_demo_recording_on_the_broker(
     assert sorted(discovery) == [
         "homeassistant/binary_sensor/streamer_gate-1/dues_pending/config",
         "homeassistant/binary_sensor/streamer_gate-1/online/config",
+        "homeassistant/image/streamer_gate-1/plate_crop/config",
+        "homeassistant/image/streamer_gate-1/vehicle_crop/config",
         "homeassistant/sensor/streamer_gate-1/last_plate/config",
         "homeassistant/sensor/streamer_gate-1/plates_today/config",
     ]
+    # Each plate event's crop, as the evidence writer saved it, is on the image topic when
+    # the event arrives (a final event's only when it differs from its early event's).
+    held, pictures = b"", []
+    for message in messages:
+        if message.topic == "streamer/gate-1/plate_crop":
+            held = message.payload
+        elif message.topic == "streamer/gate-1/plate":
+            pictures.append(held)
+    assert pictures == [crops.saved[_key(m)] for m in plates]
+    assert all(picture.startswith(b"\xff\xd8") for picture in pictures)  # JPEG
+    assert retained["streamer/gate-1/plate_crop"].payload == pictures[-1]
+    sizes = sorted(len(picture) for picture in pictures)
+    logging.getLogger(__name__).info("plate crops: %d to %d bytes", sizes[0], sizes[-1])
     # From the event's line in the log to the subscriber (the sender is woken before the
     # line is written, so a message can even come first).
     latencies = [m.at - clock.logged[_key(m)] for m in plates]
     p50, p95 = statistics.median(latencies), statistics.quantiles(latencies, n=20)[-1]
     logging.getLogger(__name__).info("log to subscriber: p50 %.4f s, p95 %.4f s", p50, p95)
     assert p95 < 1.0
+
+
+class Crops:
+    """A sink after the events log: the bytes of each event's crop as it was logged."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, bytes] = {}
+
+    def send(self, event: Event) -> None:
+        if isinstance(event, PlateEvent) and event.crop_path is not None:
+            self.saved[event.key] = Path(event.crop_path).read_bytes()
 
 
 def _key(message: Received) -> str:

@@ -1,13 +1,16 @@
 """The daemon in tests: configs whose files live in a temporary folder, the daemon run
-in-process (:class:`ServiceThread`) or as a process killed at a chosen moment, and what a
-consumer checks of its events (:func:`vehicles`)."""
+in-process (:class:`ServiceThread`) or as a process killed at a chosen moment, its MQTT
+side alone (:class:`MqttSenderThread`), and what a consumer checks of its events
+(:func:`vehicles`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,6 +22,8 @@ import yaml
 
 from streamer import node, threaded
 from streamer.config import Config, parse_config
+from streamer.delivery.mqtt import MqttSender
+from streamer.delivery.outbox import Outbox
 from streamer.events import Event
 from streamer.reading.ocr import OcrEngine
 from streamer.vision.detect import YoloDetector
@@ -184,3 +189,48 @@ def eventually(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
     return result
+
+
+class MqttSenderThread:
+    """The daemon's MQTT side alone (:class:`MqttSender`, with the outbox of ``config``)
+    in a thread and event loop of its own, once: connected from ``with`` to its end, then
+    stopped as the daemon stops (it says ``offline``). :meth:`add` commits events as the
+    pipeline does.
+
+    Example:
+        >>> with MqttSenderThread(config) as sender:
+        ...     sender.add([make_event("KA01AB1234")])
+    """
+
+    def __init__(self, config: Config) -> None:
+        assert config.mqtt is not None
+        self.outbox = Outbox(config.outbox, config.delivery_targets)
+        self.sender = MqttSender(config.mqtt, self.outbox, config.cameras)
+        self._loop = asyncio.new_event_loop()
+        self._started, self._stop = threading.Event(), asyncio.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),))
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Commit ``events`` to the outbox, and wake the sender."""
+        for event in events:
+            self.outbox.add(event)
+        self._loop.call_soon_threadsafe(self.sender.wakeup.set)
+
+    async def _main(self) -> None:
+        task = asyncio.create_task(self.sender.run())
+        await self.sender.first_attempt()
+        self._started.set()
+        await self._stop.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    def __enter__(self) -> MqttSenderThread:
+        self._thread.start()
+        if not self._started.wait(20):
+            raise TimeoutError("the MQTT sender did not make its first attempt in 20 s")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(20)
+        self._loop.close()

@@ -1,0 +1,134 @@
+"""The evidence images on MQTT: each plate event's crops, published before it on a real
+Mosquitto, cleared when the event has none to show, and bounded."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from streamer.delivery.crops import CROPS, MAX_IMAGE_BYTES
+from streamer.delivery.queue import DeliveryState
+from streamer.events import Phase, PlateEvent
+
+from support.daemon import MqttSenderThread, make_config
+from support.factories import make_event
+from support.mosquitto import Broker, Received, Subscriber, mosquitto_missing
+
+PLATE, PLATE_CROP = "streamer/gate/plate", "streamer/gate/plate_crop"
+VEHICLE_CROP = "streamer/gate/vehicle_crop"
+CAMERAS = [{"name": "gate", "source": "gate.mp4"}]
+
+
+@dataclass(frozen=True)
+class WithVehicle(PlateEvent):
+    """A plate event that names its vehicle's crop too."""
+
+    vehicle_crop_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "vehicle_crop_path": self.vehicle_crop_path}
+
+
+def jpeg(path: Path, seed: int, size: tuple[int, int] = (40, 160)) -> bytes:
+    """A JPEG of noise (it compresses badly: large for its size) written to ``path``."""
+    pixels = np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    path.write_bytes(data.tobytes())
+    return data.tobytes()
+
+
+def held_at_each_plate(messages: list[Received], topic: str) -> list[bytes | None]:
+    """What ``topic`` held (its last message) when each plate event arrived."""
+    held: bytes | None = None
+    seen = []
+    for message in messages:
+        if message.topic == topic:
+            held = message.payload
+        elif message.topic == PLATE:
+            seen.append(held)
+    return seen
+
+
+def test_each_crop_is_found_where_the_event_names_it() -> None:
+    plate, vehicle = CROPS
+    record = {"crop_path": "/e/1-crop.jpg", "vehicle_crop_path": "/e/1-vehicle.jpg"}
+    assert plate.path(record) == "/e/1-crop.jpg"
+    assert vehicle.path(record) == "/e/1-vehicle.jpg"
+    assert plate.path({"crop_path": None}) is None
+    assert vehicle.path({}) is None
+
+
+def test_the_crops_go_before_their_event(
+    tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A car's crop goes just before its early event, not again with its final event when
+    unchanged; a car whose crop is gone (retention) or too large clears the image, so that
+    none stands for another car's."""
+    config = make_config(tmp_path, cameras=CAMERAS, mqtt={"url": broker.url, "timeout_s": 3})
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    first = jpeg(evidence / "1-crop.jpg", 1)
+    vehicle = jpeg(evidence / "1-vehicle.jpg", 2, (200, 300))
+    huge = jpeg(evidence / "3-crop.jpg", 3, (800, 1000))
+    assert len(huge) > MAX_IMAGE_BYTES
+    early = WithVehicle(
+        **vars(make_event("KA01AB1234", phase=Phase.EARLY, crop_path=str(evidence / "1-crop.jpg"))),
+        vehicle_crop_path=str(evidence / "1-vehicle.jpg"),
+    )  # events that name a vehicle crop: any crop an event names goes
+    events = [
+        early,
+        replace(early, phase=Phase.FINAL),
+        make_event("MH12XY7395", crop_path=str(evidence / "gone-crop.jpg")),  # removed
+        make_event("TN09BC5678", crop_path=str(evidence / "3-crop.jpg")),
+        make_event("DL3CAF0001"),  # none saved (recordings.save_crops: false)
+    ]
+    caplog.set_level(logging.WARNING, "streamer")
+    with Subscriber(broker) as subscriber, MqttSenderThread(config) as daemon:
+        daemon.add(events)
+        subscriber.wait_for(lambda m: len([x for x in m if x.topic == PLATE]) == len(events))
+    messages = subscriber.messages()
+    assert held_at_each_plate(messages, PLATE_CROP) == [first, first, b"", b"", b""]
+    assert held_at_each_plate(messages, VEHICLE_CROP) == [vehicle, vehicle, b"", b"", b""]
+    assert [m.payload for m in messages if m.topic == PLATE_CROP] == [first, b""]  # on changes
+    assert {m.qos for m in messages} == {1}
+    assert PLATE_CROP not in subscriber.retained()  # cleared: no picture of another car
+    (warning,) = [r.getMessage() for r in caplog.records if "kB" in r.getMessage()]
+    assert warning.startswith(
+        f"mqtt: plate crops larger than 512 kB are not published, and {evidence / '3-crop.jpg'} is"
+    )
+
+
+def test_a_crop_the_broker_refuses_is_cleared_and_the_event_goes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mosquitto with ``max_packet_size`` below a crop's size: the crop is not sent, the
+    image is cleared, and the event is delivered (not a dead letter)."""
+    if reason := mosquitto_missing():
+        pytest.skip(reason)
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    small = jpeg(evidence / "1-crop.jpg", 1)
+    large = jpeg(evidence / "2-crop.jpg", 2, (200, 300))
+    assert len(small) < 10_000 < len(large)
+    events = [
+        make_event("KA01AB1234", crop_path=str(evidence / "1-crop.jpg")),
+        make_event("MH12XY7395", crop_path=str(evidence / "2-crop.jpg")),
+    ]
+    with Broker(tmp_path / "broker", settings=["max_packet_size 10000"]) as broker:
+        config = make_config(tmp_path, cameras=CAMERAS, mqtt={"url": broker.url, "timeout_s": 3})
+        with Subscriber(broker) as subscriber, caplog.at_level(logging.WARNING, "streamer"):
+            with MqttSenderThread(config) as daemon:
+                daemon.add(events)
+                subscriber.wait_for(lambda m: len([x for x in m if x.topic == PLATE]) == 2)
+            assert held_at_each_plate(subscriber.messages(), PLATE_CROP) == [small, b""]
+    assert [d.state for d in daemon.outbox.list()] == [DeliveryState.DELIVERED] * 2
+    (warning,) = [r.getMessage() for r in caplog.records if PLATE_CROP in r.getMessage()]
+    assert "above the broker's limit of 10,000 bytes" in warning
+    assert warning.endswith("the event goes without this image")
