@@ -68,25 +68,28 @@ def test_each_crop_is_found_where_the_event_names_it() -> None:
 def test_the_crops_go_before_their_event(
     tmp_path: Path, broker: Broker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A car's crop goes just before its early event, not again with its final event when
-    unchanged; a car whose crop is gone (retention) or too large clears the image, so that
-    none stands for another car's."""
+    """A car's crops go just before its early event, not again with its final event when
+    unchanged; one too large is scaled down; a car whose crop is gone (retention), is not
+    an image, or was not saved clears the image, so that none stands for another car's."""
     config = make_config(tmp_path, cameras=CAMERAS, mqtt={"url": broker.url, "timeout_s": 3})
     evidence = tmp_path / "evidence"
     evidence.mkdir()
     first = jpeg(evidence / "1-crop.jpg", 1)
     vehicle = jpeg(evidence / "1-vehicle.jpg", 2, (200, 300))
-    huge = jpeg(evidence / "3-crop.jpg", 3, (800, 1000))
-    assert len(huge) > MAX_IMAGE_BYTES
+    assert len(jpeg(evidence / "3-vehicle.jpg", 3, (1500, 2000))) > MAX_IMAGE_BYTES
+    (evidence / "4-crop.jpg").write_bytes(bytes(MAX_IMAGE_BYTES + 1))  # not a JPEG
     early = WithVehicle(
         **vars(make_event("KA01AB1234", phase=Phase.EARLY, crop_path=str(evidence / "1-crop.jpg"))),
         vehicle_crop_path=str(evidence / "1-vehicle.jpg"),
-    )  # events that name a vehicle crop: any crop an event names goes
+    )  # an event that names its vehicle's crop too
     events = [
         early,
         replace(early, phase=Phase.FINAL),
         make_event("MH12XY7395", crop_path=str(evidence / "gone-crop.jpg")),  # removed
-        make_event("TN09BC5678", crop_path=str(evidence / "3-crop.jpg")),
+        WithVehicle(
+            **vars(make_event("TN09BC5678", crop_path=str(evidence / "4-crop.jpg"))),
+            vehicle_crop_path=str(evidence / "3-vehicle.jpg"),
+        ),
         make_event("DL3CAF0001"),  # none saved (recordings.save_crops: false)
     ]
     caplog.set_level(logging.WARNING, "streamer")
@@ -95,13 +98,22 @@ def test_the_crops_go_before_their_event(
         subscriber.wait_for(lambda m: len([x for x in m if x.topic == PLATE]) == len(events))
     messages = subscriber.messages()
     assert held_at_each_plate(messages, PLATE_CROP) == [first, first, b"", b"", b""]
-    assert held_at_each_plate(messages, VEHICLE_CROP) == [vehicle, vehicle, b"", b"", b""]
+    vehicles = held_at_each_plate(messages, VEHICLE_CROP)
+    assert vehicles[:3] == [vehicle, vehicle, b""]
+    assert vehicles[4] == b""
     assert [m.payload for m in messages if m.topic == PLATE_CROP] == [first, b""]  # on changes
     assert {m.qos for m in messages} == {1}
     assert PLATE_CROP not in subscriber.retained()  # cleared: no picture of another car
-    (warning,) = [r.getMessage() for r in caplog.records if "kB" in r.getMessage()]
-    assert warning.startswith(
-        f"mqtt: plate crops larger than 512 kB are not published, and {evidence / '3-crop.jpg'} is"
+    # The vehicle filling a 4K frame, scaled down to fit.
+    assert len(vehicles[3]) <= MAX_IMAGE_BYTES
+    shrunk = cv2.imdecode(np.frombuffer(vehicles[3], np.uint8), cv2.IMREAD_COLOR)
+    assert shrunk is not None
+    assert max(shrunk.shape[:2]) <= 1280
+    assert shrunk.shape[1] / shrunk.shape[0] == pytest.approx(2000 / 1500, rel=0.01)
+    (warning,) = [r.getMessage() for r in caplog.records if "JPEG" in r.getMessage()]
+    assert warning == (
+        f"mqtt: {evidence / '4-crop.jpg'} is not a JPEG image of at most 32 MB: its plate crop "
+        "is not published (Home Assistant shows none; said once)"
     )
 
 
