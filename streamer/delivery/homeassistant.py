@@ -4,6 +4,7 @@
 entity          component        state from                       attributes
 ==============  ===============  ===============================  ==========================
 Last plate      sensor           ``last_plate``: the plate number  the whole event
+                                 (or why there is none)
 Dues pending    binary_sensor    ``last_plate``: its dues          its ``dues_result``, plate
 Online          binary_sensor    ``status``: online or a file      the status event
                                  being read
@@ -36,6 +37,13 @@ from streamer.delivery.topics import OFFLINE, ONLINE, Topics
 
 #: The camera states in which frames are flowing (see ``CameraSnapshot.up``).
 UP_STATES = ("online", "file")
+#: The Last plate sensor's state: the plate, or for a vehicle whose plate could not be read,
+#: why (``unreadable``, ``no plate``), in lower case, which no plate is written in. (Not
+#: ``None``: HA would show that word.)
+PLATE_TEMPLATE = (
+    "{{ value_json.plate_number if value_json.plate_number is not none "
+    "else value_json.get('reason') or 'unreadable' }}"
+)
 #: Each camera's entities: (component, object_id).
 ENTITIES = (
     ("sensor", "last_plate"),
@@ -123,7 +131,7 @@ def _camera_entities(config: MqttConfig, camera: str) -> list[DiscoveryMessage]:
             "name": "Last plate",
             "icon": "mdi:car",
             "state_topic": topics.last_plate(camera),
-            "value_template": "{{ value_json.plate_number }}",
+            "value_template": PLATE_TEMPLATE,
             "json_attributes_topic": topics.last_plate(camera),
         },
         ("binary_sensor", "dues_pending"): {
@@ -131,12 +139,15 @@ def _camera_entities(config: MqttConfig, camera: str) -> list[DiscoveryMessage]:
             "device_class": "problem",
             "icon": "mdi:cash-alert",
             "state_topic": topics.last_plate(camera),
-            "value_template": "{{ 'ON' if value_json.dues_result.dues_pending else 'OFF' }}",
+            "value_template": (
+                "{{ 'ON' if (value_json.dues_result or {}).get('dues_pending') else 'OFF' }}"
+            ),
             "payload_on": "ON",
             "payload_off": "OFF",
             "json_attributes_topic": topics.last_plate(camera),
             "json_attributes_template": (
-                "{{ dict(value_json.dues_result, plate_number=value_json.plate_number) | tojson }}"
+                "{{ dict(value_json.dues_result or {}, plate_number=value_json.plate_number) "
+                "| tojson }}"
             ),
         },
         ("binary_sensor", "online"): {

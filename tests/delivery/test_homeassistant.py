@@ -226,6 +226,30 @@ def test_templates_give_the_states_of_a_plate_event(
 
 
 @pytest.mark.parametrize(
+    ("changes", "plate", "dues"),
+    [
+        ({"plate_number": None, "reason": "unreadable"}, "unreadable", "OFF"),
+        ({"plate_number": None, "reason": "no plate", "dues_result": None}, "no plate", "OFF"),
+        ({"plate_number": None}, "unreadable", "OFF"),  # no reason given
+        ({"reason": None}, "MH12XY7395", "OFF"),
+    ],
+    ids=["unreadable", "no-plate-no-dues", "no-reason", "read"],
+)
+def test_a_vehicle_whose_plate_was_not_read(
+    configs: list[DiscoveryMessage], changes: dict[str, object], plate: str, dues: str
+) -> None:
+    """Last plate says why there is no plate (not ``None``, which HA would show), in lower
+    case as no plate is written; Dues pending is off; nothing a template lacks."""
+    by_name = {m.payload["name"]: m.payload for m in configs if "gate-1" in m.topic}
+    payload = json.dumps({**EVENT.to_json(), **changes}).encode()
+    last_plate, dues_pending = by_name["Last plate"], by_name["Dues pending"]
+    assert render(last_plate["value_template"], payload) == plate
+    assert render(dues_pending["value_template"], payload) == dues
+    attributes = json.loads(render(dues_pending["json_attributes_template"], payload))
+    assert attributes["plate_number"] == json.loads(payload)["plate_number"]
+
+
+@pytest.mark.parametrize(
     ("state", "online"),
     [
         (CameraState.ONLINE, "ON"),
