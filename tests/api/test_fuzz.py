@@ -38,21 +38,18 @@ from support.fuzz import (
 )
 from support.probes import (
     EVIDENCE,
-    FORGED,
     MULTIPART,
     Probe,
     Reply,
     evidence_probes,
     exchange,
-    header_probes,
     json_probes,
     multipart_probes,
     plate_probes,
-    random_probes,
-    raw_probes,
     request,
     upload,
 )
+from support.raw_probes import FORGED, header_probes, random_probes, raw_probes
 
 #: The token of the daemon that is sent hostile headers.
 TOKEN = "fuzz-t0k3n"
