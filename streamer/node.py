@@ -143,7 +143,7 @@ async def start_node(
     exit.push_async_callback(rules.close)
     events_log = _build_events_log(outbox, log, deliveries)
     sinks: list[Sink] = [events_log, rules, history, *deployment.sinks(), *options.extra_sinks]
-    _guarded(_finish_orphans, outbox, stores.checks, sinks)
+    _guarded(_finish_orphans, outbox, stores.checks, [s for s in sinks if s is not rules])
     stages = Stages(detector, engines, stores.checks, sinks, evidence, metrics)
     runner = _build_runner(deployment, cameras, stages, running, options)
     stills = StillPipeline(
@@ -299,7 +299,8 @@ def _build_runner(
 
 def _finish_orphans(outbox: Outbox, checks: PlateChecks, sinks: Sequence[Sink]) -> None:
     """The final events of the vehicles whose tracks a crash ended (after their early
-    event), to every sink."""
+    event), to ``sinks``: every sink but the rules, since those vehicles are long gone (a
+    gate opened now would open for nobody, or for the car behind)."""
     deliver = FanOut(sinks, "restart")
     for final in finals_of(outbox.orphans(), checks):
         deliver.send(final)

@@ -294,6 +294,32 @@ def test_json_bodies_and_payloads_are_sent_as_written(
     assert sample(metrics, "streamer_rule_actions_total", **failed) == 1
 
 
+def test_a_restart_acts_on_no_vehicle_a_crash_left_open(
+    tmp_path: Path, relay: Receiver, detector: YoloDetector, engine: OcrEngine
+) -> None:
+    """A crash ended a vehicle's track after its early event: the next start finishes it
+    (its final event is logged and delivered), and opens no gate for it, as the vehicle
+    has long gone."""
+    relay_url = relay.url.replace("/hook", "/relay/0?plate={plate_number}&phase={phase}")
+    config = make_config(
+        tmp_path,
+        cameras=[{"name": "gate-1", "source": str(tmp_path / "gate.mp4"), "enabled": False}],
+        webhooks=[{"url": relay.url, "name": "hook"}],
+        rules=[{"name": "open-gate", "do": [{"http": {"url": relay_url, "method": "GET"}}]}],
+    )
+    early = plate_event("KA05MN4821")
+    Outbox(config.outbox, config.delivery_targets).add(early)  # as the crash left it
+    options = ServiceOptions(install_signal_handlers=False, detector=detector, engine=engine)
+    asyncio.run(Service(config, options).run())
+    records = [json.loads(line) for line in config.events_log.read_text().splitlines()]
+    assert [(r["event_id"], r["phase"]) for r in records] == [
+        (early.event_id, "early"),  # the crash kept it out of the log
+        (early.event_id, "final"),
+    ]
+    assert f"{early.event_id}:final" in relay.delivered
+    assert relay.relay_calls == []
+
+
 def test_the_demo_opens_the_gate_for_residents_and_alerts_on_banned_cars(
     tmp_path: Path,
     relay: Receiver,
