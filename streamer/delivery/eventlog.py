@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 from streamer.delivery.jsonlines import JsonLinesSink, append_line, event_of, key_of, records, tail
 from streamer.delivery.outbox import Outbox, OutboxError
-from streamer.events import Event
+from streamer.events import Event, PlateEvent
 from streamer.retry import Outage
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,9 @@ class OutboxSink:
     - the outbox cannot commit (a full disk, a damaged file): the event is logged all the
       same, and kept in the hold file beside the events log (``events.jsonl.held``, at
       most ``outbox.max_pending`` events) until the outbox answers; then it is committed
-      and its deliveries go out. A restart in between commits them at its start.
+      and its deliveries go out. A restart in between commits them at its start; one
+      the hold file could not take either (the same full disk: the log's last page may
+      hold a line when no file can grow) is committed from the log then.
     - the events log cannot be written: the event is committed (its deliveries go on) and
       left unmarked; the log is caught up from the outbox once a line can be written again.
     - neither: the event waits in memory (at most :data:`MEMORY_MAX`).
@@ -98,18 +101,27 @@ class OutboxSink:
             self._catch_up()
 
     def recover(self) -> int:
-        """At start: commit what the hold file kept, and log the events a crash (or an
-        outage of the log) committed but kept out of the log; returns how many were logged.
+        """At start: commit what the hold file kept, and what the log has but the outbox
+        never committed; log the events a crash (or an outage of the log) committed but
+        kept out of the log; returns how many were logged.
         """
         with self._lock:
             self._outbox_ok = self._log_ok = None
             self._held = sum(1 for _ in _read(self.hold))
             self._log_behind = True
             self._commit_held()
+            held, self._caught_up["outbox"] = self._caught_up["outbox"], 0
+            self._commit_logged()
             written = self._log_unlogged()
-            held, self._caught_up = self._caught_up["outbox"], {"outbox": 0, "log": 0}
+            logged, self._caught_up = self._caught_up["outbox"], {"outbox": 0, "log": 0}
         if held:
             logger.warning("outbox: committed %d event(s) that waited in %s", held, self.hold)
+        if logged:
+            logger.warning(
+                "outbox: committed %d event(s) of the events log that a crash kept out of it "
+                "(the disk was full); their deliveries go out now",
+                logged,
+            )
         if written:
             logger.warning("events log: added %d event(s) that a crash kept out of it", written)
         return written
@@ -274,6 +286,31 @@ class OutboxSink:
         with contextlib.suppress(OSError):
             self.hold.unlink(missing_ok=True)
         self._held = self._held_done = 0
+
+    def _commit_logged(self) -> None:
+        """Commit the events at the end of the log that the outbox never had: logged while
+        it could not commit and the hold file could not be written either, then a crash.
+        Only those recent enough that retention (``keep_delivered_s``) cannot have purged
+        them: an older one missing was delivered; none when the outbox is new (moved aside
+        as damaged: what it had is not known)."""
+        if self.outbox.fresh:
+            return
+        since = time.time() - self.outbox.config.keep_delivered_s
+        found: dict[str, Event] = {}
+        for record in records(tail(self.log.path, LOG_TAIL_BYTES)):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                event = event_of(record)
+                moment = event.last_seen if isinstance(event, PlateEvent) else event.at
+                if moment.timestamp() > since:
+                    found[event.key] = event
+        try:
+            unknown = self.outbox.unknown(list(found))
+        except OutboxError:
+            return  # the outage is told when the next event cannot be committed
+        for key in unknown:
+            if not self._commit(_Waiting(found[key], logged=True)):
+                return
+            self._caught_up["outbox"] += 1
 
     def _log_unlogged(self) -> int:
         """Write to the log the events the outbox committed but the log does not have;

@@ -82,6 +82,8 @@ class Outbox:
         self.config = config
         self.targets = list(targets)
         self.dropped_full = 0
+        #: Whether this start made the file (a first start, or one moved aside).
+        self.fresh = not config.database.exists()
         self.file = OutboxFile(config.database, create)
 
     def close(self) -> None:
@@ -145,6 +147,16 @@ class Outbox:
                 "SELECT key, payload FROM events WHERE logged = 0 ORDER BY id"
             ).fetchall()
         return [(str(key), readable_payload(str(key), payload)) for key, payload in rows]
+
+    def unknown(self, keys: Sequence[str]) -> list[str]:
+        """Those of ``keys`` (in their order) of which no event is committed here."""
+        with self.file.connect() as connection:
+            return [
+                key
+                for key in keys
+                if connection.execute("SELECT 1 FROM events WHERE key = ?", (key,)).fetchone()
+                is None
+            ]
 
     def orphans(self) -> list[dict[str, Any]]:
         """Early plate events whose final event never came (a crash ended their track)."""

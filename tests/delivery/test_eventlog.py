@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from streamer.config import Config, OutboxConfig, WebhookConfig
 from streamer.delivery.eventlog import OutboxSink
 from streamer.delivery.jsonlines import JsonLinesSink
 from streamer.delivery.outbox import Outbox
+from streamer.delivery.queue import DeliveryState
 from streamer.delivery.sinks import Sink
 from streamer.events import Event, Phase, PlateEvent, compact_json
 from streamer.node import ServiceOptions
@@ -110,6 +112,37 @@ def test_a_line_a_crash_cut_short_does_not_swallow_the_next_one(tmp_path: Path) 
     lines = log.read_text().split("\n")
     assert json.loads(lines[0])["event_id"] == first.event_id
     assert json.loads(lines[2])["event_id"] == second.event_id
+
+
+def test_a_crash_on_a_full_disk_loses_no_delivery_of_what_was_logged(tmp_path: Path) -> None:
+    """The outbox and the log share a 1 MB tmpfs, filled to the last byte: the outbox
+    cannot commit, the hold file cannot be made, but the log's last page has room for one
+    more line. A crash then leaves a final event logged and nowhere else; the next start,
+    on a freed disk, queues its delivery (and does not finish the vehicle a second time)."""
+    alerts = [WebhookConfig(url="http://127.0.0.1:1/hook", name="alerts")]
+    now = datetime.now(UTC)
+    early = make_event("KA01AB1234", phase=Phase.EARLY, at=now)
+    final = replace(early, phase=Phase.FINAL)
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        outbox = OutboxConfig(database=disk / "outbox.sqlite")
+        with closing(JsonLinesSink(disk / "events.jsonl")) as log:
+            crashed = OutboxSink(Outbox(outbox, alerts), log)
+            crashed.send(early)
+            filler = fill(disk)
+            crashed.send(final)  # logged; its deliveries in memory only, when the crash comes
+            crashed.outbox.close()
+        assert logged_ids(disk / "events.jsonl") == [early.event_id, final.event_id]
+        held = disk / "events.jsonl.held"
+        assert not held.exists() or not held.read_bytes()  # no room for it either
+        filler.unlink()
+        with closing(JsonLinesSink(disk / "events.jsonl")) as log:
+            restarted = OutboxSink(Outbox(outbox, alerts), log)
+            restarted.recover()
+            assert restarted.outbox.orphans() == []  # its final event is known
+            pending = restarted.outbox.list(DeliveryState.PENDING)
+            restarted.outbox.close()
+        assert sorted(d.key for d in pending) == sorted([early.key, final.key])
+        assert logged_ids(disk / "events.jsonl") == [early.event_id, final.event_id]
 
 
 # --- full disks, with the daemon on a real clip -------------------------------------------
