@@ -292,7 +292,8 @@ class OutboxSink:
         it could not commit and the hold file could not be written either, then a crash.
         Only those recent enough that retention (``keep_delivered_s``) cannot have purged
         them: an older one missing was delivered; none when the outbox is new (moved aside
-        as damaged: what it had is not known)."""
+        as damaged: what it had is not known). Those the outbox cannot commit yet wait
+        with the other events."""
         if self.outbox.fresh:
             return
         since = time.time() - self.outbox.config.keep_delivered_s
@@ -307,8 +308,11 @@ class OutboxSink:
             unknown = self.outbox.unknown(list(found))
         except OutboxError:
             return  # the outage is told when the next event cannot be committed
-        for key in unknown:
+        for position, key in enumerate(unknown):
             if not self._commit(_Waiting(found[key], logged=True)):
+                # The disk is still full: they wait with the others (the hold file, or
+                # memory) and are committed once it has room.
+                self._memory.extend(_Waiting(found[k], logged=True) for k in unknown[position:])
                 return
             self._caught_up["outbox"] += 1
 

@@ -145,6 +145,33 @@ def test_a_crash_on_a_full_disk_loses_no_delivery_of_what_was_logged(tmp_path: P
         assert logged_ids(disk / "events.jsonl") == [early.event_id, final.event_id]
 
 
+def test_a_start_on_a_disk_still_full_delivers_what_was_logged_once_there_is_room(
+    tmp_path: Path,
+) -> None:
+    """As above, but the next start comes while the disk is still full: the event the log
+    took and the outbox never had waits, and is queued once the disk has room again."""
+    alerts = [WebhookConfig(url="http://127.0.0.1:1/hook", name="alerts")]
+    early = make_event("KA01AB1234", phase=Phase.EARLY, at=datetime.now(UTC))
+    final = replace(early, phase=Phase.FINAL)
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        outbox = OutboxConfig(database=disk / "outbox.sqlite")
+        with closing(JsonLinesSink(disk / "events.jsonl")) as log:
+            crashed = OutboxSink(Outbox(outbox, alerts), log)
+            crashed.send(early)
+            filler = fill(disk)
+            crashed.send(final)  # logged; its deliveries in memory only, when the crash comes
+            with closing(JsonLinesSink(disk / "events.jsonl")) as log_again:
+                restarted = OutboxSink(Outbox(outbox, alerts), log_again)
+                restarted.recover()  # the disk is still full
+                filler.unlink()
+                restarted.catch_up()
+                pending = restarted.outbox.list(DeliveryState.PENDING)
+                restarted.outbox.close()
+            crashed.outbox.close()
+        assert sorted(d.key for d in pending) == sorted([early.key, final.key])
+        assert logged_ids(disk / "events.jsonl") == [early.event_id, final.event_id]
+
+
 # --- full disks, with the daemon on a real clip -------------------------------------------
 
 FAST_RETRY = {"retry_initial_s": 0.2, "retry_max_s": 1.0}
