@@ -21,22 +21,43 @@ import pytest
 
 @contextlib.contextmanager
 def tmpfs(path: Path, size: str = "1m") -> Iterator[Path]:
-    """A tmpfs of ``size`` (``mount -o size=``) on ``path``, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    """A tmpfs of ``size`` (``mount -o size=``) on ``path``, unmounted afterwards; the test
+    is skipped where none can be mounted."""
+    try:
+        mount(path, size)
+    except RuntimeError as error:
+        pytest.skip(str(error))
     try:
         yield path
     finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+        unmount(path)
+
+
+def mount(path: Path, size: str) -> None:
+    """Mount a tmpfs of ``size`` on ``path`` (a benchmark's disk; :func:`unmount` it).
+
+    Raises:
+        RuntimeError: when it cannot (not root, no ``mount``), saying why.
+    """
+    if os.geteuid() != 0:
+        raise RuntimeError("mounting a tmpfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as error:
+        raise RuntimeError(f"cannot mount a tmpfs: {error}") from None
+    if done.returncode != 0:
+        raise RuntimeError(f"cannot mount a tmpfs: {done.stderr.strip()}")
+
+
+def unmount(path: Path) -> None:
+    """Unmount what is mounted on ``path`` (lazily: files still open let go later)."""
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
 
 
 def fill(folder: Path, name: str = "filler") -> Path:

@@ -1,6 +1,7 @@
 """A TCP proxy in front of a real broker that makes it misbehave as some brokers do: speak
 MQTT 3.1.1 only (an older Mosquitto, a cloud broker), or accept each connection and drop
-it soon after (a broker restarting in a loop, another client with the same identifier).
+it soon after (a broker restarting in a loop, another client with the same identifier);
+or pass everything, misbehaving only for a spell (:meth:`MqttProxy.misbehave`).
 
 The proxy runs an asyncio loop in its own thread and counts the connections it accepts,
 with the time of each.
@@ -27,6 +28,8 @@ UNACCEPTABLE_PROTOCOL = bytes([0x20, 0x02, 0x00, 0x01])
 class Misbehaviour(Enum):
     """What the proxy does to each connection."""
 
+    #: Pass everything, as the broker itself would.
+    NONE = "none"
     #: Refuse MQTT 5 as a 3.1.1 broker does; pass MQTT 3.1.1 through.
     MQTT_311_ONLY = "mqtt-3.1.1-only"
     #: Pass everything, and close each connection :data:`DROP_AFTER_S` after it opened.
@@ -73,14 +76,29 @@ class MqttProxy:
         self.connections: list[float] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._open: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
         """``mqtt://127.0.0.1:PORT``."""
         return f"mqtt://127.0.0.1:{self.port}"
 
+    def misbehave(self, misbehaviour: Misbehaviour) -> None:
+        """From now on misbehave so; with :attr:`Misbehaviour.DROP_SOON`, the connections
+        open now are dropped too (a broker that restarts drops them all)."""
+        self.misbehaviour = misbehaviour
+        if misbehaviour is Misbehaviour.DROP_SOON and self._loop is not None:
+            loop = self._loop
+
+            async def drop_all() -> None:
+                for writer in list(self._open):
+                    writer.transport.abort()
+
+            asyncio.run_coroutine_threadsafe(drop_all(), loop).result(10)
+
     async def _handle(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter):
         self.connections.append(time.monotonic())
+        self._open.add(client_out)
         broker_out: asyncio.StreamWriter | None = None
         try:
             connect = await _read_packet(client_in)
@@ -89,6 +107,7 @@ class MqttProxy:
                 await client_out.drain()
                 return
             broker_in, broker_out = await asyncio.open_connection("127.0.0.1", self.broker.port)
+            self._open.add(broker_out)
             broker_out.write(connect)
             pipes = asyncio.gather(_pipe(client_in, broker_out), _pipe(broker_in, client_out))
             lasts = DROP_AFTER_S if self.misbehaviour is Misbehaviour.DROP_SOON else None
@@ -98,6 +117,7 @@ class MqttProxy:
         finally:
             for writer in (client_out, broker_out):
                 if writer is not None:
+                    self._open.discard(writer)
                     writer.close()
 
     def start(self) -> MqttProxy:
