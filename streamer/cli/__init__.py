@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     model = sub.add_parser(
         "model",
         parents=[config_parent],
-        help="fetch: the plate model, its OpenVINO models and the precision for this machine; "
+        help="fetch: the plate and vehicle models, the plate model's OpenVINO models and the "
+        "precision for this machine; "
         "info: which precision was chosen, why, and each candidate's speed and agreement",
     )
     model.add_argument("action", choices=["fetch", "info"])

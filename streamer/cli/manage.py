@@ -17,7 +17,7 @@ from streamer.delivery.queue import DeliveryQueue, DeliveryState
 from streamer.node import open_stores
 from streamer.stores.dues import SqlDues
 from streamer.stores.lists import ListError, SqlLists
-from streamer.vision.models import fetch_default_weights
+from streamer.vision.models import fetch_default_weights, fetch_vehicle_weights
 
 
 def cmd_dues(args: argparse.Namespace) -> int:
@@ -140,7 +140,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    """``model fetch``: the weights, their OpenVINO models, the precision for this machine;
+    """``model fetch``: the plate and vehicle models, the plate model's OpenVINO models, the
+    precision for this machine;
     ``model info``: what was chosen, why, and every candidate's figures."""
     from streamer.vision.detect import YoloDetector
     from streamer.vision.hardware import this_machine
@@ -151,6 +152,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     if args.action == "fetch":
         if config.model.weights is None:
             print(f"plate model: {fetch_default_weights(force=args.force)}")
+        print(f"vehicle model: {fetch_vehicle_weights(force=args.force)}")
         detector = YoloDetector(config.model)
         print(f"detector ready on {detector.backend} {detector.precision}")
         return EXIT_OK

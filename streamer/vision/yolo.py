@@ -54,11 +54,13 @@ class Letterbox:
     offset: tuple[int, int]
 
 
-def letterbox(image: np.ndarray, size: int, stride: int = 32) -> Letterbox:
-    """Fit ``image`` into ``size`` pixels on its long side, padded to a multiple of ``stride``.
+def letterbox(image: np.ndarray, size: int, stride: int = 32, square: bool = False) -> Letterbox:
+    """Fit ``image`` into ``size`` pixels on its long side, padded to a multiple of ``stride``
+    (with ``square``, to ``size`` by ``size``, as a model of a fixed input shape needs).
 
     The same arithmetic as ultralytics' ``LetterBox(auto=True)`` (what ``predict`` does for a
-    dynamic-shape export), so a 1280x720 frame becomes 640x384, not 640x640.
+    dynamic-shape export), so a 1280x720 frame becomes 640x384, not 640x640; with
+    ``square``, as ``LetterBox(auto=False)``.
 
     Example:
         >>> letterbox(np.zeros((720, 1280, 3), np.uint8), 640).image.shape
@@ -68,6 +70,8 @@ def letterbox(image: np.ndarray, size: int, stride: int = 32) -> Letterbox:
     ratio = min(size / height, size / width)
     new_width, new_height = max(round(width * ratio), 1), max(round(height * ratio), 1)
     pad_x, pad_y = (size - new_width) % stride / 2, (size - new_height) % stride / 2
+    if square:
+        pad_x, pad_y = (size - new_width) / 2, (size - new_height) / 2
     # The -0.1/+0.1 put an odd pixel of padding at the bottom/right, as ultralytics does.
     top, bottom = round(pad_y - 0.1), round(pad_y + 0.1)
     left, right = round(pad_x - 0.1), round(pad_x + 0.1)
@@ -167,7 +171,8 @@ class OpenVinoYolo:
     def detect(self, image: np.ndarray) -> sv.Detections:
         """Plates in one BGR image (thread-safe: waits for a free infer request). One image
         per inference: on one thread, a batch costs as much per image as single frames."""
-        fitted = letterbox(image, self.image_size, self.export.stride)
+        square = not self.export.dynamic
+        fitted = letterbox(image, self.image_size, self.export.stride, square)
         request = self._requests.get()
         try:
             output = request.infer({0: fitted.image[np.newaxis]})[0][0].copy()
