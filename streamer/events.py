@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from streamer.sources.frame import CameraState
+from streamer.vision.direction import Direction
+from streamer.vision.vehicles import Vehicle
 
 
 def iso(moment: datetime) -> str:
@@ -79,6 +81,13 @@ class ListMatch:
 
 NO_LISTS = ListMatch()
 
+#: Why an event has no plate number: its plate box was seen but no read agreed on it, or
+#: its vehicle showed no plate box at all.
+UNREADABLE = "unreadable"
+NO_PLATE = "no plate"
+#: The dues of a vehicle whose plate was not read: none known.
+NOT_READ = DuesResult(found=False, dues_pending=False, amount=0.0, message="No plate read")
+
 
 class Phase(StrEnum):
     """Which of a vehicle's plate events this is: ``early`` while it is still in view, as
@@ -96,10 +105,15 @@ class PlateEvent:
     ``previous_plate_number`` is set on a final event whose plate differs from its early
     event's. ``format`` names the configured plate format the plate matched (``None``: none
     did, or an events log written before formats were named).
+
+    A vehicle whose plate was not read has ``plate_number`` ``None`` and a ``reason``
+    (:data:`UNREADABLE`, :data:`NO_PLATE`); without a plate box, ``bbox`` is its vehicle's.
+    ``vehicle`` is the vehicle holding the plate (``None`` when no vehicle box does), and
+    ``direction`` the way it moved; ``direction_name`` what the camera calls that way.
     """
 
     camera: str
-    plate_number: str
+    plate_number: str | None
     confidence: float
     detector_confidence: float
     bbox: tuple[int, int, int, int]
@@ -117,15 +131,40 @@ class PlateEvent:
     phase: Phase = Phase.FINAL
     previous_plate_number: str | None = None
     type: str = "plate"
+    reason: str | None = None
+    vehicle: Vehicle | None = None
+    direction: Direction | None = None
+    direction_name: str | None = None
+    vehicle_crop_path: str | None = None
+
+    @property
+    def has_plate(self) -> bool:
+        """Whether the plate was read."""
+        return self.plate_number is not None
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The way it moved and the camera's name for it, as ``when: {direction}`` sees them."""
+        if self.direction is None:
+            return ()
+        named = (self.direction_name,) if self.direction_name else ()
+        return (self.direction.travel, *named)
 
     @property
     def key(self) -> str:
         """Unique per event and phase: ``<event_id>:<phase>`` (the webhooks' Idempotency-Key)."""
         return f"{self.event_id}:{self.phase}"
 
-    def with_evidence(self, crop_path: str | None, snapshot_path: str | None) -> PlateEvent:
+    def with_evidence(
+        self, crop_path: str | None, snapshot_path: str | None, vehicle_crop_path: str | None = None
+    ) -> PlateEvent:
         """A copy with the evidence file paths filled in."""
-        return replace(self, crop_path=crop_path, snapshot_path=snapshot_path)
+        return replace(
+            self,
+            crop_path=crop_path,
+            snapshot_path=snapshot_path,
+            vehicle_crop_path=vehicle_crop_path,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The event as a JSON-ready dict (one line of the events log)."""
@@ -147,7 +186,13 @@ class PlateEvent:
             **self.lists.to_json(),
             "crop_path": self.crop_path,
             "snapshot_path": self.snapshot_path,
+            "vehicle_crop_path": self.vehicle_crop_path,
             "phase": self.phase,
+            "reason": self.reason,
+            "vehicle": None if self.vehicle is None else self.vehicle.to_json(),
+            "direction": None if self.direction is None else self.direction.travel,
+            "direction_angle": None if self.direction is None else self.direction.angle,
+            "direction_name": self.direction_name,
         }
         if self.previous_plate_number:
             record["previous_plate_number"] = self.previous_plate_number
@@ -163,7 +208,7 @@ class PlateEvent:
         dues = record["dues_result"]
         return cls(
             camera=str(record["camera"]),
-            plate_number=str(record["plate_number"]),
+            plate_number=None if record["plate_number"] is None else str(record["plate_number"]),
             confidence=float(record["confidence"]),
             detector_confidence=float(record["detector_confidence"]),
             bbox=tuple(int(v) for v in record["bbox"]),  # type: ignore[arg-type]
@@ -186,7 +231,20 @@ class PlateEvent:
             event_id=str(record["event_id"]),
             phase=Phase(record.get("phase", Phase.FINAL)),
             previous_plate_number=record.get("previous_plate_number"),
+            reason=record.get("reason"),
+            vehicle=Vehicle.from_json(record.get("vehicle")),
+            direction=_direction(record),
+            direction_name=record.get("direction_name"),
+            vehicle_crop_path=record.get("vehicle_crop_path"),
         )
+
+
+def _direction(record: Mapping[str, Any]) -> Direction | None:
+    """The direction an event's JSON carries (none, for events logged before directions)."""
+    travel, angle = record.get("direction"), record.get("direction_angle")
+    if travel is None or angle is None:
+        return None
+    return Direction(str(travel), float(angle))
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from streamer.stores.lists import SqlLists
 from streamer.stores.records import StoreError
 from streamer.vision.detect import Detector, YoloDetector
 from streamer.vision.models import ModelError
+from streamer.vision.vehicles import NoVehicles, OpenVinoVehicles, VehicleDetector
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class ServiceOptions:
         engine: an OCR engine for every camera (tests share one); default: each
             camera's ``reader.engine``.
         serve_only: the HTTP API and dashboard without cameras (``streamer serve``).
+        vehicles: a vehicle detector already loaded (tests share one); default: the
+            config's.
     """
 
     events_log: Path | None = None
@@ -82,6 +85,7 @@ class ServiceOptions:
     detector: Detector | None = None
     engine: OcrEngine | None = None
     serve_only: bool = False
+    vehicles: VehicleDetector | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ async def start_node(
     outbox = _guarded(Outbox, config.outbox, config.delivery_targets)
     exit.callback(outbox.close)
     detector = options.detector or build_detector(config)
+    vehicles = options.vehicles or build_vehicles(config, cameras or config.cameras[:1])
     running = Cameras()
     session = await exit.enter_async_context(aiohttp.ClientSession())
     queue = deployment.webhook_queue(outbox)
@@ -144,10 +149,10 @@ async def start_node(
     events_log = _build_events_log(outbox, log, deliveries)
     sinks: list[Sink] = [events_log, rules, history, *deployment.sinks(), *options.extra_sinks]
     _guarded(_finish_orphans, outbox, stores.checks, [s for s in sinks if s is not rules])
-    stages = Stages(detector, engines, stores.checks, sinks, evidence, metrics)
+    stages = Stages(detector, engines, stores.checks, sinks, evidence, metrics, vehicles)
     runner = _build_runner(deployment, cameras, stages, running, options)
     stills = StillPipeline(
-        detector, engines(config.cameras[0].reader), stores.checks, config.cameras[0]
+        detector, engines(config.cameras[0].reader), stores.checks, config.cameras[0], vehicles
     )
     api = Api(
         config, stills, stores.dues, stores.lists, history, deployment, metrics, running.snapshots
@@ -192,6 +197,20 @@ def build_detector(config: Config) -> Detector:
         raise StartupError(str(error)) from None
 
 
+def build_vehicles(config: Config, cameras: Sequence[CameraConfig]) -> VehicleDetector:
+    """The vehicle detector, when one of ``cameras`` wants it (``vehicles.enabled``).
+
+    Raises:
+        StartupError: when its model is not fetched or cannot be loaded.
+    """
+    if not any(camera.vehicles.enabled for camera in cameras):
+        return NoVehicles()
+    try:
+        return OpenVinoVehicles(cameras[0].vehicles)
+    except ModelError as error:
+        raise StartupError(str(error)) from None
+
+
 def build_stills(config: Config) -> tuple[StillPipeline, Deployment]:
     """The still-photo pipeline of the config's first camera (``streamer process``), with
     its deployment (to close when done).
@@ -202,8 +221,13 @@ def build_stills(config: Config) -> tuple[StillPipeline, Deployment]:
     engines = _build_engines(ServiceOptions(), config.cameras[:1])
     deployment = _guarded(open_deployment, config)
     stores = _guarded(open_stores, config, deployment, load_files=True)
+    camera = config.cameras[0]
     stills = StillPipeline(
-        build_detector(config), engines(config.cameras[0].reader), stores.checks, config.cameras[0]
+        build_detector(config),
+        engines(camera.reader),
+        stores.checks,
+        camera,
+        build_vehicles(config, [camera]),
     )
     return stills, deployment
 

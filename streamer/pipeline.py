@@ -19,7 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,18 +29,20 @@ from streamer.cameras import CameraStats
 from streamer.config import CameraConfig, ReaderConfig, mask_url
 from streamer.delivery.recordings import EvidenceWriter
 from streamer.delivery.sinks import FanOut, Sink
-from streamer.events import CameraSnapshot, CameraStatus, PlateEvent
+from streamer.events import CameraSnapshot, CameraStatus, Phase, PlateEvent
 from streamer.reading.ocr import OcrEngine
-from streamer.reporter import Skipped, StageTimer, TrackReporter
+from streamer.reporter import Skipped, TrackReporter
 from streamer.sources import is_live, open_source
 from streamer.sources.files import file_identity
 from streamer.sources.frame import CameraState, Frame, Source, SourceError
 from streamer.sources.threads import read_in_thread
 from streamer.stores.checks import PlateChecks
+from streamer.unread import StageTimer, VehicleProbe
 from streamer.vision.detect import Detector
 from streamer.vision.motion import DetectionSchedule
 from streamer.vision.region import region, to_frame
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateTracker
+from streamer.vision.vehicles import NoVehicles, VehicleDetector
 from streamer.vision.yolo import filter_detections
 
 logger = logging.getLogger(__name__)
@@ -48,8 +50,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Stages:
-    """The components every camera shares: one detector, the OCR engines (one per reader
-    setting, see :class:`~streamer.reading.ocr.EnginePool`), the dues and lists, the sinks."""
+    """The components every camera shares: one plate detector, the OCR engines (one per
+    reader setting, see :class:`~streamer.reading.ocr.EnginePool`), the dues and lists, the
+    sinks, and the vehicle detector."""
 
     detector: Detector
     engines: Callable[[ReaderConfig], OcrEngine]
@@ -57,6 +60,7 @@ class Stages:
     sinks: Sequence[Sink]
     evidence: EvidenceWriter | None
     timer: StageTimer | None = None
+    vehicles: VehicleDetector = field(default_factory=NoVehicles)
 
 
 #: Frames of a recorded file in detection at once. With one inference per core (see
@@ -69,6 +73,9 @@ FILE_IN_FLIGHT = 3
 #: (counted as skipped). Nothing already tracked is dropped.
 REPORT_QUEUE = 16
 FrameCallback = Callable[[Frame], None]
+#: What the reporting task takes: a track to read, a frame for the vehicle model to look
+#: at, a camera status change, or ``None`` (the end).
+Report = OpenTrack | FinishedTrack | VehicleProbe | CameraStatus | None
 
 
 @dataclass
@@ -79,6 +86,7 @@ class _InFlight:
     frame: Frame
     detecting: asyncio.Future[sv.Detections] | None
     decoded: int
+    moved: bool = True
 
 
 class CameraPipeline:
@@ -106,14 +114,24 @@ class CameraPipeline:
             stages.evidence,
             stages.timer,
             seen,
+            stages.vehicles,
         )
         self.schedule = DetectionSchedule(camera.detection)
         self.deliver = FanOut(stages.sinks, f"camera {camera.name}").send
         self.stats = CameraStats()
         self.state = CameraState.STARTING
         self.stop = asyncio.Event()
-        self._reports: asyncio.Queue[OpenTrack | FinishedTrack | CameraStatus | None] = (
-            asyncio.Queue(REPORT_QUEUE)
+        self._reports: asyncio.Queue[Report] = asyncio.Queue(REPORT_QUEUE)
+        # When the vehicle model last looked at a frame (source clock); whether a vehicle
+        # that may have no plate is in view (the reporting task says, after each look).
+        self._last_look: float | None = None
+        self._following = False
+        vehicles = camera.vehicles
+        self._looks = (
+            vehicles.enabled
+            and vehicles.watch_interval_s > 0
+            and camera.events.unreadable
+            and not isinstance(stages.vehicles, NoVehicles)
         )
         self._in_flight: deque[_InFlight] = deque()
         self._status_puts: set[asyncio.Task[None]] = set()
@@ -191,9 +209,9 @@ class CameraPipeline:
         # The motion gate compares with the frame before, so it runs in frame order.
         moved = await asyncio.to_thread(schedule.moved, frame) if schedule.motion else True
         detecting = None
-        if schedule.due(frame, moved, unread=self.tracker.unsettled):
+        if schedule.due(frame, moved, unread=self.tracker.unsettled or self._following):
             detecting = asyncio.get_running_loop().run_in_executor(None, self.detect, frame)
-        self._in_flight.append(_InFlight(frame, detecting, decoded))
+        self._in_flight.append(_InFlight(frame, detecting, decoded, moved))
 
     async def _track_oldest(self, keep: int) -> None:
         """Track the oldest frames in flight, in order, until ``keep`` are left."""
@@ -206,6 +224,9 @@ class CameraPipeline:
                 detections = await oldest.detecting
                 self.stats.detected += 1
                 finished = self.tracker.update(oldest.frame, detections)
+                if self._look_due(oldest):
+                    boxes = tuple(tuple(round(v) for v in box) for box in detections.xyxy)
+                    await self._reports.put(VehicleProbe(oldest.frame, boxes))
             for track in finished:
                 await self._reports.put(track)
             events = self.camera.events
@@ -220,6 +241,22 @@ class CameraPipeline:
             self.stats.count_frame(oldest.frame, oldest.decoded)
             if self.on_frame is not None:
                 self.on_frame(oldest.frame)
+
+    def _look_due(self, examined: _InFlight) -> bool:
+        """Whether the vehicle model should look at this detected frame for vehicles that
+        show no plate: something moved (or such a vehicle is being followed), no plate is
+        tracked (or one is followed), and ``vehicles.watch_interval_s`` has passed."""
+        if not self._looks:
+            return False
+        following = self._following
+        if not (examined.moved or following) or (self.tracker.active and not following):
+            return False
+        clock = examined.frame.clock_s
+        interval = self.camera.vehicles.watch_interval_s
+        if self._last_look is not None and 0 <= clock - self._last_look < interval:
+            return False
+        self._last_look = clock
+        return True
 
     def _dropped(self) -> None:
         """A live frame was replaced by a newer one before it was examined."""
@@ -254,10 +291,36 @@ class CameraPipeline:
             self.deliver(result)
         return result
 
+    def _look_and_deliver(self, probe: VehicleProbe | None) -> list[PlateEvent]:
+        """The events of vehicles without a plate box that the vehicle model's look at the
+        probe's frame found (the final ones of those still in view, for ``None``: the
+        end), delivered (blocking; runs in a worker thread)."""
+        events = self.reporter.look(probe) if probe is not None else self.reporter.finish()
+        for event in events:
+            self.deliver(event)
+        return events
+
+    async def _looked(self, probe: VehicleProbe | None) -> None:
+        try:
+            events = await asyncio.to_thread(self._look_and_deliver, probe)
+        except Exception:
+            logger.exception("camera %s: vehicle look failed", self.camera.name)
+            return
+        self._following = self.reporter.unread.watch.following
+        for event in events:
+            if event.phase == Phase.EARLY:
+                self.stats.count_vehicle(event)
+            else:
+                self.stats.tracks += 1
+                self.stats.events_list.append(event)
+
     async def _report_loop(self) -> None:
         while (item := await self._reports.get()) is not None:
             if isinstance(item, CameraStatus):
                 await asyncio.to_thread(self.deliver, item)
+                continue
+            if isinstance(item, VehicleProbe):
+                await self._looked(item)
                 continue
             try:
                 result = await asyncio.to_thread(self._report_and_deliver, item)
@@ -286,3 +349,4 @@ class CameraPipeline:
                 if not was_early:
                     self.stats.count_vehicle(result)
                 self.stats.events_list.append(result)
+        await self._looked(None)

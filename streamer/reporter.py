@@ -1,10 +1,14 @@
 """From a track to its vehicle's events: read the plate, merge repeats, look up the dues,
-save the evidence; early while the vehicle is in view, final when its track ends.
+find the vehicle and its direction, save the evidence; early while the vehicle is in view,
+final when its track ends.
 
 A camera's :class:`TrackReporter` runs in its reading task, apart from detection. Its
 :class:`Deduplicator` merges a repeat of the same plate seen within the configured window
 into the first event, so a vehicle that stops, is hidden and reappears gives one event,
-not two.
+not two. The vehicle model runs once per track, on the frame of its best crop. A track
+whose plate no read agrees on is reported as ``unreadable`` once it is overdue (or when it
+ends), and a vehicle the watch found without a plate box as ``no plate``
+(:mod:`streamer.unread`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from streamer.config import CameraConfig, DedupConfig
 from streamer.delivery.recordings import EvidenceWriter
@@ -24,7 +28,9 @@ from streamer.events import Phase, PlateEvent
 from streamer.reading.ocr import OcrEngine, TextRead
 from streamer.reading.read import PlateRead, PlateReader
 from streamer.stores.checks import PlateChecks
+from streamer.unread import StageTimer, Unread, VehicleProbe
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateCrop, Track
+from streamer.vision.vehicles import NoVehicles, Vehicle, VehicleDetector, vehicle_of
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +74,9 @@ def finals_of(earlies: Sequence[dict[str, Any]], checks: PlateChecks) -> list[Pl
         except (KeyError, TypeError, ValueError) as error:
             logger.error("early event %s cannot be finalised: %r", record.get("event_id"), error)
             continue
+        if early.plate_number is None:  # a vehicle whose plate was not read
+            finals.append(replace(early, phase=Phase.FINAL))
+            continue
         checked = checks.check(early.plate_number)
         finals.append(
             replace(early, phase=Phase.FINAL, dues_result=checked.dues_result, lists=checked.lists)
@@ -85,22 +94,17 @@ class Skipped(StrEnum):
     MERGED = "merged"
 
 
-class StageTimer(Protocol):
-    """Where a stage's time goes (the metrics' histograms)."""
-
-    def observe(self, stage: str, camera: str, seconds: float) -> None:
-        """Record that ``stage`` took ``seconds`` for one item of ``camera``."""
-        ...
-
-
 @dataclass
 class _Vehicle:
     """What the reporter knows of an open track: each crop's read (each crop is read once),
-    its early event, and whether its plate was a repeat of a recent vehicle."""
+    its early event, whether its plate was a repeat of a recent vehicle, and the vehicle
+    holding it (looked for once)."""
 
     reads: dict[PlateCrop, TextRead] = field(default_factory=dict)
     early: PlateEvent | None = None
     merged: bool = False
+    looked: bool = False
+    vehicle: Vehicle | None = None
 
 
 class TrackReporter:
@@ -127,9 +131,13 @@ class TrackReporter:
         evidence: EvidenceWriter | None,
         timer: StageTimer | None = None,
         seen: Mapping[str, datetime] | None = None,
+        vehicles: VehicleDetector | None = None,
     ) -> None:
         self.camera = camera.name
+        self.config = camera
         self.events = camera.events
+        self.vehicles: VehicleDetector = vehicles or NoVehicles()
+        self.unread = Unread(camera, self.vehicles, evidence, self.identify, timer)
         self.reader = PlateReader(engine, camera.reader, camera.plates)
         self.dedup = Deduplicator(camera.dedup, seen)
         self.checks = checks
@@ -146,9 +154,14 @@ class TrackReporter:
         the camera, the file's content and where the track starts, so that the file read
         again (after a crash) gives its vehicles the same ids: the outbox then does not
         send them again, and a receiver can recognise any it gets twice."""
+        return self.identify(track.first_clock_s, str(track.track_id))
+
+    def identify(self, clock: float, what: str) -> str:
+        """The ``event_id`` of a vehicle first seen at ``clock`` on the source's clock, as
+        ``what`` (its track) (see :meth:`event_id`)."""
         if self.file_identity is None:
             return str(uuid.uuid4())
-        name = f"{self.camera}:{self.file_identity}:{track.first_clock_s:.3f}:{track.track_id}"
+        name = f"{self.camera}:{self.file_identity}:{clock:.3f}:{what}"
         return str(uuid.uuid5(FILE_EVENTS, name))
 
     def progress(self, track: OpenTrack) -> PlateEvent | Skipped | None:
@@ -160,7 +173,11 @@ class TrackReporter:
             return None
         read = self._read(vehicle, track)
         if read is None:
-            return None
+            if not (track.overdue and self.unread.reportable(track)):
+                return None
+            vehicle.early = self.unread.unreadable(track, self._vehicle(vehicle, track))
+            vehicle.merged = vehicle.early is None
+            return vehicle.early or Skipped.MERGED
         agreeing = sum(vote == read.text for vote in read.votes)
         confident = (
             agreeing >= self.events.early_reads and read.confidence >= self.events.early_confidence
@@ -171,7 +188,7 @@ class TrackReporter:
             vehicle.merged = True
             logger.info("camera %s: %s seen again, merged", self.camera, read.text)
             return Skipped.MERGED
-        vehicle.early = self._event(track, read, Phase.EARLY)
+        vehicle.early = self._event(track, read, Phase.EARLY, vehicle)
         return vehicle.early
 
     def report(self, track: FinishedTrack) -> PlateEvent | Skipped:
@@ -183,25 +200,27 @@ class TrackReporter:
             return Skipped.SHORT  # read early, but not yet with confidence
         read = self._read(vehicle, track)
         if early is not None:
-            if read is None:  # the best crops no longer agree: the early read stands
-                checked = self.checks.check(early.plate_number)
-                return replace(
-                    early,
-                    phase=Phase.FINAL,
-                    last_seen=track.last_seen,
-                    frames=track.frames,
-                    dues_result=checked.dues_result,
-                    lists=checked.lists,
-                )
-            self.dedup.admit(read.text, track.first_seen, track.last_seen)
-            return self._event(track, read, Phase.FINAL, early)
+            if read is not None:
+                self.dedup.admit(read.text, track.first_seen, track.last_seen)
+                return self._event(track, read, Phase.FINAL, vehicle, early)
+            final = replace(
+                early, phase=Phase.FINAL, last_seen=track.last_seen, frames=track.frames
+            )
+            if early.plate_number is None:  # still unread: its final event says so again
+                return final
+            # The best crops no longer agree: the early read stands.
+            checked = self.checks.check(early.plate_number)
+            return replace(final, dues_result=checked.dues_result, lists=checked.lists)
         if read is None:
             logger.debug("camera %s: track %d unreadable", self.camera, track.track_id)
-            return Skipped.UNREADABLE
+            if not self.unread.reportable(track):
+                return Skipped.UNREADABLE
+            unread = self.unread.unreadable(track, self._vehicle(vehicle, track), Phase.FINAL)
+            return unread or Skipped.MERGED
         if not self.dedup.admit(read.text, track.first_seen, track.last_seen):
             logger.info("camera %s: %s seen again, merged", self.camera, read.text)
             return Skipped.MERGED
-        return self._event(track, read, Phase.FINAL)
+        return self._event(track, read, Phase.FINAL, vehicle)
 
     def _read(self, vehicle: _Vehicle, track: Track) -> PlateRead | None:
         """The vote over the track's best ``reader.crops`` crops, reading those not read."""
@@ -216,12 +235,40 @@ class TrackReporter:
                 self.timer.observe("ocr", self.camera, time.perf_counter() - started)
         return self.reader.agree(chosen, [vehicle.reads[crop] for crop in chosen])
 
+    def look(self, probe: VehicleProbe) -> list[PlateEvent]:
+        """The events of vehicles without a plate box that a look of the vehicle model
+        found (blocking; runs in a worker thread)."""
+        return self.unread.look(probe)
+
+    def finish(self) -> list[PlateEvent]:
+        """The final events of the vehicles without a plate box still in view (the source
+        has ended)."""
+        return self.unread.finish()
+
+    def _vehicle(self, state: _Vehicle, track: Track) -> Vehicle | None:
+        """The vehicle holding the track's plate, on the frame of its best crop: looked
+        for once per track."""
+        if not state.looked:
+            started = time.perf_counter()
+            state.vehicle = vehicle_of(self.vehicles, track.best.frame.image, track.best.bbox)
+            state.looked = True
+            if self.timer is not None and not isinstance(self.vehicles, NoVehicles):
+                self.timer.observe("vehicle", self.camera, time.perf_counter() - started)
+        return state.vehicle
+
     def _event(
-        self, track: Track, read: PlateRead, phase: Phase, early: PlateEvent | None = None
+        self,
+        track: Track,
+        read: PlateRead,
+        phase: Phase,
+        state: _Vehicle,
+        early: PlateEvent | None = None,
     ) -> PlateEvent:
         """The event of ``read``, with its dues and evidence; a final one keeps the event id
         of its ``early`` event (and names the early plate where it changed)."""
         checked = self.checks.check(read.text)
+        vehicle = self._vehicle(state, track)
+        direction = track.direction
         event = PlateEvent(
             camera=self.camera,
             plate_number=read.text,
@@ -238,16 +285,23 @@ class TrackReporter:
             lists=checked.lists,
             event_id=self.event_id(track) if early is None else early.event_id,
             phase=phase,
+            vehicle=vehicle,
+            direction=direction,
+            direction_name=None
+            if direction is None
+            else self.config.direction.get(direction.travel),  # type: ignore[call-overload]
         )
         if early is not None:
-            changed = early.plate_number != read.text
+            changed = early.plate_number is not None and early.plate_number != read.text
             event = replace(event, previous_plate_number=early.plate_number if changed else None)
         if self.evidence is not None:
-            saved = self.evidence.save(event, read.crop)
+            saved = self.evidence.save(event, read.crop, vehicle)
             if saved is not None:
                 event = event.with_evidence(*saved)
             elif early is not None:  # its images are still there: the vehicle's evidence
-                event = event.with_evidence(early.crop_path, early.snapshot_path)
+                event = event.with_evidence(
+                    early.crop_path, early.snapshot_path, early.vehicle_crop_path
+                )
         logger.debug(
             "camera %s: %s %s (votes %s)", self.camera, phase, read.text, ",".join(read.votes)
         )

@@ -128,6 +128,10 @@ class Metrics:
             for stage, text in (
                 ("detect", "Plate detection time per frame"),
                 ("ocr", "Reading time per finished track"),
+                (
+                    "vehicle",
+                    "Vehicle model time per track, and per look for vehicles without a plate",
+                ),
             )
         }
 

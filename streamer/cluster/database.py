@@ -119,6 +119,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (list, key, plate)
     );
     """,
+    # A vehicle whose plate was not read has no plate number.
+    """
+    ALTER TABLE events ALTER COLUMN plate_number DROP NOT NULL;
+    """,
 )
 
 

@@ -64,6 +64,7 @@ class ClusterHistory:
         record = event.to_json()
         record["crop_url"] = evidence_url(event.crop_path, self.evidence)
         record["snapshot_url"] = evidence_url(event.snapshot_path, self.evidence)
+        record["vehicle_crop_url"] = evidence_url(event.vehicle_crop_path, self.evidence)
         record["node"] = self.node
         try:
             with self.database.connect() as db:
@@ -145,6 +146,7 @@ class ClusterHistory:
         with self.database.connect() as db:
             rows = db.execute(
                 "SELECT plate_number, max(last_seen) FROM events WHERE camera = ? "
+                "AND plate_number IS NOT NULL "
                 "AND last_seen > now() - ? * interval '1 second' GROUP BY 1",
                 (camera, window_s),
             ).fetchall()

@@ -51,7 +51,7 @@ from streamer.config.rules import (
     fill_placeholders,
 )
 from streamer.config.sources import CAMERA_OVERRIDABLE, CameraConfig, CameraSections, LiveConfig
-from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig
+from streamer.config.vision import DetectionConfig, ModelConfig, TrackerConfig, VehiclesConfig
 
 __all__ = [
     "CAMERA_OVERRIDABLE",
@@ -83,6 +83,7 @@ __all__ = [
     "RuleConfig",
     "Section",
     "TrackerConfig",
+    "VehiclesConfig",
     "WebhookConfig",
     "When",
     "fill_placeholders",

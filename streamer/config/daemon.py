@@ -309,9 +309,16 @@ class Config(CameraSections):
             for number, action in enumerate(rule.do):
                 if action.mqtt is not None and self.mqtt is None:
                     raise ValueError(f"{where}.do.{number}.mqtt: needs the mqtt section (a broker)")
+        ways = {"approaching", "receding", "left", "right"}
+        ways |= {name for camera in self.cameras for name in camera.direction.values()}
         for where, when in filters:
             for name in sorted((when.named_lists() if when else set()) - lists):
                 raise ValueError(
                     f"{where}: unknown list {name!r} (lists declared under lists: {declared})"
+                )
+            for way in sorted(set(when.direction or () if when else ()) - ways):
+                raise ValueError(
+                    f"{where}.direction: unknown direction {way!r} (approaching, receding, "
+                    "left, right, or a name a camera's direction: gives one)"
                 )
         return self

@@ -42,7 +42,8 @@ class WebhookConfig(Section):
     when: When | None = Field(
         None,
         description="Send only the plate events that pass, as a rule's when: (lists, "
-        "not_lists, dues_pending).",
+        "not_lists, dues_pending, direction, unreadable). Without it, every plate event, "
+        "those of vehicles whose plate was not read too.",
     )
     phases: list[PhaseName] = Field(
         default_factory=lambda: list(get_args(PhaseName)),

@@ -113,3 +113,10 @@ class EventsConfig(Section):
         description="A vehicle in view this long is reported early with its best read so "
         "far, even when the reads do not agree yet, so an alert never waits for it to leave.",
     )
+    unreadable: bool = Field(
+        True,
+        description="Report vehicles whose plate cannot be read (plate_number null, reason "
+        "'unreadable': a plate box no read agrees on; 'no plate': a vehicle with no plate box "
+        "at all), as soon as they have been in view max_event_delay_s. Off: such vehicles "
+        "give no event, as before.",
+    )

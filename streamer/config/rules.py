@@ -18,7 +18,18 @@ from streamer.config.urls import http_headers, http_url
 #: A list's name: as it appears in events, rules, the CLI and the API.
 LIST_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 #: What ``{…}`` in an action's URL, body, topic or payload may name.
-PLACEHOLDERS = ("plate_number", "camera", "event_id", "phase", "lists", "dues_pending")
+PLACEHOLDERS = (
+    "plate_number",
+    "camera",
+    "event_id",
+    "phase",
+    "lists",
+    "dues_pending",
+    "reason",
+    "direction",
+    "vehicle_type",
+    "vehicle_colour",
+)
 #: A placeholder is a name in single braces, ``{plate_number}``; the same in double
 #: braces, ``{{plate_number}}``, is that text with single braces. Every other brace is
 #: text, so that a JSON body is written as it is sent: ``{"id":0,"on":true}``.
@@ -39,7 +50,12 @@ class ListConfig(Section):
 
 class When(Section):
     """Which plate events a rule acts on, or a webhook receives: all the conditions given
-    must hold (none given: every plate event)."""
+    must hold (none given: every plate event).
+
+    A vehicle whose plate was not read (``unreadable: true`` picks those) is on no list and
+    owes nothing that is known, so it passes no condition on lists or dues; and a rule acts
+    on it only with ``unreadable: true``, so that a gate never opens for a hidden plate.
+    """
 
     lists: list[str] | None = Field(
         None, min_length=1, description="On at least one of these lists (exact match)."
@@ -48,9 +64,57 @@ class When(Section):
     dues_pending: bool | None = Field(
         None, description="true: only plates with dues pending; false: only plates without."
     )
+    direction: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Moving one of these ways: approaching, receding, left, right, or a "
+        "name a camera gives one of them (its direction: {approaching: entry}).",
+    )
+    unreadable: bool | None = Field(
+        None,
+        description="true: only vehicles whose plate was not read (plate_number null); "
+        "false: only read plates. Not given: a rule acts on read plates only, a webhook "
+        "receives both.",
+    )
 
-    def matches(self, lists: Collection[str], dues_pending: bool) -> bool:
-        """Whether a plate on ``lists``, with or without dues pending, passes."""
+    @field_validator("direction", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _plate_conditions_need_a_plate(self) -> When:
+        if self.unreadable and self.plate_conditions:
+            raise ValueError(
+                "unreadable: true picks vehicles without a plate, which lists, not_lists "
+                "and dues_pending never match; leave those out"
+            )
+        return self
+
+    @property
+    def plate_conditions(self) -> bool:
+        """Whether a condition is on the plate (its lists or dues)."""
+        return not (self.lists is None and self.not_lists is None and self.dues_pending is None)
+
+    def matches(
+        self,
+        lists: Collection[str],
+        dues_pending: bool,
+        directions: Collection[str] = (),
+        has_plate: bool = True,
+        unread_by_default: bool = True,
+    ) -> bool:
+        """Whether a plate on ``lists``, with or without dues pending, moving
+        ``directions`` (the way and the camera's name for it), passes; ``has_plate`` false
+        for a vehicle whose plate was not read, which passes a ``when`` without
+        ``unreadable`` only where ``unread_by_default`` (a webhook; a rule does not)."""
+        if self.direction is not None and not set(self.direction) & set(directions):
+            return False
+        if not has_plate:
+            wanted = unread_by_default if self.unreadable is None else self.unreadable
+            return wanted and not self.plate_conditions
+        if self.unreadable:
+            return False
         if self.lists is not None and not set(self.lists) & set(lists):
             return False
         if self.not_lists is not None and set(self.not_lists) & set(lists):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from streamer.config.base import Section
 from streamer.config.reading import DedupConfig, EventsConfig, PlatesConfig, ReaderConfig
-from streamer.config.vision import DetectionConfig, TrackerConfig
+from streamer.config.vision import DetectionConfig, TrackerConfig, VehiclesConfig
+
+#: The ways a vehicle can move in view (see ``streamer.vision.direction``).
+Travel = Literal["approaching", "receding", "left", "right"]
+#: What a camera calls one way of moving, e.g. ``entry``.
+DirectionName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 #: URL schemes of the streams a camera can read (through FFmpeg).
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https", "rtmp"})
@@ -56,6 +61,7 @@ class CameraSections(Section):
     plates: PlatesConfig = Field(default_factory=PlatesConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    vehicles: VehiclesConfig = Field(default_factory=VehiclesConfig)
 
 
 #: Global sections that a camera may override key by key.
@@ -82,6 +88,12 @@ class CameraConfig(CameraSections):
         description="Pace a video file at its own frame rate and drop frames the pipeline "
         "cannot keep up with, as a live camera would (demos, tests). Files otherwise keep "
         "every frame.",
+    )
+    direction: dict[Travel, DirectionName] = Field(
+        default_factory=dict,
+        description="What each way of moving means at this camera, e.g. {approaching: entry, "
+        "receding: exit}: events carry the name as direction_name, and rules and webhooks "
+        "filter on it (when: {direction: entry}).",
     )
 
     @field_validator("source")

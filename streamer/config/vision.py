@@ -165,3 +165,43 @@ class TrackerConfig(Section):
         description="How many of a track's best crops (by size, sharpness, confidence and "
         "distance from the frame edge) are kept for reading.",
     )
+
+
+class VehiclesConfig(Section):
+    """The vehicle around each plate (its type, colour and box), and vehicles whose plate
+    cannot be read: found by a COCO vehicle model that runs once per track, on photos, and
+    now and then while something moves in view with no plate tracked."""
+
+    enabled: bool = Field(
+        True,
+        description="Run the vehicle model (fetched at set-up by `streamer model fetch`): "
+        "each event and photo answer then names its vehicle's type (car, motorcycle, bus, "
+        "truck), colour and box, and vehicles that show no plate at all are reported. Off: "
+        "vehicle is null, and only plates that are found but cannot be read are reported.",
+    )
+    confidence: float = Field(
+        0.4,
+        ge=0.05,
+        le=1.0,
+        description="Minimum confidence of a vehicle box. Lower names more far or hidden "
+        "vehicles, and mistakes more shapes for vehicles.",
+    )
+    watch_interval_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="While something moves in view and no plate is tracked (or a vehicle "
+        "without a plate is being followed), the vehicle model looks at one detected frame "
+        "this often, to find vehicles that show no plate at all. A look costs more than a "
+        "plate detection (see the performance page); a quiet camera, or one whose vehicles "
+        "all show plates, pays almost nothing. 0: never (only plates found but unreadable "
+        "are reported).",
+    )
+    min_width: int = Field(
+        200,
+        ge=1,
+        le=10_000,
+        description="A vehicle without a plate box is reported only when at least this many "
+        "pixels wide (and wholly in the frame, driving towards or away from the camera): a "
+        "smaller one's plate would be too small to read anyway.",
+    )

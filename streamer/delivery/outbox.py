@@ -46,15 +46,18 @@ __all__ = ["Outbox", "OutboxError", "wants"]
 
 def wants(target: DeliveryTarget, event: Event) -> bool:
     """Whether ``target`` takes ``event``: the MQTT broker takes every event; a webhook
-    what its filters let through (``when`` by the event's own dues and lists, so an early
-    and a final event may differ)."""
+    what its filters let through (``when`` by the event's own dues, lists and direction, so
+    an early and a final event may differ; a webhook without ``when`` takes vehicles whose
+    plate was not read too)."""
     if isinstance(target, MqttConfig):
         return True
     if isinstance(event, CameraStatus):
         return target.include_status
     if event.phase not in target.phases:
         return False
-    return target.filter.matches(event.lists.lists, event.dues_result.dues_pending)
+    return target.filter.matches(
+        event.lists.lists, event.dues_result.dues_pending, event.directions, event.has_plate
+    )
 
 
 class Outbox:

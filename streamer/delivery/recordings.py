@@ -1,4 +1,5 @@
-"""Evidence files: the plate crop and an annotated snapshot of its frame, per event.
+"""Evidence files: the plate crop, its vehicle's crop and an annotated snapshot of their
+frame, per event.
 
 Paths are built only from safe parts: the camera's name (validated by the config to
 letters, digits, ``_ . -``), the UTC date and the event's UUID. Nothing a camera or a
@@ -21,7 +22,9 @@ import numpy as np
 from streamer.config import RecordingsConfig
 from streamer.events import PlateEvent
 from streamer.retry import Outage
+from streamer.sources.frame import Frame
 from streamer.vision.track import PlateCrop
+from streamer.vision.vehicles import Vehicle, annotate_vehicle, crop_of
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +60,32 @@ class EvidenceWriter:
                 f"recordings.directory: cannot write in {config.directory} ({error.strerror})"
             ) from None
 
-    def save(self, event: PlateEvent, crop: PlateCrop) -> tuple[str | None, str | None] | None:
-        """Write the crop and snapshot for ``event``; returns their paths (``None`` for an
-        image that is off), or ``None`` when they could not be written (one line says why
-        when that starts, one when they are written again)."""
+    def save(
+        self,
+        event: PlateEvent,
+        crop: PlateCrop | None,
+        vehicle: Vehicle | None = None,
+        frame: Frame | None = None,
+    ) -> tuple[str | None, str | None, str | None] | None:
+        """Write the plate ``crop``, the ``vehicle``'s crop and the snapshot of their frame
+        (the crop's, or ``frame`` for an event without a plate box) for ``event``; returns
+        their paths (``None`` for an image that is off or missing), or ``None`` when they
+        could not be written (one line says why when that starts, one when they are written
+        again)."""
         folder = self.config.directory / event.camera / event.first_seen.strftime("%Y-%m-%d")
+        frame = crop.frame if crop is not None else frame
         images: dict[Path, np.ndarray] = {}
-        if self.config.save_crops:
-            images[folder / f"{event.event_id}-crop.jpg"] = crop.image
-        if self.config.save_snapshots:
-            image = annotate(crop.frame.image, crop.bbox, event.plate_number)
+        crop_file = folder / f"{event.event_id}-crop.jpg"
+        vehicle_file = folder / f"{event.event_id}-vehicle.jpg"
+        if self.config.save_crops and crop is not None:
+            images[crop_file] = crop.image
+        if self.config.save_crops and vehicle is not None and frame is not None:
+            images[vehicle_file] = crop_of(frame.image, vehicle.box)
+        labelled = crop.bbox if crop is not None else vehicle.box if vehicle is not None else None
+        if self.config.save_snapshots and frame is not None and labelled is not None:
+            image = annotate(frame.image, labelled, event.plate_number or event.reason or "")
+            if vehicle is not None:
+                annotate_vehicle(image, vehicle)
             images[folder / f"{event.event_id}-frame.jpg"] = image
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -80,9 +99,10 @@ class EvidenceWriter:
             )
             return None
         self._outage.ended("evidence: images saved again in %s", self.config.directory)
-        names = [str(path) for path in images]
-        crop_path = names.pop(0) if self.config.save_crops else None
-        return crop_path, names[0] if names else None
+        snapshot = folder / f"{event.event_id}-frame.jpg"
+        return tuple(  # type: ignore[return-value]
+            str(path) if path in images else None for path in (crop_file, snapshot, vehicle_file)
+        )
 
     def prune(self, now: float | None = None) -> int:
         """Apply retention: delete evidence older than ``max_age_days``, then the oldest

@@ -73,14 +73,21 @@ class ActionCounter(Protocol):
 
 def render(text: str, event: PlateEvent, url: bool = False) -> str:
     """``text`` with its ``{placeholders}`` replaced by the event's values (URL-quoted for
-    a URL), and ``{{name}}`` by ``{name}``: every other brace is text."""
+    a URL), and ``{{name}}`` by ``{name}``: every other brace is text. A value the event
+    lacks is empty (the plate of a vehicle whose plate was not read); ``{direction}`` is
+    the camera's name for the way it moved, or the way itself."""
+    vehicle = event.vehicle
     values = {
-        "plate_number": event.plate_number,
+        "plate_number": event.plate_number or "",
         "camera": event.camera,
         "event_id": event.event_id,
         "phase": str(event.phase),
         "lists": ",".join(event.lists.lists),
         "dues_pending": "true" if event.dues_result.dues_pending else "false",
+        "reason": event.reason or "",
+        "direction": (event.directions or ("",))[-1],
+        "vehicle_type": vehicle.type if vehicle is not None else "",
+        "vehicle_colour": (vehicle.colour if vehicle is not None else None) or "",
     }
     if url:
         values = {name: quote(value, safe="") for name, value in values.items()}
@@ -164,7 +171,13 @@ class RuleRunner:
         for rule in self.rules:
             if rule.cameras is not None and event.camera not in rule.cameras:
                 continue
-            if not rule.when.matches(event.lists.lists, event.dues_result.dues_pending):
+            if not rule.when.matches(
+                event.lists.lists,
+                event.dues_result.dues_pending,
+                event.directions,
+                event.has_plate,
+                unread_by_default=False,
+            ):
                 continue
             if self._decide(rule, event, received):
                 self.loop.call_soon_threadsafe(self._start, rule, event, received)
@@ -172,7 +185,9 @@ class RuleRunner:
     def _decide(self, rule: RuleConfig, event: PlateEvent, now: float) -> bool:
         """Whether ``rule`` fires for ``event``: not when it already did (or was held back)
         for this vehicle, nor within its cooldown for this plate and camera."""
-        vehicle, plate = (rule.name, event.event_id), (rule.name, event.camera, event.plate_number)
+        # A vehicle whose plate was not read is its own: no cooldown joins two of them.
+        seen_as = event.plate_number or event.event_id
+        vehicle, plate = (rule.name, event.event_id), (rule.name, event.camera, seen_as)
         with self._lock:
             if vehicle in self._decided:
                 return False
@@ -185,7 +200,7 @@ class RuleRunner:
             logger.info(
                 "rule %s: %s on %s again within %g s (cooldown_s): not fired",
                 rule.name,
-                event.plate_number,
+                seen_as,
                 event.camera,
                 rule.cooldown_s,
             )
@@ -223,7 +238,7 @@ class RuleRunner:
             logging.INFO if ok else logging.WARNING,
             "rule %s: %s on %s (%s): %s %s in %.0f ms",
             rule.name,
-            event.plate_number,
+            event.plate_number or f"vehicle ({event.reason})",
             event.camera,
             event.phase,
             target,

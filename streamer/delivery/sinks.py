@@ -51,7 +51,7 @@ class ConsoleSink:
         self.stream = stream or sys.stdout
         self._lock = threading.Lock()
         # The plate and dues each early event printed, until its final event comes.
-        self._early: dict[str, tuple[str, bool]] = {}
+        self._early: dict[str, tuple[str | None, bool]] = {}
 
     def send(self, event: Event) -> None:
         """Print ``event`` as one line: time, camera, plate, confidence, dues; or a status."""
@@ -73,7 +73,7 @@ class ConsoleSink:
             elif (early := self._early.pop(event.event_id, None)) is not None:
                 if early == shown:
                     return
-                note = f" (final; early read {early[0]})"
+                note = f" (final; early read {early[0] or 'none'})"
         if dues.dues_pending:
             status = f"DUES PENDING {dues.amount:.2f} ({dues.message})"
         elif dues.found:
@@ -85,10 +85,11 @@ class ConsoleSink:
             if event.media_time_s is not None
             else event.last_seen.strftime("%H:%M:%S")
         )
-        valid = "" if event.format_valid else " [format?]"
+        valid = "" if event.format_valid or not event.has_plate else " [format?]"
+        plate = event.plate_number or f"[{event.reason}]"
         with self._lock:
             print(
-                f"{event.camera:<10} {where} {event.plate_number:<12}{valid} "
+                f"{event.camera:<10} {where} {plate:<12}{valid} "
                 f"conf={event.confidence:.2f} {status}{note}",
                 file=self.stream,
                 flush=True,

@@ -278,7 +278,8 @@ def evaluate_videos(
             )
             service = Service(replay, options)
             stats = asyncio.run(service.run())["eval"]
-        read = [event.plate_number for event in stats.events_list]
+        # Plates read; vehicles whose plate was not read are not reads of a plate.
+        read = [event.plate_number for event in stats.events_list if event.plate_number]
         matching = [p for p in read if any(char_accuracy(p, t) >= 0.5 for t in truths)]
         rows: dict[str, Metric] = {"vehicles": len(truths), "events": len(read)}
         if truths:

@@ -92,6 +92,7 @@ class EventHistory:
             return record
         record["crop_url"] = evidence_url(record.get("crop_path"), self.evidence)
         record["snapshot_url"] = evidence_url(record.get("snapshot_path"), self.evidence)
+        record["vehicle_crop_url"] = evidence_url(record.get("vehicle_crop_path"), self.evidence)
         with self._lock:
             kept = self._vehicles.get(str(record.get("event_id")))
             if kept is not None:  # the vehicle's final event: its row changes in place
@@ -153,7 +154,7 @@ class EventHistory:
             r
             for r in reversed(records)
             if r.get("type") == "plate"
-            and (plate is None or plate in str(r.get("plate_number", "")))
+            and (plate is None or plate in str(r.get("plate_number") or ""))
             and (camera is None or r.get("camera") == camera)
             and (
                 dues_pending is None

@@ -19,6 +19,7 @@ from trackers import ByteTrackTracker
 
 from streamer.config import TrackerConfig
 from streamer.sources.frame import Frame
+from streamer.vision.direction import Box, Direction, direction_of
 
 #: ByteTrack counts how long it keeps a lost track in frames at this rate (and scales them
 #: by the ``frame_rate`` it is given), so a timeout in seconds is this many frames a second.
@@ -26,6 +27,12 @@ BYTETRACK_BUFFER_FPS = 30
 #: Crops are cut with this fraction of the box added on each side, so a slightly tight
 #: box does not clip characters; the reader finds the plate inside.
 CROP_MARGIN = 0.08
+#: A box this close to the frame's edge may be cut off by it: it says nothing of where
+#: the plate is going.
+EDGE_PIXELS = 2
+#: Boxes of a track kept for its direction; past it, every other one is let go (the
+#: first and the spread of the others stay).
+PATH_LENGTH = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,11 +66,17 @@ class Track:
     frames: int
     crops: tuple[PlateCrop, ...]
     first_clock_s: float = 0.0
+    path: tuple[Box, ...] = ()
 
     @property
     def best(self) -> PlateCrop:
         """The highest-quality crop."""
         return self.crops[0]
+
+    @property
+    def direction(self) -> Direction | None:
+        """Which way its plate moved in view (``None``: it stood still)."""
+        return direction_of(self.path)
 
 
 @dataclass(frozen=True)
@@ -139,10 +152,11 @@ class _LiveTrack:
     settled: bool = False
     told_overdue: bool = False
     offered: bool = False
+    path: list[Box] = field(default_factory=list)
 
     def view(
         self, camera: str
-    ) -> tuple[str, int, datetime, datetime, int, tuple[PlateCrop, ...], float]:
+    ) -> tuple[str, int, datetime, datetime, int, tuple[PlateCrop, ...], float, tuple[Box, ...]]:
         """The fields of a :class:`Track` of this track (best crop first)."""
         crops = tuple(crop for _, _, crop in sorted(self.crops, key=lambda e: -e[0]))
         return (
@@ -153,7 +167,14 @@ class _LiveTrack:
             self.frames,
             crops,
             self.first_clock,
+            tuple(self.path),
         )
+
+    def moved_to(self, bbox: Box) -> None:
+        """Keep ``bbox`` in its path."""
+        self.path.append(bbox)
+        if len(self.path) > PATH_LENGTH:
+            self.path = self.path[::2]
 
 
 class PlateTracker:
@@ -213,6 +234,8 @@ class PlateTracker:
             track.last_seen = frame.captured_at
             track.last_clock = frame.clock_s
             track.bbox, track.confidence = bbox, confidence
+            if min(x1, y1, width - x2, height - y2) > EDGE_PIXELS:  # else cut by the edge
+                track.moved_to(bbox)
             crop = PlateCrop(image.copy(), bbox, confidence, quality, frame)
             entry = (quality, next(self._tiebreak), crop)
             if len(track.crops) < self.config.best_crops:
