@@ -4,12 +4,16 @@
 The photo's path beside the video's (:mod:`streamer.pipeline`), over the same reading
 core: detect, read, check the dues and lists, on one image and without tracking. A photo
 gets more care than a video frame, which has its neighbours to vote with: a small or
-missing plate is looked for again in tiles, and the plate is read several ways and voted
-(:class:`~streamer.reading.still.StillReader`).
+missing plate is looked for again in tiles, and each plate is read several ways and voted
+(:class:`~streamer.reading.still.StillReader`). Every plate found is answered (``plates``,
+read plates first, each by the detector's confidence); the answer's top-level fields are
+the first's, the seed's shape. The vehicle model looks at the photo once, while the plates
+are read, and each plate gets the vehicle holding it.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +28,21 @@ from streamer.reading.still import StillReader
 from streamer.stores.checks import PlateChecks
 from streamer.vision.detect import Detector
 from streamer.vision.track import cut_crop
+from streamer.vision.vehicles import (
+    NoVehicles,
+    Vehicle,
+    VehicleDetector,
+    coloured,
+    holding,
+    iou,
+    overlap,
+)
 from streamer.vision.yolo import filter_detections
 
 
 @dataclass(frozen=True)
 class Detection:
-    """The most confident plate in an image."""
+    """A plate in an image: the detector's confidence, its box and its crop."""
 
     confidence: float
     bbox: tuple[int, int, int, int]
@@ -44,6 +57,9 @@ SMALL_PLATE = 0.025
 #: a tile), so that a plate on a tile's edge is whole in its neighbour.
 TILES = 2
 TILE_OVERLAP = 0.2
+#: Two boxes overlapping this much (intersection over union), or the smaller this much
+#: inside the larger (a plate cut at a tile's edge), are one plate.
+SAME_PLATE, CUT_PLATE = 0.5, 0.8
 
 
 def tiles(
@@ -68,12 +84,14 @@ def tiles(
 class StillPipeline:
     """Detect, read and check plates in single images, with one camera's settings.
 
-    ``lines`` finds text lines in plate crops (the process's shared detector when ``None``).
+    ``vehicles`` finds the vehicle of each plate (none when ``None``); ``lines`` finds text
+    lines in plate crops (the process's shared detector when ``None``).
 
     Example:
         >>> stills = StillPipeline(detector, engine, PlateChecks(dues), config.cameras[0])
-        >>> stills.process(decode_image(data, config.http.max_image_pixels))["plate_number"]
-        'KA05MN4821'
+        >>> answer = stills.process(decode_image(data, config.http.max_image_pixels))
+        >>> answer["plate_number"], [plate["plate_number"] for plate in answer["plates"]]
+        ('KA05MN4821', ['KA05MN4821', 'MH12XY7395'])
     """
 
     def __init__(
@@ -82,21 +100,32 @@ class StillPipeline:
         engine: OcrEngine,
         checks: PlateChecks,
         camera: CameraConfig,
+        vehicles: VehicleDetector | None = None,
         lines: LineFinder | None = None,
     ) -> None:
         self.detector = detector
         self.checks = checks
         self.camera = camera
+        self.vehicles: VehicleDetector = vehicles or NoVehicles()
         self.reader = StillReader(engine, camera.reader, camera.plates, lines)
+        # The vehicle model runs here while the plates are read.
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="still-vehicles")
+
+    def _boxes(self, image: np.ndarray) -> list[tuple[float, tuple[int, int, int, int]]]:
+        """Every gated box in ``image`` with its confidence."""
+        detections = filter_detections(self.detector.detect(image), self.camera.detection)
+        if len(detections) == 0 or detections.confidence is None:
+            return []
+        return [
+            (float(confidence), (round(x1), round(y1), round(x2), round(y2)))
+            for (x1, y1, x2, y2), confidence in zip(
+                detections.xyxy, detections.confidence, strict=True
+            )
+        ]
 
     def _best(self, image: np.ndarray) -> tuple[float, tuple[int, int, int, int]] | None:
         """The most confident gated box in ``image`` and its confidence."""
-        detections = filter_detections(self.detector.detect(image), self.camera.detection)
-        if len(detections) == 0 or detections.confidence is None:
-            return None
-        best = int(np.argmax(detections.confidence))
-        x1, y1, x2, y2 = (round(v) for v in detections.xyxy[best])
-        return float(detections.confidence[best]), (x1, y1, x2, y2)
+        return max(self._boxes(image), default=None, key=lambda found: found[0])
 
     def best_plate(self, image: np.ndarray) -> Detection | None:
         """The most confident plate box that passes the detection gates, if any.
@@ -118,18 +147,64 @@ class StillPipeline:
         confidence, bbox = found
         return Detection(confidence, bbox, cut_crop(image, bbox))
 
+    def plates(self, image: np.ndarray) -> list[Detection]:
+        """Every plate box that passes the detection gates, most confident first.
+
+        When the whole image shows no plate, or its smallest is small, it is looked at
+        again in overlapping :func:`tiles` (as :meth:`best_plate` does); a box found twice
+        (in the whole image and a tile, or in two tiles) is one plate, the more confident
+        box kept, or the larger where one is a part of the other cut at a tile's edge.
+        """
+        height, width = image.shape[:2]
+        found = self._boxes(image)
+        small = SMALL_PLATE * max(height, width)
+        if not found or min(box[3] - box[1] for _, box in found) < small:
+            for x1, y1, x2, y2 in tiles(width, height):
+                for confidence, (bx1, by1, bx2, by2) in self._boxes(image[y1:y2, x1:x2]):
+                    box = (bx1 + x1, by1 + y1, bx2 + x1, by2 + y1)
+                    found = _merged(found, confidence, box)
+        found.sort(key=lambda pair: -pair[0])
+        return [Detection(confidence, box, cut_crop(image, box)) for confidence, box in found]
+
+    def _vehicles(self, image: np.ndarray) -> Future[list[Vehicle]]:
+        """The vehicles in ``image``, found in a thread of their own."""
+        return self._pool.submit(self.vehicles.vehicles, image)
+
+    @staticmethod
+    def _vehicle_json(
+        image: np.ndarray, vehicles: list[Vehicle], bbox: tuple[int, int, int, int]
+    ) -> dict[str, Any] | None:
+        """The vehicle holding the plate ``bbox``, with its colour, as JSON."""
+        found = holding(vehicles, bbox)
+        return None if found is None else coloured(image, found, bbox).to_json()
+
     def detect(self, image: np.ndarray) -> dict[str, Any]:
-        """The seed's ``/detect`` shape: found, confidence, box_xyxy, plate_jpg_hex."""
-        found = self.best_plate(image)
-        if found is None:
-            return {"found": False, "confidence": 0.0, "box_xyxy": None, "plate_jpg_hex": None}
-        ok, jpeg = cv2.imencode(".jpg", found.crop)
-        return {
-            "found": True,
-            "confidence": round(found.confidence, 4),
-            "box_xyxy": list(found.bbox),
-            "plate_jpg_hex": jpeg.tobytes().hex() if ok else None,
-        }
+        """The seed's ``/detect`` shape (found, confidence, box_xyxy, plate_jpg_hex: the most
+        confident plate's), with ``vehicle`` and every plate in ``plates``."""
+        found = self.plates(image)
+        if not found:
+            return {
+                "found": False,
+                "confidence": 0.0,
+                "box_xyxy": None,
+                "plate_jpg_hex": None,
+                "vehicle": None,
+                "plates": [],
+            }
+        vehicles = self._vehicles(image).result()
+        plates = []
+        for plate in found:
+            ok, jpeg = cv2.imencode(".jpg", plate.crop)
+            plates.append(
+                {
+                    "found": True,
+                    "confidence": round(plate.confidence, 4),
+                    "box_xyxy": list(plate.bbox),
+                    "plate_jpg_hex": jpeg.tobytes().hex() if ok else None,
+                    "vehicle": self._vehicle_json(image, vehicles, plate.bbox),
+                }
+            )
+        return {**plates[0], "plates": plates}
 
     def ocr(self, crop: np.ndarray) -> dict[str, Any]:
         """The seed's ``/ocr`` shape for a plate crop: success, text."""
@@ -139,9 +214,10 @@ class StillPipeline:
     def process(self, image: np.ndarray) -> dict[str, Any]:
         """The seed's ``/process`` shape: success, plate_number, detector_confidence, bbox,
         dues_result; plus ``format_valid``, ``format`` (the format matched), ``confidence``
-        (OCR), ``lists`` and ``possible_lists``."""
-        found = self.best_plate(image)
-        if found is None:
+        (OCR), ``lists``, ``possible_lists`` and ``vehicle``: the first plate's of
+        ``plates``, which holds every plate found in that shape, read plates first."""
+        found = self.plates(image)
+        if not found:
             return {
                 "success": False,
                 "plate_number": None,
@@ -149,14 +225,26 @@ class StillPipeline:
                 "bbox": None,
                 "dues_result": None,
                 "error": "no plate detected",
+                "vehicle": None,
+                "plates": [],
             }
-        read = self.reader.read_plate(image, found.bbox)
+        vehicles = self._vehicles(image)
+        plates = [self._answer(image, plate) for plate in found]
+        plates.sort(key=lambda plate: not plate["success"])  # stable: by confidence within
+        found_vehicles = vehicles.result()
+        for answer in plates:
+            answer["vehicle"] = self._vehicle_json(image, found_vehicles, tuple(answer["bbox"]))
+        return {**plates[0], "plates": plates}
+
+    def _answer(self, image: np.ndarray, plate: Detection) -> dict[str, Any]:
+        """One plate's answer: read, its format, dues and lists."""
+        read = self.reader.read_plate(image, plate.bbox)
         if not read.text:
             return {
                 "success": False,
                 "plate_number": None,
-                "detector_confidence": round(found.confidence, 4),
-                "bbox": list(found.bbox),
+                "detector_confidence": round(plate.confidence, 4),
+                "bbox": list(plate.bbox),
                 "dues_result": None,
                 "error": "plate detected but not readable",
             }
@@ -167,8 +255,29 @@ class StillPipeline:
             "confidence": round(read.confidence, 3),
             "format_valid": matches_format(read.text, self.camera.plates.formats),
             "format": matched_format(read.text, self.camera.plates.formats),
-            "detector_confidence": round(found.confidence, 4),
-            "bbox": list(found.bbox),
+            "detector_confidence": round(plate.confidence, 4),
+            "bbox": list(plate.bbox),
             "dues_result": checked.dues_result.to_json(),
             **checked.lists.to_json(),
         }
+
+
+def _merged(
+    found: list[tuple[float, tuple[int, int, int, int]]],
+    confidence: float,
+    box: tuple[int, int, int, int],
+) -> list[tuple[float, tuple[int, int, int, int]]]:
+    """``found`` with the box ``box`` added, or taking the place of the box it repeats."""
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    for index, (other_confidence, other) in enumerate(found):
+        other_area = (other[2] - other[0]) * (other[3] - other[1])
+        if iou(box, other) >= SAME_PLATE:
+            if confidence > other_confidence:
+                found[index] = (confidence, box)
+            return found
+        smaller, larger = (box, other) if area < other_area else (other, box)
+        if overlap(smaller, larger) >= CUT_PLATE:
+            if larger is box:
+                found[index] = (confidence, box)
+            return found
+    return [*found, (confidence, box)]
