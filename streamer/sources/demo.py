@@ -1,8 +1,11 @@
 """Synthetic demo video: vehicles with known plates driving up to a car-park gate camera.
 
 Drawn from primitives (nothing is downloaded): one vehicle at a time brakes towards the gate,
-waits and passes below the camera. Plates use matplotlib's DejaVu Sans Bold (Hershey as the
-fallback) so the real detector finds them and Tesseract reads them. Deterministic per seed.
+waits and passes below the camera (or, ``away``, comes from below the camera and drives off).
+Plates use matplotlib's DejaVu Sans Bold (Hershey as the fallback) so the real detector
+finds them and Tesseract reads them; a vehicle may have a paint of a known colour, a blank
+plate or none (:mod:`streamer.sources.demo_photo` draws several in one photo).
+Deterministic per seed.
 """
 
 from __future__ import annotations
@@ -36,11 +39,35 @@ class DemoVehicle:
         plate: Normalised plate text (uppercase letters and digits only).
         dues_amount: Outstanding dues; ``0.0`` means none.
         dues_message: Message shown with the dues; ``""`` when there are none.
+        colour: The paint, one of :data:`PAINTS`; random when ``None``.
+        blank: The plate is there, with nothing on it.
+        no_plate: There is no plate.
+        away: It comes from below the camera and drives away, instead of towards it.
     """
 
     plate: str
     dues_amount: float
     dues_message: str
+    colour: str | None = None
+    blank: bool = False
+    no_plate: bool = False
+    away: bool = False
+
+
+#: The paints a demo vehicle can have by name (RGB), as the colour names of
+#: :mod:`streamer.vision.colour`.
+PAINTS: dict[str, tuple[int, int, int]] = {
+    "white": (236, 236, 232),
+    "silver": (168, 170, 174),
+    "grey": (96, 98, 102),
+    "black": (24, 24, 26),
+    "red": (196, 28, 30),
+    "orange": (236, 120, 20),
+    "yellow": (236, 200, 24),
+    "green": (34, 130, 52),
+    "blue": (28, 64, 190),
+    "brown": (110, 64, 34),
+}
 
 
 DEMO_VEHICLES: tuple[DemoVehicle, ...] = (
@@ -119,13 +146,17 @@ def _text_image(text: str, height: int) -> ImageBGR:
 
 
 def plate_image(plate: str, yellow: bool = False) -> ImageBGR:
-    """The plate at sprite resolution: light background, dark border, text filling it."""
+    """The plate at sprite resolution: light background, dark border, text filling it (no
+    text for an empty ``plate``)."""
     scale = 3  # draw large, then shrink for smooth edges
     width, height = _PLATE_W * scale, _PLATE_H * scale
     background = (0, 200, 250) if yellow else (245, 245, 245)
     plate_img = np.full((height, width, 3), background, np.uint8)
     border = max(2, height // 22)
     cv2.rectangle(plate_img, (0, 0), (width - 1, height - 1), (25, 25, 25), 2 * border)
+    if not plate:
+        small = cv2.resize(plate_img, (_PLATE_W, _PLATE_H), interpolation=cv2.INTER_AREA)
+        return np.asarray(small, dtype=np.uint8)
     text_h = round(height * _TEXT_FILL_H)
     text_w = round(width * _TEXT_FILL_W)
     glyphs = cv2.resize(
@@ -144,6 +175,8 @@ def _vehicle_sprite(vehicle: DemoVehicle, index: int, rng: np.random.Generator) 
     hue = int(rng.integers(0, 180))
     sat, val = int(rng.integers(40, 220)), int(rng.integers(90, 235))
     body = cv2.cvtColor(np.array([[[hue, sat, val]]], np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
+    if vehicle.colour is not None:
+        body = np.array(PAINTS[vehicle.colour])
     paint = tuple(int(c) for c in body)
     shade = tuple(int(c * 0.7) for c in body)
     image = Image.new("RGBA", (_CAR_W, _CAR_H), (0, 0, 0, 0))
@@ -167,7 +200,9 @@ def _vehicle_sprite(vehicle: DemoVehicle, index: int, rng: np.random.Generator) 
         draw.line((340, y, 660, y), fill=(75, 78, 84, 255), width=6)
     rgba = np.asarray(image, dtype=np.uint8)
     sprite = np.asarray(cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), dtype=np.uint8)
-    plate = plate_image(vehicle.plate, yellow=index % 3 == 2)
+    if vehicle.no_plate:
+        return sprite
+    plate = plate_image("" if vehicle.blank else vehicle.plate, yellow=index % 3 == 2)
     x0, y0 = (_CAR_W - _PLATE_W) // 2, _PLATE_CY - _PLATE_H // 2
     sprite[y0 : y0 + _PLATE_H, x0 : x0 + _PLATE_W, :3] = plate
     sprite[y0 : y0 + _PLATE_H, x0 : x0 + _PLATE_W, 3] = 255
@@ -316,7 +351,8 @@ def render_video(
             k = int(slot)
             if 0 <= k < len(vehicles) and offset < in_view:
                 moving = offset if offset < stop_at else max(stop_at, offset - stop_seconds)
-                scale, gx, gy = _pose(moving / seconds_per_vehicle, size, lanes[k])
+                u = moving / seconds_per_vehicle
+                scale, gx, gy = _pose(1.0 - u if vehicles[k].away else u, size, lanes[k])
                 _composite(frame, sprites[k], scale, gx, gy)
                 x0, y0, x1, y1 = _plate_box(scale, gx, gy)
                 if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
