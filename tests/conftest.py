@@ -13,6 +13,7 @@ from streamer.reading.ocr import OcrEngine, TesseractEngine, engine_named
 from streamer.sources.demo import DemoManifest, DemoVehicle, render_video
 from streamer.stores.database import Database, SqliteDatabase
 from streamer.vision.detect import YoloDetector
+from streamer.vision.vehicles import OpenVinoVehicles
 
 from support.daemon import SHARED_DATA
 from support.mosquitto import Broker, mosquitto_missing
@@ -24,6 +25,12 @@ from support.rtsp import RtspServer
 def detector() -> YoloDetector:
     """The real plate model (OpenVINO export when available)."""
     return YoloDetector(Config().model)
+
+
+@pytest.fixture(scope="session")
+def vehicle_detector() -> OpenVinoVehicles:
+    """The real vehicle model (COCO YOLOv8n on OpenVINO)."""
+    return OpenVinoVehicles(Config().vehicles)
 
 
 @pytest.fixture(scope="session")

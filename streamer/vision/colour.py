@@ -47,6 +47,10 @@ HUES = (
 )
 #: Grey pixels at least this bright (0..255) are white, silver or grey; darker ones black.
 WHITE, SILVER, GREY = 175, 130, 70
+#: The brightness of this percentile of the grey pixels is the paint's (the rest is shade).
+LIT_SHARE = 70
+#: Grey pixels this close (0..255) to the paint's brightness count for its name.
+GREY_SPREAD = 55
 #: Coloured pixels must make at least this share of those looked at for a painted vehicle.
 PAINTED = 0.25
 #: Below this confidence the colour is ``None``.
@@ -115,6 +119,15 @@ def name_pixels(pixels: np.ndarray) -> list[str]:
     return list(names)
 
 
+def _grey_name(value: float) -> str:
+    """The name of a grey of brightness ``value`` (0..255)."""
+    if value >= WHITE:
+        return "white"
+    if value >= SILVER:
+        return "silver"
+    return "grey" if value >= GREY else "black"
+
+
 def vehicle_colour(image: np.ndarray, box: Box, plate: Box | None = None) -> Colour | None:
     """The colour of the vehicle in ``box`` of ``image``, leaving out its ``plate`` box;
     ``None`` where it cannot be told (see the module's description).
@@ -138,10 +151,13 @@ def vehicle_colour(image: np.ndarray, box: Box, plate: Box | None = None) -> Col
         # The paint holds most of the coloured pixels; the rest are lights and reflections.
         share = share if counts[best] >= 0.6 * len(hues) else 0.0
     else:
-        greys = names[np.isin(names, ["white", "silver", "grey", "black"])]
-        found, counts = np.unique(greys, return_counts=True)
-        best = int(np.argmax(counts))
-        name, share = str(found[best]), counts[best] / len(names)
+        # An unpainted vehicle is the brightness of its lit paint: the parts in shade, the
+        # grille and the tyres are darker, and fewer than the paint.
+        value = cv2.cvtColor(pixels.reshape(-1, 1, 3), cv2.COLOR_BGR2HSV)[:, 0, 2].astype(int)
+        grey = value[~np.isin(names, list(set(COLOURS) - {"white", "silver", "grey", "black"}))]
+        middle = float(np.percentile(grey, LIT_SHARE))
+        name = _grey_name(middle)
+        share = float(np.count_nonzero(np.abs(grey - middle) <= GREY_SPREAD)) / len(names)
     if name not in COLOURS or share < SURE:
         return None
     return Colour(name, round(float(share), 2))
