@@ -207,6 +207,7 @@ class TrackReporter:
                 early, phase=Phase.FINAL, last_seen=track.last_seen, frames=track.frames
             )
             if early.plate_number is None:  # still unread: its final event says so again
+                self.unread.remember(track.last_seen, (track.path or (track.best.bbox,))[-1])
                 return final
             # The best crops no longer agree: the early read stands.
             checked = self.checks.check(early.plate_number)

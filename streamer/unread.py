@@ -11,8 +11,8 @@ Two kinds (``reason``):
 
 A camera's ``events.unreadable`` turns both off. Such a vehicle is on no list and owes
 nothing known (:data:`~streamer.events.NOT_READ`); a plate track that breaks in two at a
-barrier is one vehicle, so a second such event within :data:`REPEAT_S` where the first
-was is merged into it.
+barrier is one vehicle, so a track that starts within :data:`REPEAT_S` where such a
+vehicle was last seen is merged into it (the next vehicle comes from further away).
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ class StageTimer(Protocol):
 
 #: A plate box at least this many pixels tall is big enough to read: a smaller one is far
 #: away, and its track is not reported as unreadable.
-READABLE_HEIGHT = 20
-#: A vehicle without a read plate seen again within this many seconds where one was (its
-#: box overlapping by :data:`REPEAT_IOU`) is the same vehicle.
+READABLE_HEIGHT = 16
+#: A vehicle without a read plate first seen within this many seconds where one was last
+#: seen (its box overlapping by :data:`REPEAT_IOU`) is the same vehicle.
 REPEAT_S, REPEAT_IOU = 10.0, 0.3
 
 #: An event id for a vehicle first seen at a moment on the source's clock: ``(clock, what)``.
@@ -112,7 +112,8 @@ class Unread:
         """The ``unreadable`` event of ``track``, whose ``vehicle`` holds its plate;
         ``None`` when it repeats a vehicle just reported."""
         crop = track.best
-        if self._repeat(track.first_seen, track.last_seen, crop.bbox):
+        path = track.path or (crop.bbox,)
+        if self._repeat(track.first_seen, path[0], track.last_seen, path[-1]):
             logger.info("camera %s: unreadable plate seen again, merged", self.camera.name)
             return None
         event = self._event(
@@ -150,7 +151,7 @@ class Unread:
         frame, vehicle = watched.best
         if not self.camera.events.unreadable:
             return None
-        if self._repeat(watched.first_seen, watched.last_seen, vehicle.box):
+        if self._repeat(watched.first_seen, watched.boxes[0], watched.last_seen, watched.boxes[-1]):
             return None
         vehicle = coloured(frame.image, vehicle)
         event = self._event(
@@ -170,8 +171,14 @@ class Unread:
         self._watched[watched.watch_id] = event
         return event
 
+    def remember(self, last_seen: datetime, box: Box) -> None:
+        """A vehicle without a read plate was last seen at ``last_seen`` in ``box`` (its
+        track ended there)."""
+        self._recent.append((last_seen, box))
+
     def _gone(self, watched: Watched) -> PlateEvent:
         early = self._watched.pop(watched.watch_id)
+        self.remember(watched.last_seen, watched.boxes[-1])
         direction = watched.direction or early.direction
         return replace(
             early,
@@ -182,15 +189,15 @@ class Unread:
             direction_name=self._name(direction),
         )
 
-    def _repeat(self, first_seen: datetime, last_seen: datetime, box: Box) -> bool:
-        """Whether a vehicle first seen at ``first_seen`` in ``box`` repeats one just
-        reported (and remember it either way)."""
+    def _repeat(self, first_seen: datetime, first: Box, last_seen: datetime, last: Box) -> bool:
+        """Whether a vehicle first seen at ``first_seen`` in box ``first`` repeats one last
+        seen there just before (and remember where this one is, either way)."""
         window = timedelta(seconds=REPEAT_S)
         self._recent = [(seen, b) for seen, b in self._recent if last_seen - seen <= window]
         repeat = any(
-            first_seen - seen <= window and iou(box, b) >= REPEAT_IOU for seen, b in self._recent
+            first_seen - seen <= window and iou(first, b) >= REPEAT_IOU for seen, b in self._recent
         )
-        self._recent.append((last_seen, box))
+        self.remember(last_seen, last)
         return repeat
 
     def _name(self, direction: Direction | None) -> str | None:

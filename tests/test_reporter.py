@@ -44,12 +44,18 @@ class ScriptedEngine:
         return TextRead(*self.texts[id(image)])
 
 
-def crop(engine: ScriptedEngine, text: str, quality: float, confidence: float = 0.95) -> PlateCrop:
+def crop(
+    engine: ScriptedEngine,
+    text: str,
+    quality: float,
+    confidence: float = 0.95,
+    bbox: tuple[int, int, int, int] = (10, 10, 90, 30),
+) -> PlateCrop:
     """A crop that the engine reads as ``text``; ``quality`` orders it among the best."""
     image = np.zeros((20, 80, 3), np.uint8)
     engine.texts[id(image)] = (text, confidence)
     frame = Frame("gate", 0, np.zeros((720, 1280, 3), np.uint8), T0, 1.0)
-    return PlateCrop(image, (10, 10, 90, 30), 0.8, quality, frame)
+    return PlateCrop(image, bbox, 0.8, quality, frame)
 
 
 def open_track(*crops: PlateCrop, overdue: bool = False, track_id: int = 1) -> OpenTrack:
@@ -160,7 +166,33 @@ def test_without_early_events_a_track_gives_one_final_event(
     event = report.report(finished(*(crop(engine, "KA01AB1234", q) for q in (0.5, 0.4))))
     assert isinstance(event, PlateEvent)
     assert event.phase == Phase.FINAL
-    assert report.report(finished(crop(engine, "", 0.5), track_id=2)) is Skipped.UNREADABLE
+    unread = report.report(finished(crop(engine, "", 0.5), track_id=2))
+    assert isinstance(unread, PlateEvent)
+    assert (unread.plate_number, unread.reason, unread.phase) == (None, "unreadable", Phase.FINAL)
+
+
+def test_an_unread_plate_is_reported_once_overdue_and_its_final_keeps_the_id(
+    engine: ScriptedEngine, dues: SqlDues
+) -> None:
+    report = reporter(engine, dues)
+    unread = [crop(engine, "", q) for q in (0.5, 0.4)]
+    assert report.progress(open_track(*unread)) is None  # not overdue yet: it may be read
+    early = report.progress(open_track(*unread, overdue=True))
+    assert isinstance(early, PlateEvent)
+    assert (early.plate_number, early.reason, early.phase) == (None, "unreadable", Phase.EARLY)
+    assert (early.dues_result.dues_pending, early.lists.lists) == (False, ())
+    final = report.report(finished(*unread))
+    assert isinstance(final, PlateEvent)
+    assert (final.event_id, final.plate_number, final.phase) == (early.event_id, None, Phase.FINAL)
+
+
+def test_an_unread_plate_too_small_to_read_or_with_unreadable_off_gives_no_event(
+    engine: ScriptedEngine, dues: SqlDues
+) -> None:
+    off = reporter(engine, dues, unreadable=False)
+    assert off.report(finished(crop(engine, "", 0.5))) is Skipped.UNREADABLE
+    small = crop(engine, "", 0.5, bbox=(10, 10, 50, 20))
+    assert reporter(engine, dues).report(finished(small, track_id=2)) is Skipped.UNREADABLE
 
 
 def test_finals_of_early_events_a_restart_left_open(dues: SqlDues) -> None:

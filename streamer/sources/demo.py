@@ -146,8 +146,9 @@ def _text_image(text: str, height: int) -> ImageBGR:
 
 
 def plate_image(plate: str, yellow: bool = False) -> ImageBGR:
-    """The plate at sprite resolution: light background, dark border, text filling it (no
-    text for an empty ``plate``)."""
+    """The plate at sprite resolution: light background, dark border, text filling it; for
+    an empty ``plate``, no text but its bolts and streaks of dirt (a plate nothing can be
+    read on, which the plate detector still sees as one)."""
     scale = 3  # draw large, then shrink for smooth edges
     width, height = _PLATE_W * scale, _PLATE_H * scale
     background = (0, 200, 250) if yellow else (245, 245, 245)
@@ -155,6 +156,10 @@ def plate_image(plate: str, yellow: bool = False) -> ImageBGR:
     border = max(2, height // 22)
     cv2.rectangle(plate_img, (0, 0), (width - 1, height - 1), (25, 25, 25), 2 * border)
     if not plate:
+        for x in (width // 5, width * 4 // 5):
+            cv2.circle(plate_img, (x, height // 2), 9, (90, 90, 90), -1, cv2.LINE_AA)
+        for x in np.linspace(30, width - 70, 12).astype(int):  # the same dirt on every plate
+            cv2.line(plate_img, (x, 30), (x + 40, height - 30), (170, 165, 150), 10, cv2.LINE_AA)
         small = cv2.resize(plate_img, (_PLATE_W, _PLATE_H), interpolation=cv2.INTER_AREA)
         return np.asarray(small, dtype=np.uint8)
     text_h = round(height * _TEXT_FILL_H)
