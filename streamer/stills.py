@@ -156,7 +156,9 @@ class StillPipeline:
         box kept, or the larger where one is a part of the other cut at a tile's edge.
         """
         height, width = image.shape[:2]
-        found = self._boxes(image)
+        found: list[tuple[float, tuple[int, int, int, int]]] = []
+        for confidence, box in self._boxes(image):  # two boxes NMS left on one plate are one
+            found = _merged(found, confidence, box)
         small = SMALL_PLATE * max(height, width)
         if not found or min(box[3] - box[1] for _, box in found) < small:
             for x1, y1, x2, y2 in tiles(width, height):
