@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamer.config import ConfigError, fill_placeholders, parse_config
+from streamer.config import ConfigError, When, fill_placeholders, parse_config
 
 VALUES = {"plate_number": "KA01AB1234", "camera": "gate-1"}
 #: A Shelly relay (Gen2 RPC, nested) and Zigbee2MQTT: JSON bodies without placeholders.
@@ -70,3 +70,47 @@ def test_bad_placeholders_and_topics_are_one_line_naming_the_key(
 def test_the_unknown_placeholder_error_shows_the_escape() -> None:
     with pytest.raises(ConfigError, match=r"for the text \{plate\}, write \{\{plate\}\}"):
         parse_config(rules_with({"mqtt": {"topic": "gate", "payload": "{plate}"}}))
+
+
+def when(**conditions: object) -> When:
+    return When.model_validate(conditions)
+
+
+@pytest.mark.parametrize(
+    ("conditions", "plate", "unread", "unread_in_a_rule"),
+    [
+        ({}, True, True, False),  # a webhook takes every event; a rule, read plates only
+        ({"unreadable": True}, False, True, True),
+        ({"unreadable": False}, True, False, False),
+        ({"dues_pending": False}, True, False, False),  # dues unknown without a plate
+        ({"not_lists": ["banned"]}, True, False, False),  # never opens for a hidden plate
+        ({"direction": "entry"}, True, True, False),
+        ({"direction": ["exit"]}, False, False, False),
+    ],
+)
+def test_when_and_vehicles_whose_plate_was_not_read(
+    conditions: dict[str, object], plate: bool, unread: bool, unread_in_a_rule: bool
+) -> None:
+    ways = ("approaching", "entry")
+    assert when(**conditions).matches((), False, ways) is plate
+    assert when(**conditions).matches((), False, ways, has_plate=False) is unread
+    in_a_rule = when(**conditions).matches((), False, ways, False, unread_by_default=False)
+    assert in_a_rule is unread_in_a_rule
+
+
+def test_unreadable_with_a_plate_condition_is_refused() -> None:
+    with pytest.raises(ValueError, match="unreadable: true picks vehicles without a plate"):
+        when(unreadable=True, lists=["residents"])
+
+
+def test_a_direction_no_camera_names_is_refused_at_load() -> None:
+    config = {
+        "cameras": [{"name": "gate", "source": "x.mp4", "direction": {"approaching": "entry"}}],
+        "rules": [
+            {"name": "in", "when": {"direction": "entry"}, "do": [{"http": {"url": "http://r/"}}]}
+        ],
+    }
+    assert parse_config(config).rules[0].when.direction == ["entry"]
+    config["rules"][0]["when"] = {"direction": "exit"}  # type: ignore[index]
+    with pytest.raises(ConfigError, match=r"rules.0.when.direction: unknown direction 'exit'"):
+        parse_config(config)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -18,6 +19,7 @@ from streamer.delivery.recordings import EvidenceWriter
 from streamer.events import NOT_FOUND, Phase, PlateEvent
 from streamer.sources.frame import Frame
 from streamer.vision.track import PlateCrop
+from streamer.vision.vehicles import Vehicle
 
 from support.daemon import streamer, write_config
 from support.disks import fill, read_only, tmpfs
@@ -35,7 +37,8 @@ def test_names_come_from_safe_parts_only(tmp_path: Path) -> None:
     )
     saved = writer.save(event, crop)
     assert saved is not None
-    crop_path, snapshot_path = saved
+    crop_path, snapshot_path, vehicle_path = saved
+    assert vehicle_path is None  # no vehicle holds this plate
     assert crop_path == str(tmp_path / "gate-1" / "2026-01-01" / f"{event.event_id}-crop.jpg")
     assert snapshot_path is not None
     assert Path(snapshot_path).name == f"{event.event_id}-frame.jpg"
@@ -131,3 +134,21 @@ def test_a_read_only_evidence_folder_stops_the_start_in_one_line(tmp_path: Path)
     assert result.stderr.strip().splitlines() == [
         f"streamer: recordings.directory: cannot write in {folder} (Read-only file system)"
     ]
+
+
+def test_a_vehicle_without_a_plate_box_has_its_crop_and_an_annotated_frame(tmp_path: Path) -> None:
+    writer = EvidenceWriter(RecordingsConfig(directory=tmp_path))
+    frame = Frame("gate-1", 0, np.full((100, 200, 3), 90, np.uint8), T0, 0.0)
+    vehicle = Vehicle("car", 0.9, (20, 10, 180, 90))
+    event = PlateEvent(
+        "gate-1", None, 0.0, 0.9, vehicle.box, T0, T0, 0.0, 3, False, NOT_FOUND,
+        reason="no plate", vehicle=vehicle,
+    )  # fmt: skip
+    saved = writer.save(event, None, vehicle, frame)
+    assert saved is not None
+    crop_path, snapshot_path, vehicle_path = saved
+    assert crop_path is None
+    assert snapshot_path is not None
+    assert Path(snapshot_path).is_file()
+    assert vehicle_path is not None
+    assert cv2.imread(vehicle_path).shape[:2] == (80, 160)

@@ -10,6 +10,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from streamer.sources.demo import DemoManifest, seed_demo_dues
 from streamer.stores.dues import SqlDues
 from streamer.stores.lists import SqlLists
 from streamer.vision.detect import YoloDetector
+from streamer.vision.direction import Direction
 
 from support.daemon import Clock, make_config, vehicles
 from support.mosquitto import Broker, Subscriber
@@ -47,7 +49,7 @@ def relay() -> Iterator[Receiver]:
 
 
 def plate_event(
-    plate: str,
+    plate: str | None,
     phase: Phase = Phase.EARLY,
     *,
     event_id: str | None = None,
@@ -110,6 +112,35 @@ def test_the_when_filter() -> None:
     assert When(not_lists=["banned"]).matches([], dues_pending=True)
     assert not When(not_lists=["banned"]).matches(["staff", "banned"], dues_pending=False)
     assert When().matches([], dues_pending=False)
+
+
+def test_a_gate_rule_never_fires_for_a_hidden_plate_an_operator_call_does(
+    relay: Receiver,
+) -> None:
+    open_gate = relay.url.replace("/hook", "/relay/0?plate={plate_number}")
+    call = relay.url.replace("/hook", "/relay/operator?why={reason}&way={direction}")
+    rules = [
+        rule("open-gate", when={"not_lists": ["banned"]}, do=[{"http": {"url": open_gate}}]),
+        rule("call", when={"unreadable": True}, do=[{"http": {"url": call}}]),
+    ]
+    hidden = [
+        replace(
+            plate_event(None),
+            reason=reason,
+            direction=Direction("approaching", 270.0),
+            direction_name="entry",
+        )
+        for reason in ("unreadable", "no plate")
+    ]
+    asyncio.run(run_rules(rules, [*hidden, plate_event("KA01AB1234")], Metrics()))
+    calls = sorted((c.path, c.query.get("why"), c.query.get("plate")) for c in relay.relay_calls)
+    assert calls == [
+        ("/relay/0", None, "KA01AB1234"),
+        ("/relay/operator", "no plate", None),
+        ("/relay/operator", "unreadable", None),
+    ]
+    ways = {c.query.get("way") for c in relay.relay_calls if c.path == "/relay/operator"}
+    assert ways == {"entry"}
 
 
 def test_placeholders_are_filled_and_quoted_in_urls() -> None:
