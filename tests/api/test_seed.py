@@ -18,7 +18,9 @@ from support.daemon import ServiceThread, frame_at
 def test_detect(server: ServiceThread, close_frame: bytes) -> None:
     status, body = call("POST", f"{server.url}/detect", data=upload(close_frame))
     assert status == 200
-    assert set(body) == {"found", "confidence", "box_xyxy", "plate_jpg_hex"}
+    # The seed's fields are the most confident plate's; every plate is in `plates`.
+    assert set(body) == {"found", "confidence", "box_xyxy", "plate_jpg_hex", "vehicle", "plates"}
+    assert [{key: body[key] for key in plate} for plate in body["plates"]] == body["plates"]
     assert body["found"] is True
     assert body["confidence"] > 0.4
     x1, y1, x2, y2 = body["box_xyxy"]
@@ -35,7 +37,14 @@ def test_detect_on_an_empty_road(server: ServiceThread, demo_video: DemoManifest
     road = png(frame_at(demo_video.path, 0.5))  # before the first vehicle
     assert call("POST", f"{server.url}/detect", data=upload(road)) == (
         200,
-        {"found": False, "confidence": 0.0, "box_xyxy": None, "plate_jpg_hex": None},
+        {
+            "found": False,
+            "confidence": 0.0,
+            "box_xyxy": None,
+            "plate_jpg_hex": None,
+            "vehicle": None,
+            "plates": [],
+        },
     )
 
 
