@@ -4,9 +4,8 @@ Mosquitto, cleared when the event has none to show, and bounded."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 
 from streamer.delivery.crops import CROPS, MAX_IMAGE_BYTES
 from streamer.delivery.queue import DeliveryState
-from streamer.events import Phase, PlateEvent
+from streamer.events import Phase
 
 from support.daemon import MqttSenderThread, make_config
 from support.factories import make_event
@@ -23,16 +22,6 @@ from support.mosquitto import Broker, Received, Subscriber, mosquitto_missing
 PLATE, PLATE_CROP = "streamer/gate/plate", "streamer/gate/plate_crop"
 VEHICLE_CROP = "streamer/gate/vehicle_crop"
 CAMERAS = [{"name": "gate", "source": "gate.mp4"}]
-
-
-@dataclass(frozen=True)
-class WithVehicle(PlateEvent):
-    """A plate event that names its vehicle's crop too."""
-
-    vehicle_crop_path: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "vehicle_crop_path": self.vehicle_crop_path}
 
 
 def jpeg(path: Path, seed: int, size: tuple[int, int] = (40, 160)) -> bytes:
@@ -78,16 +67,16 @@ def test_the_crops_go_before_their_event(
     vehicle = jpeg(evidence / "1-vehicle.jpg", 2, (200, 300))
     assert len(jpeg(evidence / "3-vehicle.jpg", 3, (1500, 2000))) > MAX_IMAGE_BYTES
     (evidence / "4-crop.jpg").write_bytes(bytes(MAX_IMAGE_BYTES + 1))  # not a JPEG
-    early = WithVehicle(
-        **vars(make_event("KA01AB1234", phase=Phase.EARLY, crop_path=str(evidence / "1-crop.jpg"))),
+    early = replace(
+        make_event("KA01AB1234", phase=Phase.EARLY, crop_path=str(evidence / "1-crop.jpg")),
         vehicle_crop_path=str(evidence / "1-vehicle.jpg"),
     )  # an event that names its vehicle's crop too
     events = [
         early,
         replace(early, phase=Phase.FINAL),
         make_event("MH12XY7395", crop_path=str(evidence / "gone-crop.jpg")),  # removed
-        WithVehicle(
-            **vars(make_event("TN09BC5678", crop_path=str(evidence / "4-crop.jpg"))),
+        replace(
+            make_event("TN09BC5678", crop_path=str(evidence / "4-crop.jpg")),
             vehicle_crop_path=str(evidence / "3-vehicle.jpg"),
         ),
         make_event("DL3CAF0001"),  # none saved (recordings.save_crops: false)
