@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 import yaml
 
-from streamer.events import NOT_FOUND, DuesResult, Phase, PlateEvent
+from streamer.events import NOT_FOUND, NOT_READ, UNREADABLE, DuesResult, Phase, PlateEvent
+from streamer.vision.direction import Direction
+from streamer.vision.vehicles import Vehicle
 
 from support.daemon import MqttSenderThread, make_config
 from support.factories import make_event
@@ -184,29 +186,6 @@ def test_the_older_form_of_an_automation_does_the_same(tmp_path: Path, broker: B
     assert first.notifications == second.notifications
 
 
-@dataclass(frozen=True)
-class Unread(PlateEvent):
-    """A vehicle whose plate was not read, as events carry it: ``plate_number`` null, the
-    ``reason``, its vehicle, direction and vehicle crop, and no dues known."""
-
-    reason: str = "unreadable"
-    vehicle_crop_path: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        vehicle = {"type": "car", "confidence": 0.9, "box": [1, 2, 3, 4], "colour": "red"}
-        return {
-            **super().to_json(),
-            "plate_number": None,
-            "reason": self.reason,
-            "dues_result": {**NOT_FOUND.to_json(), "message": "No plate read"},
-            "vehicle": vehicle,
-            "direction": "approaching",
-            "direction_angle": 80.0,
-            "direction_name": "entry",
-            "vehicle_crop_path": self.vehicle_crop_path,
-        }
-
-
 def test_a_vehicle_whose_plate_was_not_read(tmp_path: Path, broker: Broker) -> None:
     """The docs' automation for a plate not read tells of it with the vehicle's picture;
     the Last plate entity says why it has no plate; the dues automation stays silent."""
@@ -214,10 +193,16 @@ def test_a_vehicle_whose_plate_was_not_read(tmp_path: Path, broker: Broker) -> N
     gate = Gate(tmp_path, broker)
     vehicle = tmp_path / "unread-vehicle.jpg"
     vehicle.write_bytes(jpeg(99))
-    unread = Unread(
-        **vars(make_event("UNREAD", phase=Phase.EARLY, camera="gate-1")),
+    unread = replace(
+        make_event("UNREAD", phase=Phase.EARLY, camera="gate-1"),
+        plate_number=None,
+        reason=UNREADABLE,
+        dues_result=NOT_READ,
+        vehicle=Vehicle("car", 0.9, (1, 2, 3, 4), "red", 0.8),
+        direction=Direction("approaching", 80.0),
+        direction_name="entry",
         vehicle_crop_path=str(vehicle),
-    )
+    )  # a vehicle whose plate was not read, as the pipeline makes it
     with Subscriber(broker) as live:
         ha = HomeAssistant(automations)
         with MqttSenderThread(gate.config) as daemon:
