@@ -208,6 +208,7 @@ def test_a_vehicle_whose_plate_was_not_read(tmp_path: Path, broker: Broker) -> N
         with MqttSenderThread(gate.config) as daemon:
             daemon.add([*gate.car("KA01AB1234"), unread, replace(unread, phase=Phase.FINAL)])
             live.wait_for(lambda m: len(texts(m, "streamer/gate-1/plate")) == 4)
+        live.wait_for(lambda m: texts(m, AVAILABILITY)[-1:] == ["offline"])
         ha.follow(live)
     (told,) = ha.notifications
     assert told.automation == UNREAD
