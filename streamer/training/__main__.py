@@ -1,0 +1,175 @@
+"""``python -m streamer.training train --out DIR``: train the plate recogniser, export it.
+
+Run from streamer's own environment, the command runs itself again in the export
+environment (:func:`streamer.vision.export.export_python`, made first when missing),
+after installing there what training adds to it (:data:`EXTRAS`, once). Steps, each
+skipped when its output is already in ``DIR``:
+
+1. the data, cached in ``DIR/data``: synthetic plates (seed ``--seed``) and the
+   Brazilian crops of ``--brazil`` (``../shared/data/plates-br``), a tenth of them held out;
+2. training (:func:`streamer.training.train.train`), a checkpoint every epoch, so an
+   interrupted run resumes; the figures of every epoch in ``DIR/log.jsonl``;
+3. the export, ``DIR/plate_recogniser.onnx`` and its ``.chars``, checked on OpenVINO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger("streamer.training")
+
+ROOT = Path(__file__).resolve().parents[2]
+#: What training needs in the export environment beyond what it has: onnx (the export,
+#: and onnx2torch's input), onnxscript (torch's exporter imports it), onnx2torch (PP-OCRv4
+#: as a torch module; without its requirements, which would replace torch's CPU build).
+EXTRAS = ("onnx==1.23.2", "onnxscript==0.7.2")
+EXTRAS_NO_DEPS = ("onnx2torch==1.5.15",)
+DEFAULT_BRAZIL = ROOT.parent / "shared" / "data" / "plates-br"
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command's arguments."""
+    parser = argparse.ArgumentParser(
+        prog="python -m streamer.training", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="make the data, train, export")
+    train.add_argument(
+        "--out", type=Path, required=True, help="run folder (resumed when it exists)"
+    )
+    train.add_argument("--network", choices=("crnn", "paddle"), default="crnn")
+    train.add_argument("--brazil", type=Path, default=DEFAULT_BRAZIL, help="plates-br folder")
+    train.add_argument("--synthetic", type=int, default=100_000, help="synthetic plates")
+    train.add_argument(
+        "--brazil-variants", type=int, default=3, help="extra photographs of each crop"
+    )
+    train.add_argument("--epochs", type=int, default=14)
+    train.add_argument("--batch", type=int, default=64)
+    train.add_argument("--learning-rate", type=float, default=1.5e-3)
+    train.add_argument("--seed", type=int, default=20261207)
+    train.add_argument("--workers", type=int, default=2, help="processes making the data")
+    train.add_argument(
+        "--limit", type=int, default=None, help="use at most this many Brazilian crops"
+    )
+    return parser
+
+
+def _in_export_env() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _relaunch(argv: Sequence[str]) -> int:
+    """Run this command again in the export environment, with :data:`EXTRAS` installed."""
+    from streamer.vision.export import _pip, export_python
+
+    python = export_python()
+    stamp = python.parent.parent / ".streamer-training"
+    wanted = "\n".join((*EXTRAS, *EXTRAS_NO_DEPS))
+    if not stamp.is_file() or stamp.read_text() != wanted:
+        logger.info(
+            "installing %s into the export environment (once)", " ".join((*EXTRAS, *EXTRAS_NO_DEPS))
+        )
+        _pip(python, *EXTRAS)
+        _pip(python, "--no-deps", *EXTRAS_NO_DEPS)
+        stamp.write_text(wanted)
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    command = [str(python), "-m", "streamer.training", *argv]
+    return subprocess.run(command, env={**os.environ, "PYTHONPATH": path}, check=False).returncode
+
+
+def _train(args: argparse.Namespace) -> int:
+    from streamer.training.data import HEIGHT, WIDTH, Samples, brazil, synthetic
+    from streamer.training.export import export_onnx
+    from streamer.training.train import Settings, train
+
+    out: Path = args.out
+    data = out / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+    def cached(name: str, make: object) -> Samples:
+        path = data / f"{name}.npz"
+        if not path.is_file():
+            assert callable(make)
+            make().save(path)
+        return Samples.load(path)
+
+    workers = args.workers
+    parts = [
+        cached(
+            f"synthetic-{args.seed}-{args.synthetic}",
+            lambda: synthetic(args.seed, args.synthetic, workers),
+        )
+    ]
+    validation = {
+        "synthetic": cached(
+            f"synthetic-{args.seed + 1}-validation",
+            lambda: synthetic(args.seed + 1, max(200, args.synthetic // 50), workers),
+        )
+    }
+    if args.brazil.is_dir():
+        limit = args.limit
+        parts.append(
+            cached(
+                f"brazil-{args.seed}-{args.brazil_variants}-{limit}",
+                lambda: brazil(args.brazil, False, args.seed, args.brazil_variants, workers, limit),
+            )
+        )
+        validation["brazil"] = cached(
+            f"brazil-validation-{limit}", lambda: brazil(args.brazil, True, limit=limit)
+        )
+    else:
+        logger.warning("%s not found: training on synthetic plates only", args.brazil)
+    training = Samples.join(parts)
+    logger.info(
+        "training on %d samples; validating on %s",
+        len(training),
+        {k: len(v) for k, v in validation.items()},
+    )
+    settings = Settings(
+        network=args.network,
+        epochs=args.epochs,
+        batch=args.batch,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+    )
+    network = train(out, training, validation, settings)
+    target = export_onnx(
+        network,
+        out / "plate_recogniser.onnx",
+        HEIGHT,
+        WIDTH,
+        probe=validation["synthetic"].images[:50],
+    )
+    logger.info("exported %s", target)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; its exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not _in_export_env():
+        return _relaunch(argv)
+    if args.command == "train":
+        return _train(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
