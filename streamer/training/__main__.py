@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXTRAS = ("onnx==1.23.2", "onnxscript==0.7.2")
 EXTRAS_NO_DEPS = ("onnx2torch==1.5.15",)
 DEFAULT_BRAZIL = ROOT.parent / "shared" / "data" / "plates-br"
+DEFAULT_US = ROOT.parent / "shared" / "data" / "ocr-crops-us"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,19 +46,53 @@ def parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--network", choices=("crnn", "paddle"), default="crnn")
     train.add_argument("--brazil", type=Path, default=DEFAULT_BRAZIL, help="plates-br folder")
+    train.add_argument(
+        "--us-crops",
+        type=Path,
+        default=DEFAULT_US,
+        help="ocr-crops-us folder: the half in streamer/training/splits is trained on",
+    )
+    train.add_argument("--us-variants", type=int, default=10, help="extra photographs of each")
     train.add_argument("--synthetic", type=int, default=100_000, help="synthetic plates")
     train.add_argument(
         "--brazil-variants", type=int, default=3, help="extra photographs of each crop"
     )
     train.add_argument("--epochs", type=int, default=14)
-    train.add_argument("--batch", type=int, default=64)
-    train.add_argument("--learning-rate", type=float, default=1.5e-3)
+    train.add_argument("--batch", type=int, default=None, help="default: 64, paddle 32")
+    train.add_argument(
+        "--learning-rate", type=float, default=None, help="default: 1.5e-3, paddle 3e-4"
+    )
+    train.add_argument(
+        "--samples-per-epoch", type=int, default=0, help="a random part each epoch (0: all)"
+    )
     train.add_argument("--seed", type=int, default=20261207)
     train.add_argument("--workers", type=int, default=2, help="processes making the data")
+    train.add_argument("--threads", type=int, default=2, help="torch threads (at most 2)")
     train.add_argument(
         "--limit", type=int, default=None, help="use at most this many Brazilian crops"
     )
+    export = sub.add_parser("export", help="export a run's last checkpoint to ONNX")
+    export.add_argument("--out", type=Path, required=True, help="the run folder")
+    export.add_argument(
+        "--to", type=Path, default=None, help="ONNX file (default: in the run folder)"
+    )
     return parser
+
+
+def _export(args: argparse.Namespace) -> int:
+    import torch
+
+    from streamer.training.data import HEIGHT, WIDTH
+    from streamer.training.export import export_onnx
+    from streamer.training.model import build
+
+    state = torch.load(args.out / "checkpoint.pt", weights_only=False)
+    network = build(state["settings"]["network"])
+    network.load_state_dict(state["network"])
+    target = args.to or args.out / "plate_recogniser.onnx"
+    export_onnx(network, target, HEIGHT, WIDTH)
+    logger.info("exported epoch %d of %s to %s", state["epoch"], args.out, target)
+    return 0
 
 
 def _in_export_env() -> bool:
@@ -88,7 +123,7 @@ def _relaunch(argv: Sequence[str]) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from streamer.training.data import HEIGHT, WIDTH, Samples, brazil, synthetic
+    from streamer.training.data import HEIGHT, WIDTH, Samples, brazil, synthetic, us_crops
     from streamer.training.export import export_onnx
     from streamer.training.train import Settings, train
 
@@ -131,19 +166,35 @@ def _train(args: argparse.Namespace) -> int:
             f"brazil-validation-{limit}", lambda: brazil(args.brazil, True, limit=limit)
         )
     else:
-        logger.warning("%s not found: training on synthetic plates only", args.brazil)
+        logger.warning("%s not found: training without the Brazilian crops", args.brazil)
+    if args.us_crops.is_dir() and args.us_variants >= 0:
+        variants = args.us_variants
+        parts.append(
+            cached(
+                f"us-{args.seed}-{variants}",
+                lambda: us_crops(args.us_crops, args.seed, variants),
+            )
+        )
+        validation["us-held-out"] = cached(
+            "us-held-out", lambda: us_crops(args.us_crops, training=False)
+        )
+    else:
+        logger.warning("%s not found: training without the US crops", args.us_crops)
     training = Samples.join(parts)
     logger.info(
         "training on %d samples; validating on %s",
         len(training),
         {k: len(v) for k, v in validation.items()},
     )
+    paddle = args.network == "paddle"
     settings = Settings(
         network=args.network,
         epochs=args.epochs,
-        batch=args.batch,
-        learning_rate=args.learning_rate,
+        batch=args.batch or (32 if paddle else 64),
+        learning_rate=args.learning_rate or (3e-4 if paddle else 1.5e-3),
         seed=args.seed,
+        samples_per_epoch=args.samples_per_epoch,
+        threads=min(2, args.threads),
     )
     network = train(out, training, validation, settings)
     target = export_onnx(
@@ -168,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _relaunch(argv)
     if args.command == "train":
         return _train(args)
-    return 2
+    return _export(args)
 
 
 if __name__ == "__main__":

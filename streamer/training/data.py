@@ -182,3 +182,43 @@ def brazil(
         parts = [_brazil_chunk(seed, chunk, variants) for chunk in chunks]
     labels = tuple(label for part in parts for label in part[1])
     return Samples(np.concatenate([part[0] for part in parts]), labels, ("br",) * len(labels))
+
+
+#: The part of ``../shared/data/ocr-crops-us`` trained on, fixed in the repository: the
+#: crops whose name's SHA-256 falls in the lower half (:func:`us_split`). Figures on that
+#: set are reported on the other half, never trained on.
+US_SPLIT = Path(__file__).resolve().parent / "splits" / "ocr-crops-us-train.txt"
+
+
+def us_split(names: Sequence[str]) -> list[str]:
+    """Of the crops ``names``, those of the training half (how :data:`US_SPLIT` was made)."""
+    return sorted(name for name in names if hashlib.sha256(name.encode()).digest()[0] < 128)
+
+
+def us_training_names() -> set[str]:
+    """The crop names of :data:`US_SPLIT`."""
+    return set(US_SPLIT.read_text().split())
+
+
+def us_crops(root: Path, seed: int = 0, variants: int = 0, training: bool = True) -> Samples:
+    """The ``ocr-crops-us`` crops of the training half (or of the other half), each as it
+    is and in ``variants`` more photographs of it. Labels shorter than three characters
+    (plates labelled ``0``, unreadable) are left out of training."""
+    names = us_training_names()
+    images, labels = [], []
+    with (root / "groundtruth.csv").open(newline="") as handle:
+        rows = [row for row in csv.reader(handle) if len(row) >= 3]
+    for index, (name, _, label) in enumerate(rows):
+        if (name in names) != training or (training and len(label) < 3):
+            continue
+        crop = cv2.imread(str(root / "images" / name), cv2.IMREAD_COLOR)
+        if crop is None:
+            continue
+        images.append(network_input(crop, HEIGHT, WIDTH))
+        labels.append(label)
+        rng = np.random.default_rng([seed, 7, index])
+        for _ in range(variants):
+            images.append(network_input(rephotograph(crop, rng), HEIGHT, WIDTH))
+            labels.append(label)
+    empty = np.zeros((0, HEIGHT, WIDTH), np.uint8)
+    return Samples(np.stack(images) if images else empty, tuple(labels), ("us",) * len(labels))

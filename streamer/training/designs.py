@@ -242,17 +242,18 @@ def _us(rng: np.random.Generator) -> Plate:
     ink = _contrast(rng, light)
     text = plate_text("us", rng, free_share=0.3)
     left, right = int(width * rng.uniform(0.04, 0.12)), int(width * rng.uniform(0.88, 0.96))
-    if rng.random() < 0.15:  # a logo or stacked letters beside the number
+    if rng.random() < 0.3:  # a logo or stacked letters beside the number
         side = int(width * rng.uniform(0.12, 0.2))
-        if rng.random() < 0.5:
-            mask, tone = emblem(int(height * 0.4), rng)
-            paste(
-                image,
-                mask,
-                (left, int(height * 0.3), left + side, int(height * 0.3) + int(height * 0.4)),
-                tone,
-            )
-            left += side + 4
+        if rng.random() < 0.65:
+            size = int(height * rng.uniform(0.3, 0.6))
+            mask, tone = emblem(size, rng)
+            top = int(height * rng.uniform(0.2, 0.5 - size / height / 2 + 0.2))
+            if rng.random() < 0.7:
+                paste(image, mask, (left, top, left + side, top + size), tone)
+                left += side + 4
+            else:
+                paste(image, mask, (right - side, top, right, top + size), tone)
+                right -= side + 4
         else:
             letters = "".join(_pick(rng, tuple(LETTERS)) for _ in range(2))
             for row, char in enumerate(letters):

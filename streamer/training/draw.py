@@ -175,7 +175,7 @@ def emblem(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
     ``size`` x ``size`` and its colour."""
     mask = np.zeros((size, size), np.uint8)
     centre, radius = size // 2, size // 2 - 1
-    kind = int(rng.integers(6))
+    kind = int(rng.integers(8))
     if kind == 0:  # a seal: a ring around a disc
         cv2.circle(mask, (centre, centre), radius, 255, -1)
         cv2.circle(mask, (centre, centre), int(radius * 0.7), 120, -1)
@@ -202,6 +202,25 @@ def emblem(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
         radii = rng.uniform(0.5, 1.0, 7) * radius
         points = np.stack([centre + radii * np.cos(angles), centre + radii * np.sin(angles)], 1)
         cv2.fillPoly(mask, [points.astype(np.int32)], 255)
+    elif kind == 6:  # a cactus, a tree or a lighthouse: tall, like a letter I or a 1
+        stem = max(1, size // 6)
+        cv2.rectangle(mask, (centre - stem, size // 5), (centre + stem, size - 1), 255, -1)
+        if rng.random() < 0.5:  # arms
+            cv2.rectangle(
+                mask, (size // 5, size // 3), (size // 5 + stem, size // 2 + stem), 255, -1
+            )
+            cv2.rectangle(mask, (size // 5, size // 2), (centre, size // 2 + stem), 255, -1)
+        else:  # a crown
+            cv2.circle(mask, (centre, size // 4), size // 4, 255, -1)
+    elif kind == 7:  # a figure: a head and a body, or a horse and rider
+        cv2.circle(mask, (centre, size // 6), max(1, size // 7), 255, -1)
+        body = [
+            (centre - size // 5, size // 3),
+            (centre + size // 5, size // 3),
+            (centre + size // 3, size - 1),
+            (centre - size // 3, size - 1),
+        ]
+        cv2.fillPoly(mask, [np.array(body, np.int32)], 255)
     else:  # a wheel or logo: concentric rings
         for step, value in ((1.0, 255), (0.75, 0), (0.5, 255), (0.25, 0)):
             cv2.circle(mask, (centre, centre), max(1, int(radius * step)), value, -1)

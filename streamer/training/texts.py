@@ -98,6 +98,8 @@ REGIONS: dict[str, Region] = {
             "9999AA",
         ),
         (("AA", "9999"), ("99", "AAA9"), ("AAA", "999")),
+        # Most states leave I, O and Q out of their serial numbers: they read as 1 and 0.
+        letters="ABCDEFGHJKLMNPRSTUVWXYZ",
     ),
     "ua": Region(("AA 9999 AA", "AA9999AA", "AA 9999AA"), letters="ABCEHIKMOPTX"),
     "vn": Region(

@@ -39,6 +39,8 @@ class Settings:
     seed: int = 20261207
     threads: int = 2
     bfloat16: bool = True
+    #: Samples drawn (without repeats) for each epoch; 0: all of them.
+    samples_per_epoch: int = 0
 
 
 def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -136,7 +138,8 @@ def train(
     optimiser = torch.optim.AdamW(
         network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
-    steps_per_epoch = len(training) // settings.batch
+    per_epoch = min(len(training), settings.samples_per_epoch or len(training))
+    steps_per_epoch = max(1, per_epoch // settings.batch)
     total = steps_per_epoch * settings.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda step: _rate(step, total, settings)
