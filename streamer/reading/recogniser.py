@@ -99,13 +99,42 @@ def _rows(blobs: list[_Blob]) -> list[list[_Blob]]:
     return [row for row in rows if len(row) >= 2]
 
 
+def _two_rows(binary: np.ndarray) -> float | None:
+    """Where, in ``binary`` (characters white), two rows of characters meet, or ``None``."""
+    rows = _rows(_blobs(binary))
+    if len(rows) < 2:
+        return None
+    # The two rows with the most ink: a plate's rows, not rivets or a sticker.
+    top, bottom = sorted(
+        sorted(rows, key=lambda row: sum(b.w * b.h for b in row))[-2:],
+        key=lambda row: min(b.y for b in row),
+    )
+    top_end = max(b.y + b.h for b in top)
+    bottom_start = min(b.y for b in bottom)
+    top_height = float(np.median([b.h for b in top]))
+    bottom_height = float(np.median([b.h for b in bottom]))
+    left = max(min(b.x for b in top), min(b.x for b in bottom))
+    right = min(max(b.x + b.w for b in top), max(b.x + b.w for b in bottom))
+    narrower = min(max(b.x + b.w for b in row) - min(b.x for b in row) for row in (top, bottom))
+    if (
+        top_end <= bottom_start + 0.05 * binary.shape[0]
+        and 0.6 <= top_height / bottom_height <= 1.6
+        and right - left >= narrower / 3
+    ):
+        return (top_end + bottom_start) / 2
+    return None
+
+
 def row_split(grey: np.ndarray) -> int | None:
     """Where a crop of two rows of characters is to be cut (a row of ``grey``), or
     ``None`` for a one-row plate.
 
-    Two rows: two groups of at least two character blobs each (in either polarity), one
-    above the other without overlapping, of heights within 0.6-1.6 of each other, side by
-    side by at least a third of the narrower one's width.
+    Two rows: two groups of at least two character blobs each (of the characters'
+    colour), one above the other without overlapping, of heights within 0.6-1.6 of each
+    other, side by side by at least a third of the narrower one's width, in the crop
+    binarised by Otsu's threshold. (Binarising by neighbourhood as well finds a few more
+    plates in shadow, and takes a few one-row plates for two: a one-row plate cut in two
+    is unreadable, a two-row plate left whole is still read in part.)
     """
     height, width = grey.shape[:2]
     if width > TWO_ROW_ASPECT * height or height < 8:
@@ -115,30 +144,15 @@ def row_split(grey: np.ndarray) -> int | None:
         grey, (max(1, round(width * scale)), ROW_HEIGHT), interpolation=cv2.INTER_AREA
     )
     small = cv2.GaussianBlur(small, (3, 3), 0)
-    for mode in (cv2.THRESH_BINARY_INV, cv2.THRESH_BINARY):
-        binary = cv2.threshold(small, 0, 255, mode + cv2.THRESH_OTSU)[1]
-        rows = _rows(_blobs(binary))
-        if len(rows) < 2:
-            continue
-        # The two rows with the most ink: a plate's rows, not rivets or a sticker.
-        top, bottom = sorted(
-            sorted(rows, key=lambda row: sum(b.w * b.h for b in row))[-2:],
-            key=lambda row: min(b.y for b in row),
-        )
-        top_end = max(b.y + b.h for b in top)
-        bottom_start = min(b.y for b in bottom)
-        top_height = float(np.median([b.h for b in top]))
-        bottom_height = float(np.median([b.h for b in bottom]))
-        left = max(min(b.x for b in top), min(b.x for b in bottom))
-        right = min(max(b.x + b.w for b in top), max(b.x + b.w for b in bottom))
-        narrower = min(max(b.x + b.w for b in row) - min(b.x for b in row) for row in (top, bottom))
-        if (
-            top_end <= bottom_start + 0.05 * ROW_HEIGHT
-            and 0.6 <= top_height / bottom_height <= 1.6
-            and right - left >= narrower / 3
-        ):
-            return int(round((top_end + bottom_start) / 2 / scale))
-    return None
+    bright = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
+    # The characters are the minority in the middle of the crop, where the plate is: dark
+    # on a bright plate, or bright on a dark one. (The other way round, the holes of 8s and
+    # 0s make rows of their own; and the crop's edges may be the car, not the plate.)
+    rows, columns = bright.shape
+    middle = bright[rows // 5 : rows - rows // 5, columns // 5 : columns - columns // 5]
+    dark_text = np.count_nonzero(middle) > middle.size / 2
+    cut = _two_rows(cv2.bitwise_not(bright) if dark_text else bright)
+    return None if cut is None else round(cut / scale)
 
 
 def fold_rows(grey: np.ndarray) -> np.ndarray:
@@ -282,15 +296,18 @@ class FusedEngine:
         self, plate: PlateRecogniser, paddle: OcrEngine, formats: Sequence[str], sure: float = SURE
     ) -> None:
         self.plate, self.paddle, self.formats, self.sure = plate, paddle, list(formats), sure
-        self.second_reads = 0  # how often PP-OCRv4 was asked, for the figures
+        self.reads = 0  # how many crops were read, and how many by PP-OCRv4 too
+        self.second_reads = 0
 
-    def _fits(self, text: str) -> bool:
+    def fits(self, text: str) -> bool:
+        """Whether ``text`` fits a configured format once look-alikes are fixed."""
         return bool(text) and matches_format(fix_confusions(text, self.formats), self.formats)
 
     def read(self, crop: np.ndarray) -> TextRead:
         """The fused read of a BGR plate crop (the :class:`OcrEngine` call)."""
+        self.reads += 1
         first = self.plate.read_characters(crop)
-        if first.text and min(first.characters) >= self.sure and self._fits(first.text):
+        if first.text and min(first.characters) >= self.sure and self.fits(first.text):
             return TextRead(first.text, first.confidence)
         self.second_reads += 1
         return self.decide(first, self.paddle.read(crop))
@@ -311,4 +328,4 @@ class FusedEngine:
             )
             sureness = [max(p, second.confidence) for p in first.characters]
             candidates.append(TextRead(merged, sum(sureness) / len(sureness)))
-        return max(candidates, key=lambda read: (self._fits(read.text), read.confidence))
+        return max(candidates, key=lambda read: (self.fits(read.text), read.confidence))

@@ -76,7 +76,72 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--to", type=Path, default=None, help="ONNX file (default: in the run folder)"
     )
+    evaluate = sub.add_parser(
+        "evaluate", help="plate, paddle and fused side by side on labelled sets (no torch)"
+    )
+    evaluate.add_argument("paths", type=Path, nargs="+", help="as `streamer eval` takes them")
+    evaluate.add_argument("--engine", nargs="+", default=["plate", "paddle", "fused"])
+    evaluate.add_argument("--model", type=Path, default=None, help="default: the committed one")
+    evaluate.add_argument("--precision", default="f32")
+    evaluate.add_argument("--one-view", action="store_true", help="read each crop once")
+    evaluate.add_argument(
+        "--held-out",
+        type=Path,
+        default=None,
+        help=("also evaluate the ocr-crops-us crops at this path that were never trained on"),
+    )
+    evaluate.add_argument("--out", type=Path, default=None, help="also write JSON here")
+    evaluate.add_argument("--limit", type=int, default=None)
+    speed = sub.add_parser("speed", help="ms per crop and agreement of each precision (no torch)")
+    speed.add_argument("crops", type=Path, help="a crops set (ocr-crops-us)")
+    speed.add_argument("--model", type=Path, default=None, help="default: the committed one")
+    speed.add_argument("--precision", nargs="+", default=["f32", "bf16"])
     return parser
+
+
+def _speed(args: argparse.Namespace) -> int:
+    from streamer.reading.recogniser import MODEL
+    from streamer.training.evaluate import precisions
+
+    rows = precisions(args.crops, args.model or MODEL, args.precision)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "CPU",
+    )
+    print(f"{cpu}, one core, CPU time of one read (preprocessing included)\n")
+    print("| precision | ms per crop | reads as the first |")
+    print("|---|---|---|")
+    for row in rows:
+        print(f"| {row['precision']} | {row['ms_per_crop']} | {row['same_reads']:.2%} |")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from streamer.reading.recogniser import MODEL
+    from streamer.training.evaluate import evaluate, held_out_crops
+
+    with tempfile.TemporaryDirectory(prefix="streamer-held-out-") as folder:
+        paths = list(args.paths)
+        if args.held_out is not None:
+            paths.insert(0, held_out_crops(args.held_out, Path(folder) / "ocr-crops-us-held-out"))
+        print(
+            evaluate(
+                paths,
+                args.engine,
+                args.model or MODEL,
+                args.precision,
+                views=not args.one_view,
+                out=args.out,
+                limit=args.limit,
+            )
+        )
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -215,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "evaluate":
+        return _evaluate(args)
+    if args.command == "speed":
+        return _speed(args)
     if not _in_export_env():
         return _relaunch(argv)
     if args.command == "train":

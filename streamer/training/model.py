@@ -108,12 +108,16 @@ class PaddlePlateNet(nn.Module):  # type: ignore[misc]
     plate characters, initialised from the rows of those characters in the old one.
 
     It reads 3-channel 48-pixel-high lines, a column every 8 pixels; the grey input is
-    repeated on the channels. Every weight is trained: onnx2torch keeps the weights of
-    the graph's MatMul, Add and Mul nodes (the SVTR neck's attention and layer norms) as
-    buffers, which are made parameters here.
+    repeated on the channels. onnx2torch keeps the weights of the graph's MatMul, Add and
+    Mul nodes (the SVTR neck's attention and layer norms) as buffers; they are made
+    parameters here.
+
+    With ``frozen_backbone``, the backbone (PPLCNetV3, up to its last average pooling)
+    keeps PP-OCRv4's weights and only the SVTR neck and the new head are trained: a third
+    of the cost of training it all on a CPU.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, frozen_backbone: bool = True) -> None:
         super().__init__()
         _stub_torchvision()
         import onnx  # type: ignore[import-not-found, unused-ignore]
@@ -141,17 +145,53 @@ class PaddlePlateNet(nn.Module):  # type: ignore[misc]
             if buffer.is_floating_point() and buffer.numel() > 1:
                 delattr(initializers, name)
                 initializers.register_parameter(name, nn.Parameter(buffer.clone()))
-        self.body = body
+        pools = [node for node in body.graph.nodes if "AveragePool" in str(node.target)]
+        self.backbone, self.neck = _split(body, pools[-1])  # before the SVTR neck
+        self.frozen_backbone = frozen_backbone
+        if frozen_backbone:
+            self.backbone.requires_grad_(False)
         rows = [0] + [dictionary.index(char) + 1 for char in CHARACTERS]
         self.head = nn.Linear(weight.shape[0], CLASSES)
         with torch.no_grad():
             self.head.weight.copy_(weight[:, rows].T)
             self.head.bias.copy_(bias[rows])
 
+    def train(self, mode: bool = True) -> PaddlePlateNet:
+        """Training mode, but a frozen backbone's batch norms keep their statistics."""
+        super().train(mode)
+        if self.frozen_backbone:
+            self.backbone.eval()
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores ``[N, C, T]``."""
-        features = self.body(x.repeat(1, 3, 1, 1))  # [N, T, 120]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_backbone):
+            features = self.backbone(x.repeat(1, 3, 1, 1))
+        features = self.neck(features)  # [N, T, 120]
         return self.head(features).transpose(1, 2)
+
+
+def _split(body: Any, cut: Any) -> tuple[Any, Any]:
+    """Two graph modules of ``body``: up to the node ``cut``, and after it (which takes
+    its output); they share ``body``'s weights."""
+    from torch import fx
+
+    head: Any = fx.Graph()
+    tail: Any = fx.Graph()
+    into_head: dict[Any, Any] = {}
+    into_tail: dict[Any, Any] = {cut: tail.placeholder("features")}
+    before = True
+    for node in body.graph.nodes:
+        if before:
+            into_head[node] = head.node_copy(node, lambda n: into_head[n])
+            before = node is not cut
+            continue
+        for used in node.all_input_nodes:  # weights fetched before the cut
+            if used not in into_tail and used.op == "get_attr":
+                into_tail[used] = tail.node_copy(used)
+        into_tail[node] = tail.node_copy(node, lambda n: into_tail[n])
+    head.output(into_head[cut])
+    return fx.GraphModule(body, head), fx.GraphModule(body, tail)
 
 
 def _constants_as_initializers(model: Any) -> Any:
