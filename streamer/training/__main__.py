@@ -213,10 +213,10 @@ def _train(args: argparse.Namespace) -> int:
             lambda: synthetic(args.seed, args.synthetic, workers),
         )
     ]
+    checks = max(50, args.synthetic // 50)
     validation = {
         "synthetic": cached(
-            f"synthetic-{args.seed + 1}-validation",
-            lambda: synthetic(args.seed + 1, max(200, args.synthetic // 50), workers),
+            f"synthetic-{args.seed + 1}-{checks}", lambda: synthetic(args.seed + 1, checks, workers)
         )
     }
     if args.brazil.is_dir():

@@ -21,7 +21,13 @@ def training_python() -> Path:
     if not python.is_file():
         pytest.skip(f"no export environment at {export_env()} (made by `streamer model fetch`)")
     check = subprocess.run(
-        [str(python), "-c", "import torch, onnx, onnx2torch"], capture_output=True, check=False
+        [
+            str(python),
+            "-c",
+            "import importlib.util, onnx, torch; importlib.util.find_spec('onnx2torch')",
+        ],
+        capture_output=True,
+        check=False,
     )
     if check.returncode != 0:
         pytest.skip("the export environment lacks torch or the training extras")
@@ -42,6 +48,8 @@ def test_the_training_command_trains_and_exports_a_model(tmp_path: Path) -> None
         "48",
         "--limit",
         "24",
+        "--brazil-variants",
+        "0",
         "--epochs",
         "1",
         "--batch",
@@ -52,6 +60,10 @@ def test_the_training_command_trains_and_exports_a_model(tmp_path: Path) -> None
         "1",
         "--brazil",
         str(SHARED_DATA / "plates-br"),  # absent in a user's clone: synthetic plates only
+        "--us-crops",
+        str(SHARED_DATA / "ocr-crops-us"),
+        "--us-variants",
+        "0",
     ]
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
