@@ -13,8 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from streamer.training.designs import Plate
 from streamer.training.draw import random_colour
+from streamer.training.pieces import Plate
 
 
 def _car(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
