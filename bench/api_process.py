@@ -23,7 +23,7 @@ import cv2
 
 from streamer.config import Config
 from streamer.node import ServiceOptions
-from streamer.reading.ocr import engine_named
+from streamer.reading.engines import engine_named
 from streamer.sources.demo import render_video
 from streamer.threaded import ServiceThread
 from streamer.vision.detect import YoloDetector

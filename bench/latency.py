@@ -34,7 +34,7 @@ from streamer.config import Config, DetectionConfig, PlatesConfig, ReaderConfig
 from streamer.evaluation.labels import video_labels
 from streamer.events import Event, PlateEvent
 from streamer.node import ServiceOptions
-from streamer.reading.ocr import engine_named
+from streamer.reading.engines import engine_named
 from streamer.reading.read import PlateReader
 from streamer.service import Service
 from streamer.sources.demo import DEMO_VEHICLES, DemoVehicle, render_video

@@ -52,7 +52,8 @@ from streamer.config import (
 )
 from streamer.evaluation.labels import video_labels
 from streamer.node import ServiceOptions
-from streamer.reading.ocr import OcrEngine, TesseractEngine, engine_named
+from streamer.reading.engines import engine_named
+from streamer.reading.ocr import OcrEngine, TesseractEngine
 from streamer.reading.read import PlateReader
 from streamer.service import Service
 from streamer.sources.demo import render_video

@@ -66,7 +66,7 @@ def replay_here(video: Path, work: Path) -> Replay:
 
     import streamer
     from streamer.config import Config
-    from streamer.reading.ocr import engine_named
+    from streamer.reading.engines import engine_named
     from streamer.service import Service
     from streamer.vision.detect import YoloDetector
 

@@ -38,7 +38,8 @@ import supervision as sv
 
 from streamer.config import Config, DetectionConfig
 from streamer.node import ServiceOptions
-from streamer.reading.ocr import OcrEngine, engine_named
+from streamer.reading.engines import engine_named
+from streamer.reading.ocr import OcrEngine
 from streamer.service import Service
 from streamer.sources.demo import DEMO_VEHICLES
 from streamer.sources.files import FileSource

@@ -42,7 +42,8 @@ from streamer.delivery.senders import OutboxSender
 from streamer.delivery.sinks import FanOut, Sink
 from streamer.delivery.webhooks import WebhookSender
 from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, FrameCallback, Stages
-from streamer.reading.ocr import EnginePool, OcrEngine, OcrError
+from streamer.reading.engines import EnginePool
+from streamer.reading.ocr import OcrEngine, OcrError
 from streamer.reporter import finals_of
 from streamer.stills import StillPipeline
 from streamer.stores.checks import PlateChecks
@@ -152,7 +153,11 @@ async def start_node(
     stages = Stages(detector, engines, stores.checks, sinks, evidence, metrics, vehicles)
     runner = _build_runner(deployment, cameras, stages, running, options)
     stills = StillPipeline(
-        detector, engines(config.cameras[0].reader), stores.checks, config.cameras[0], vehicles
+        detector,
+        engines(config.cameras[0].reader, config.cameras[0].plates.formats),
+        stores.checks,
+        config.cameras[0],
+        vehicles,
     )
     api = Api(
         config, stills, stores.dues, stores.lists, history, deployment, metrics, running.snapshots
@@ -224,7 +229,7 @@ def build_stills(config: Config) -> tuple[StillPipeline, Deployment]:
     camera = config.cameras[0]
     stills = StillPipeline(
         build_detector(config),
-        engines(camera.reader),
+        engines(camera.reader, camera.plates.formats),
         stores.checks,
         camera,
         build_vehicles(config, [camera]),
@@ -246,7 +251,7 @@ def _build_engines(options: ServiceOptions, cameras: Sequence[CameraConfig]) -> 
     engines = EnginePool(options.engine)
     for camera in cameras:
         try:
-            engines(camera.reader)
+            engines(camera.reader, camera.plates.formats)
         except OcrError as error:
             raise StartupError(str(error)) from None
     return engines

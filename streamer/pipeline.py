@@ -55,7 +55,7 @@ class Stages:
     sinks, and the vehicle detector."""
 
     detector: Detector
-    engines: Callable[[ReaderConfig], OcrEngine]
+    engines: Callable[[ReaderConfig, Sequence[str]], OcrEngine]
     checks: PlateChecks
     sinks: Sequence[Sink]
     evidence: EvidenceWriter | None
@@ -109,7 +109,7 @@ class CameraPipeline:
         self.tracker = PlateTracker(camera.name, camera.tracker)
         self.reporter = TrackReporter(
             camera,
-            stages.engines(camera.reader),
+            stages.engines(camera.reader, camera.plates.formats),
             stages.checks,
             stages.evidence,
             stages.timer,

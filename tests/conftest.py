@@ -9,7 +9,8 @@ import pytest
 
 from streamer.cluster.database import PostgresDatabase
 from streamer.config import Config
-from streamer.reading.ocr import OcrEngine, TesseractEngine, engine_named
+from streamer.reading.engines import engine_named
+from streamer.reading.ocr import OcrEngine, TesseractEngine
 from streamer.sources.demo import DemoManifest, DemoVehicle, render_video
 from streamer.stores.database import Database, SqliteDatabase
 from streamer.vision.detect import YoloDetector

@@ -19,7 +19,8 @@ from streamer.cameras import CameraStats
 from streamer.config import CameraConfig, Config, DetectionConfig
 from streamer.node import ServiceOptions
 from streamer.pipeline import CameraPipeline, Stages
-from streamer.reading.ocr import EnginePool, OcrEngine
+from streamer.reading.engines import EnginePool
+from streamer.reading.ocr import OcrEngine
 from streamer.service import Service
 from streamer.sources.demo import DemoManifest, DemoVehicle, render_video
 from streamer.sources.frame import Frame

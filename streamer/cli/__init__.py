@@ -147,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--engine",
         nargs="+",
-        choices=["paddle", "tesseract"],
+        choices=["plate", "paddle", "fused", "tesseract"],
         default=None,
-        help="OCR engines to compare (default: the configured reader.engine)",
+        help="OCR engines to compare side by side (default: the configured reader.engine)",
     )
     evaluate.add_argument(
         "--out",

@@ -24,11 +24,14 @@ PlateFormat = Annotated[str, AfterValidator(_known_format)]
 class ReaderConfig(Section):
     """OCR of a finished track's best crops."""
 
-    engine: Literal["paddle", "tesseract"] = Field(
+    engine: Literal["paddle", "plate", "fused", "tesseract"] = Field(
         "paddle",
-        description="OCR engine: 'paddle' (PP-OCRv4 recognition, on OpenVINO), or "
-        "'tesseract' (Debian's Tesseract), which reads far fewer plates exactly (see the "
-        "model and accuracy page).",
+        description="OCR engine: 'paddle' (PP-OCRv4, a generic text recogniser, on OpenVINO); "
+        "'plate' (the project's own recogniser, trained on plates: several times faster, "
+        "reads two-line plates in order); 'fused' (the plate recogniser, and PP-OCRv4 too "
+        "only where it is unsure, decided per character by confidence and fit to "
+        "plates.formats); or 'tesseract' (Debian's Tesseract), which reads far fewer plates "
+        "exactly. The model and accuracy page compares them.",
     )
     crops: int = Field(
         3,

@@ -23,7 +23,7 @@ import asyncio
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -53,9 +53,11 @@ from streamer.evaluation.tables import (
 )
 from streamer.events import NOT_FOUND, DuesResult
 from streamer.node import ServiceOptions
-from streamer.reading.ocr import OcrEngine, engine_named
+from streamer.reading.engines import EnginePool
+from streamer.reading.ocr import OcrEngine
 from streamer.reading.plates import confusable_form, edit_distance
 from streamer.reading.read import PlateReader
+from streamer.reading.recogniser import MODEL, FusedEngine
 from streamer.reading.still import StillReader
 from streamer.service import Service
 from streamer.stills import StillPipeline
@@ -320,15 +322,33 @@ def _vehicle_cause(truth: str, matching: Sequence[str]) -> str | None:
     return miss_cause(max(matching, key=lambda read: char_accuracy(read, truth)), truth)
 
 
+def _second_reads(engine: OcrEngine) -> tuple[int, int]:
+    """How many reads the fused ``engine`` has made, and how many with PP-OCRv4 too."""
+    return (engine.reads, engine.second_reads) if isinstance(engine, FusedEngine) else (0, 0)
+
+
+def _with_second_reads(report: SetReport, engine: OcrEngine, before: tuple[int, int]) -> SetReport:
+    """``report`` with, for the fused engine, the share of its reads since ``before`` (see
+    :func:`_second_reads`) that asked PP-OCRv4 too."""
+    if not isinstance(engine, FusedEngine):
+        return report
+    reads, second = (now - then for now, then in zip(_second_reads(engine), before, strict=True))
+    share = round(second / reads, 4) if reads else 0.0
+    return replace(report, rows=report.rows | {"second_reads": share})
+
+
 def run(
     paths: Sequence[Path],
     engines: Sequence[str],
     config: Config,
     out: Path | None,
     limit: int | None,
+    model: Path = MODEL,
 ) -> str:
     """Evaluate every set at ``paths`` with every engine; returns the markdown tables (see
-    :func:`render_report`): the figures, the misses by cause and the figures by format.
+    :func:`render_report`): the figures, the misses by cause and the figures by format,
+    each engine a row beside the others; for the ``fused`` engine, the share of its reads
+    that asked PP-OCRv4 too. ``model`` is the plate recogniser's ONNX file.
 
     The detector and each engine are built once, with the first camera's settings (plate
     formats fitted to each set's labels, see :func:`plates_for`).
@@ -336,26 +356,33 @@ def run(
     Raises:
         EvalError: for a path that is no labelled set, before any model is loaded.
         ModelError: when the detector cannot load (from :class:`YoloDetector`).
-        OcrError: when an engine cannot start (from :func:`engine_named`).
+        OcrError: when an engine cannot start (from
+            :class:`~streamer.reading.engines.EnginePool`).
     """
     sets = [(label_file(path), discover(path), labelled_plates(path)) for path in paths]
     detector = YoloDetector(config.model)
-    built = {name: engine_named(name, config.reader.tessdata) for name in engines}
+    pool = EnginePool(model=model)
+    readers = {name: config.reader.model_copy(update={"engine": name}) for name in engines}
+    for reader in readers.values():  # each engine starts (or fails) before any set is read
+        pool(reader, config.cameras[0].plates.formats)
     reports: list[SetReport] = []
     for path, kind, labels in sets:
         camera = config.cameras[0]
         if kind != "videos":
             plates = plates_for(camera.plates, labels)
             camera = camera.model_copy(update={"plates": plates})
-        for name, engine in built.items():
+        for name, reader in readers.items():
+            engine = pool(reader, camera.plates.formats)
+            first = _second_reads(engine)
             if kind == "images":
                 processor = StillPipeline(detector, engine, PlateChecks(_NoDues()), camera)
-                reports.append(evaluate_images(path, processor, name, limit))
+                found = [evaluate_images(path, processor, name, limit)]
             elif kind == "crops":  # each crop read as a still photo's is
-                reader = StillReader(engine, camera.reader, camera.plates)
-                reports.append(evaluate_crops(path, reader, name, limit))
+                still = StillReader(engine, camera.reader, camera.plates)
+                found = [evaluate_crops(path, still, name, limit)]
             else:
-                reports += evaluate_videos(path, config, detector, engine, name)
+                found = evaluate_videos(path, config, detector, engine, name)
+            reports += [_with_second_reads(report, engine, first) for report in found]
     if out is not None:
         write_json(reports, out)
     return render_report(reports)

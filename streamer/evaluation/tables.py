@@ -17,7 +17,9 @@ from streamer.evaluation.labels import NO_FORMAT
 Metric = float | int | str
 
 #: Metrics that are fractions 0..1, shown as percentages.
-RATES = frozenset({"detected", "exact", "exact_o_as_0", "char_accuracy", "read_exactly"})
+RATES = frozenset(
+    {"detected", "exact", "exact_o_as_0", "char_accuracy", "read_exactly", "second_reads"}
+)
 
 #: Why a labelled plate was not read exactly, in the order the tables show them (see
 #: :func:`streamer.evaluation.evaluate.miss_cause`).
@@ -109,6 +111,7 @@ COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("events/vehicle", ("events_per_vehicle",)),
     ("false events", ("false_events",)),
     ("speed", ("ms_per_image", "ms_per_crop", "fps")),
+    ("PP-OCRv4 too", ("second_reads",)),
 )
 _UNITS = {"ms_per_image": " ms/image", "ms_per_crop": " ms/crop", "fps": " frames/s"}
 

@@ -1,6 +1,7 @@
 """OCR engines: turn one plate crop into text and a confidence.
 
-Two engines share one small interface (:class:`OcrEngine`), chosen by ``reader.engine``:
+Two engines of the interface every engine shares (:class:`OcrEngine`); ``reader.engine``
+chooses among them and the project's plate recogniser (:mod:`streamer.reading.engines`):
 
 - ``paddle``: the PP-OCRv4 text recogniser shipped inside the ``rapidocr-onnxruntime``
   wheel (Apache-2.0), run by OpenVINO on the plate-number line of the crop;
@@ -22,7 +23,6 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from streamer.config import ReaderConfig
 from streamer.reading.preprocess import prepare, text_band
 
 logger = logging.getLogger(__name__)
@@ -226,44 +226,3 @@ class _OpenVinoNetwork:
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         """The network's output for a normalised ``[N, 3, 48, W]`` batch (not thread-safe)."""
         return [self._request.infer({0: batch})[0].copy()]
-
-
-def engine_named(engine: str, tessdata: Path | None = None) -> OcrEngine:
-    """The OCR engine named ``engine`` (``paddle`` or ``tesseract``).
-
-    Raises:
-        OcrError: when it cannot start, saying what to install.
-    """
-    if engine == "paddle":
-        return PaddleEngine()
-    return TesseractEngine(tessdata)
-
-
-class EnginePool:
-    """A daemon's OCR engines: one per distinct ``reader`` setting (engine and Tesseract
-    data), built on first use and shared by every camera that asks for it, so each camera
-    reads with its own ``reader.engine``. Given ``engine``, every camera uses that one.
-
-    Example:
-        >>> engines = EnginePool()
-        >>> engines(camera.reader).read(crop)
-    """
-
-    def __init__(self, engine: OcrEngine | None = None) -> None:
-        self._fixed = engine
-        self._built: dict[tuple[str, Path | None], OcrEngine] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, reader: ReaderConfig) -> OcrEngine:
-        """The engine for ``reader``.
-
-        Raises:
-            OcrError: when it cannot start, saying what to install.
-        """
-        if self._fixed is not None:
-            return self._fixed
-        key = (reader.engine, reader.tessdata if reader.engine == "tesseract" else None)
-        with self._lock:
-            if key not in self._built:
-                self._built[key] = engine_named(*key)
-            return self._built[key]

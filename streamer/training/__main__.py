@@ -77,18 +77,17 @@ def parser() -> argparse.ArgumentParser:
         "--to", type=Path, default=None, help="ONNX file (default: in the run folder)"
     )
     evaluate = sub.add_parser(
-        "evaluate", help="plate, paddle and fused side by side on labelled sets (no torch)"
+        "evaluate",
+        help="`streamer eval` with a run's model, and the part of ocr-crops-us never trained on",
     )
-    evaluate.add_argument("paths", type=Path, nargs="+", help="as `streamer eval` takes them")
+    evaluate.add_argument("paths", type=Path, nargs="*", help="as `streamer eval` takes them")
     evaluate.add_argument("--engine", nargs="+", default=["plate", "paddle", "fused"])
     evaluate.add_argument("--model", type=Path, default=None, help="default: the committed one")
-    evaluate.add_argument("--precision", default="f32")
-    evaluate.add_argument("--one-view", action="store_true", help="read each crop once")
     evaluate.add_argument(
         "--held-out",
         type=Path,
         default=None,
-        help=("also evaluate the ocr-crops-us crops at this path that were never trained on"),
+        help="also evaluate the ocr-crops-us crops at this path that were never trained on",
     )
     evaluate.add_argument("--out", type=Path, default=None, help="also write JSON here")
     evaluate.add_argument("--limit", type=int, default=None)
@@ -123,39 +122,34 @@ def _speed(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
+    from streamer.config import Config
+    from streamer.evaluation.evaluate import run
     from streamer.reading.recogniser import MODEL
-    from streamer.training.evaluate import evaluate, held_out_crops
+    from streamer.training.evaluate import held_out_crops
 
     with tempfile.TemporaryDirectory(prefix="streamer-held-out-") as folder:
         paths = list(args.paths)
         if args.held_out is not None:
             paths.insert(0, held_out_crops(args.held_out, Path(folder) / "ocr-crops-us-held-out"))
-        print(
-            evaluate(
-                paths,
-                args.engine,
-                args.model or MODEL,
-                args.precision,
-                views=not args.one_view,
-                out=args.out,
-                limit=args.limit,
-            )
-        )
+        print(run(paths, args.engine, Config(), args.out, args.limit, args.model or MODEL))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     import torch
 
-    from streamer.training.data import HEIGHT, WIDTH
-    from streamer.training.export import export_onnx
+    from streamer.training.data import HEIGHT, WIDTH, synthetic
+    from streamer.training.export import export_onnx, sha256
     from streamer.training.model import build
 
     state = torch.load(args.out / "checkpoint.pt", weights_only=False)
     network = build(state["settings"]["network"])
     network.load_state_dict(state["network"])
     target = args.to or args.out / "plate_recogniser.onnx"
-    export_onnx(network, target, HEIGHT, WIDTH)
+    # Plates no run trained on (another seed), to check that OpenVINO reads as torch does.
+    probe = synthetic(state["settings"]["seed"] + 2, 50, workers=1).images
+    export_onnx(network, target, HEIGHT, WIDTH, probe=probe)
+    logger.info("SHA-256 %s", sha256(target))
     logger.info("exported epoch %d of %s to %s", state["epoch"], args.out, target)
     return 0
 

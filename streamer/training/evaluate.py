@@ -1,12 +1,8 @@
-"""Measuring the plate recogniser against PP-OCRv4 and their fusion, in ``streamer eval``'s
-harness (:mod:`streamer.tools.evaluate`), on the evaluation sets.
-
-Each engine reads each set as ``streamer eval`` reads it: the plate formats fitted to the
-set's labels (``us`` for ``ocr-crops-us``, ``ua`` for ``plates-ua``), a crop read in
-several views that vote (:class:`~streamer.reading.still.StillReader`), a photo detected
-first. With ``views=False`` a crop is read once, as a video's crops are
-(:class:`~streamer.reading.read.PlateReader`). Runs in streamer's own environment: no
-torch.
+"""Measuring the plate recogniser beyond ``streamer eval``'s figures
+(:mod:`streamer.evaluation.evaluate`, which reads the sets with each engine side by side):
+the part of ``ocr-crops-us`` never trained on as a set of its own, the speed and agreement
+of each precision, and the fused engine's threshold. Runs in streamer's own environment:
+no torch.
 """
 
 from __future__ import annotations
@@ -18,25 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streamer.api.images import ImageProcessor
-from streamer.config import Config
-from streamer.reading.ocr import OcrEngine, PaddleEngine
-from streamer.reading.read import PlateReader
+from streamer.evaluation.labels import items, label_file
+from streamer.reading.ocr import PaddleEngine
 from streamer.reading.recogniser import MODEL, FusedEngine, PlateRecogniser
-from streamer.reading.still import StillReader
-from streamer.tools.evaluate import (
-    _NoDues,
-    evaluate_crops,
-    evaluate_images,
-    evaluate_videos,
-    render_report,
-    write_json,
-)
-from streamer.tools.labels import discover, items, label_file, labelled_plates, plates_for
-from streamer.tools.tables import SetReport
-from streamer.vision.detect import Detector, YoloDetector
-
-ENGINES = ("plate", "paddle", "fused")
 
 
 def held_out_crops(root: Path, folder: Path) -> Path:
@@ -59,60 +39,7 @@ def held_out_crops(root: Path, folder: Path) -> Path:
     return folder
 
 
-__all__ = ["ENGINES", "evaluate", "precisions"]
-
-
-def evaluate(
-    paths: Sequence[Path],
-    engines: Sequence[str] = ENGINES,
-    model: Path = MODEL,
-    precision: str = "f32",
-    views: bool = True,
-    out: Path | None = None,
-    limit: int | None = None,
-) -> str:
-    """Every set at ``paths`` read by every engine of ``engines``; the markdown tables of
-    ``streamer eval`` (figures, misses by cause, figures by format), and for ``fused``
-    the share of crops that PP-OCRv4 read too."""
-    config = Config()
-    plate = PlateRecogniser(model, precision)
-    paddle = PaddleEngine()
-    detector: Detector | None = None
-    reports: list[SetReport] = []
-    notes = []
-    for path in paths:
-        kind = discover(path)
-        camera = config.cameras[0]
-        plates = plates_for(camera.plates, labelled_plates(path))
-        camera = camera.model_copy(update={"plates": plates})
-        for name in engines:
-            engine: OcrEngine
-            if name == "fused":
-                engine = FusedEngine(plate, paddle, plates.formats)
-            else:
-                engine = plate if name == "plate" else paddle
-            label = name if views or kind != "crops" else f"{name} (one view)"
-            if kind == "crops":
-                reader_type = StillReader if views else PlateReader
-                reader = reader_type(engine, camera.reader, camera.plates)
-                reports.append(evaluate_crops(label_file(path), reader, label, limit))
-            elif kind == "images":
-                detector = detector or YoloDetector(config.model)
-                processor = ImageProcessor(detector, engine, _NoDues(), camera)
-                reports.append(evaluate_images(label_file(path), processor, label, limit))
-            else:
-                detector = detector or YoloDetector(config.model)
-                reports += evaluate_videos(label_file(path), config, detector, engine, label)
-            if isinstance(engine, FusedEngine):
-                share = engine.second_reads / max(1, engine.reads)
-                notes.append(
-                    f"- {path.name}: fused read {engine.reads} views, {engine.second_reads}"
-                    f" ({share:.0%}) with PP-OCRv4 too"
-                )
-                engine.reads = engine.second_reads = 0
-    if out is not None:
-        write_json(reports, out)
-    return render_report(reports) + ("\n\n" + "\n".join(notes) if notes else "")
+__all__ = ["held_out_crops", "precisions", "sweep_sure"]
 
 
 def precisions(
