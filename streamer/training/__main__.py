@@ -95,6 +95,7 @@ def parser() -> argparse.ArgumentParser:
     speed.add_argument("crops", type=Path, help="a crops set (ocr-crops-us)")
     speed.add_argument("--model", type=Path, default=None, help="default: the committed one")
     speed.add_argument("--precision", nargs="+", default=["f32", "bf16"])
+    speed.add_argument("--limit", type=int, default=None, help="at most this many crops")
     return parser
 
 
@@ -102,7 +103,7 @@ def _speed(args: argparse.Namespace) -> int:
     from streamer.reading.recogniser import MODEL
     from streamer.training.evaluate import precisions
 
-    rows = precisions(args.crops, args.model or MODEL, args.precision)
+    rows = precisions(args.crops, args.model or MODEL, args.precision, args.limit)
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -112,10 +113,16 @@ def _speed(args: argparse.Namespace) -> int:
         "CPU",
     )
     print(f"{cpu}, one core, CPU time of one read (preprocessing included)\n")
-    print("| precision | ms per crop | reads as the first |")
-    print("|---|---|---|")
+    print("| engine | precision | ms per crop | reads as the first precision | PP-OCRv4 too |")
+    print("|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['precision']} | {row['ms_per_crop']} | {row['same_reads']:.2%} |")
+        shown = [
+            f"{value:.1%}" if isinstance(value, float) else "-"
+            for value in (row.get("same_reads"), row.get("second_reads"))
+        ]
+        print(
+            f"| {row['engine']} | {row['precision']} | {row['ms_per_crop']} | {' | '.join(shown)} |"
+        )
     return 0
 
 

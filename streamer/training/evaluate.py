@@ -8,13 +8,14 @@ no torch.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from streamer.evaluation.labels import items, label_file
+from streamer.config import PlatesConfig
+from streamer.evaluation.labels import items, label_file, labelled_plates, plates_for
 from streamer.reading.ocr import PaddleEngine
 from streamer.reading.recogniser import MODEL, FusedEngine, PlateRecogniser
 
@@ -42,6 +43,19 @@ def held_out_crops(root: Path, folder: Path) -> Path:
 __all__ = ["held_out_crops", "precisions", "sweep_sure"]
 
 
+def _cpu_ms(read: Callable[[np.ndarray], object], crops: Sequence[np.ndarray]) -> float:
+    """CPU milliseconds of one ``read`` of a crop, averaged over ``crops`` after a warm-up.
+
+    CPU time, not wall time: the figure is the work of one core, whatever else the machine
+    is doing (OpenVINO's one inference thread runs in this process)."""
+    for crop in crops[:20]:
+        read(crop)
+    started = time.process_time()
+    for crop in crops:
+        read(crop)
+    return round(1000 * (time.process_time() - started) / len(crops), 2)
+
+
 def precisions(
     path: Path,
     model: Path = MODEL,
@@ -50,7 +64,9 @@ def precisions(
 ) -> list[dict[str, float | str]]:
     """The plate recogniser in each of ``candidates`` precisions on the crops of
     ``path``: CPU ms per crop (one read, one thread, the preprocessing included), and the
-    share of reads identical to the first precision's."""
+    share of reads identical to the first precision's; then PP-OCRv4 (``paddle``) and the
+    fused engine timed the same way, with the share of crops the fused engine gave
+    PP-OCRv4 too."""
     crops: list[np.ndarray] = []
     for item in items(label_file(path), "crops")[:limit]:
         crop = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
@@ -60,22 +76,34 @@ def precisions(
     reference: list[str] = []
     for precision in candidates:
         recogniser = PlateRecogniser(model, precision)
-        for crop in crops[:20]:  # warm up
-            recogniser.read(crop)
-        # CPU time, not wall time: the figure is the work of one core, whatever else the
-        # machine is doing (OpenVINO's one inference thread runs in this process).
-        started = time.process_time()
+        milliseconds = _cpu_ms(recogniser.read, crops)
         reads = [recogniser.read(crop).text for crop in crops]
-        elapsed = time.process_time() - started
         reference = reference or reads
         same = float(np.mean([a == b for a, b in zip(reads, reference, strict=True)]))
         rows.append(
             {
+                "engine": "plate",
                 "precision": precision,
-                "ms_per_crop": round(1000 * elapsed / len(crops), 2),
+                "ms_per_crop": milliseconds,
                 "same_reads": round(same, 4),
             }
         )
+    paddle = PaddleEngine()
+    rows.append(
+        {"engine": "paddle", "precision": "f32", "ms_per_crop": _cpu_ms(paddle.read, crops)}
+    )
+    # The fused engine with the formats streamer eval fits to the set's labels.
+    formats = plates_for(PlatesConfig(), labelled_plates(path)).formats
+    fused = FusedEngine(PlateRecogniser(model, candidates[0]), paddle, formats)
+    milliseconds = _cpu_ms(fused.read, crops)
+    rows.append(
+        {
+            "engine": "fused",
+            "precision": candidates[0],
+            "ms_per_crop": milliseconds,
+            "second_reads": round(fused.second_reads / max(1, fused.reads), 4),
+        }
+    )
     return rows
 
 
