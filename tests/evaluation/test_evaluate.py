@@ -360,6 +360,22 @@ def test_run_renders_and_writes_json(tmp_path: Path) -> None:
     assert data[0]["causes"] == {"confusion": 0, "extra": 0, "missing": 0, "other": 0}
 
 
+def test_run_puts_engines_side_by_side_with_the_fused_engines_second_reads(
+    tmp_path: Path,
+) -> None:
+    crops_set(tmp_path)
+    out = tmp_path / "eval.json"
+    table = run([tmp_path], ["plate", "paddle", "fused"], Config(), out, limit=4)
+    figures = table.split("\n\n")[0].splitlines()
+    assert figures[0].endswith("| speed | PP-OCRv4 too |")
+    assert [line.split(" | ")[2] for line in figures[2:]] == ["plate", "paddle", "fused"]
+    data = {report["engine"]: report["rows"] for report in json.loads(out.read_text())}
+    assert all(rows["crops"] == 4 and rows["ms_per_crop"] > 0 for rows in data.values())
+    assert 0.0 <= float(data["fused"]["second_reads"]) <= 1.0
+    assert "second_reads" not in data["plate"]
+    assert "| plate | 4 |" in table.split("\n\n")[2]  # the misses by cause, per engine
+
+
 @pytest.mark.shared_data
 def test_us_crops_from_shared_data(shared_data: Path, engine: OcrEngine) -> None:
     # The first 30 openalpr crops: 28 (93%) read exactly when measured.
