@@ -87,3 +87,17 @@ def test_the_training_command_trains_and_exports_a_model(tmp_path: Path) -> None
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
+    # The export command writes the checkpoint where it is told, checked on OpenVINO.
+    target = tmp_path / "exported" / "plates.onnx"
+    export = [str(python), "-m", "streamer.training", "export", "--out", str(out), "--to"]
+    exported = subprocess.run(
+        [*export, str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+        timeout=600,
+    )
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert target.stat().st_size > 100_000
+    assert target.with_suffix(".chars").is_file()
