@@ -72,7 +72,9 @@ def main() -> int:
         ok, png = cv2.imencode(".png", frame_at(demo.path, last - 0.3))
         assert ok
         config = bench_config(work, http={"enabled": True, "port": 0})
-        detector, engine = YoloDetector(Config().model), engine_named(Config().reader.engine)
+        defaults = Config()
+        detector = YoloDetector(defaults.model)
+        engine = engine_named(defaults.reader.engine, formats=defaults.cameras[0].plates.formats)
         rows = []
         options = ServiceOptions(detector=detector, engine=engine, serve_only=True)
         with ServiceThread(config, options) as server:

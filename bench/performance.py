@@ -433,7 +433,7 @@ def main() -> int:
     args = parser.parse_args()
     config = Config()
     detector = YoloDetector(config.model)
-    engine = engine_named(config.reader.engine)
+    engine = engine_named(config.reader.engine, formats=config.cameras[0].plates.formats)
     rows = []
     trials: list[Trial] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -77,7 +77,7 @@ def replay_here(video: Path, work: Path) -> Replay:
 
     defaults = Config()
     detector = YoloDetector(defaults.model)
-    engine = engine_named(defaults.reader.engine)
+    engine = engine_named(defaults.reader.engine, formats=FORMATS)
     config = bench_config(
         work, cameras=[{"name": "bench", "source": str(video)}], plates={"formats": FORMATS}
     )

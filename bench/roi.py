@@ -279,7 +279,7 @@ def main() -> int:
     args = parser.parse_args()
     config = Config()
     detector = YoloDetector(config.model)
-    engine = engine_named(config.reader.engine)
+    engine = engine_named(config.reader.engine, formats=config.cameras[0].plates.formats)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-roi-") as scratch:
         for lane_width in args.lanes:

@@ -37,7 +37,7 @@ def vehicle_detector() -> OpenVinoVehicles:
 @pytest.fixture(scope="session")
 def engine() -> OcrEngine:
     """The default OCR engine (PP-OCRv4 on OpenVINO), real."""
-    return engine_named(Config().reader.engine)
+    return engine_named(Config().reader.engine, formats=Config().cameras[0].plates.formats)
 
 
 @pytest.fixture(scope="session")
