@@ -368,11 +368,11 @@ def run(
     reports: list[SetReport] = []
     for path, kind, labels in sets:
         camera = config.cameras[0]
+        plates = plates_for(camera.plates, labels)  # videos: fitted in the replay's config
         if kind != "videos":
-            plates = plates_for(camera.plates, labels)
             camera = camera.model_copy(update={"plates": plates})
         for name, reader in readers.items():
-            engine = pool(reader, camera.plates.formats)
+            engine = pool(reader, plates.formats)
             first = _second_reads(engine)
             if kind == "images":
                 processor = StillPipeline(detector, engine, PlateChecks(_NoDues()), camera)
