@@ -36,7 +36,7 @@ def vehicle_detector() -> OpenVinoVehicles:
 
 @pytest.fixture(scope="session")
 def engine() -> OcrEngine:
-    """The default OCR engine (PP-OCRv4 on OpenVINO), real."""
+    """The default OCR engine (the plate recogniser fused with PP-OCRv4), real."""
     return engine_named(Config().reader.engine, formats=Config().cameras[0].plates.formats)
 
 

@@ -108,18 +108,25 @@ def test_each_camera_reads_with_its_own_engine(tmp_path: Path, detector: Detecto
     config = make_config(
         tmp_path,
         cameras=[
-            {"name": "paddle", "source": str(tmp_path / "a.mp4")},
+            {"name": "fused", "source": str(tmp_path / "a.mp4")},
             {"name": "tess", "source": str(tmp_path / "b.mp4"), "reader": {"engine": "tesseract"}},
-            {"name": "also-paddle", "source": str(tmp_path / "c.mp4")},
+            {"name": "also-fused", "source": str(tmp_path / "c.mp4")},
+            {"name": "paddle", "source": str(tmp_path / "d.mp4"), "reader": {"engine": "paddle"}},
+            {"name": "vietnam", "source": str(tmp_path / "e.mp4"), "plates": {"formats": ["vn"]}},
         ],
     )
     service = Service(config, ServiceOptions(install_signal_handlers=False, detector=detector))
     stats = asyncio.run(service.run())
     assert all("no such file" in (s.error or "") for s in stats.values())
     engines = {p.camera.name: p.reporter.reader.engine for p in service.node.cameras.running}
-    assert engines["paddle"].name == "paddle"
+    assert engines["fused"].name == "fused"
     assert engines["tess"].name in {"tesserocr", "pytesseract"}
-    assert engines["also-paddle"] is engines["paddle"]  # built once, shared
+    assert engines["paddle"].name == "paddle"
+    assert engines["also-fused"] is engines["fused"]  # built once, shared
+    # The fused engine weighs reads by a camera's formats: one per set of formats, over
+    # the one PP-OCRv4 that the paddle camera uses too.
+    assert engines["vietnam"] is not engines["fused"]
+    assert engines["vietnam"].paddle is engines["paddle"] is engines["fused"].paddle
 
 
 #: The car of these clips; its plate has dues, so an alert is due while it waits.

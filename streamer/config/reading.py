@@ -25,7 +25,7 @@ class ReaderConfig(Section):
     """OCR of a finished track's best crops."""
 
     engine: Literal["paddle", "plate", "fused", "tesseract"] = Field(
-        "paddle",
+        "fused",
         description="OCR engine: 'paddle' (PP-OCRv4, a generic text recogniser, on OpenVINO); "
         "'plate' (the project's own recogniser, trained on plates: several times faster, "
         "reads two-line plates in order); 'fused' (the plate recogniser, and PP-OCRv4 too "

@@ -224,8 +224,8 @@ def test_camera_names_from_files(files: list[str], names: list[str]) -> None:
     assert camera_names([Path(f) for f in files]) == names
 
 
-@pytest.mark.parametrize("engine", ["paddle", "tesseract"])
-def test_replay_reads_the_plates_with_either_engine(
+@pytest.mark.parametrize("engine", ["fused", "plate", "paddle", "tesseract"])
+def test_replay_reads_the_plates_with_each_engine(
     short_clip: DemoManifest, tmp_path: Path, engine: str
 ) -> None:
     config = write_config(tmp_path, [{"name": "x", "source": "unused"}], reader={"engine": engine})

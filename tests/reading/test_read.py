@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from streamer.config import PlatesConfig, ReaderConfig
+from streamer.reading.engines import engine_named
 from streamer.reading.ocr import OcrEngine, OcrError, TesseractEngine, TextRead, find_tessdata
 from streamer.reading.preprocess import prepare
 from streamer.reading.read import PlateReader, vote, zeros_for_letter_o
@@ -48,12 +49,13 @@ def rendered_plate(
     ]
 
 
-@pytest.fixture(scope="module", params=["paddle", "tesseract"])
+@pytest.fixture(scope="module", params=["fused", "plate", "paddle", "tesseract"])
 def reader(
     request: pytest.FixtureRequest, engine: OcrEngine, tesseract: TesseractEngine
 ) -> PlateReader:
-    """A plate reader on each engine."""
-    chosen = engine if request.param == "paddle" else tesseract
+    """A plate reader on each engine (the default one, fused, built once for the session)."""
+    chosen = {"fused": engine, "tesseract": tesseract}.get(request.param)
+    chosen = chosen or engine_named(request.param)
     assert chosen.name.startswith(request.param[:4]) or request.param == "tesseract"
     return PlateReader(chosen, ReaderConfig(), PlatesConfig())
 
