@@ -152,13 +152,9 @@ async def start_node(
     _guarded(_finish_orphans, outbox, stores.checks, [s for s in sinks if s is not rules])
     stages = Stages(detector, engines, stores.checks, sinks, evidence, metrics, vehicles)
     runner = _build_runner(deployment, cameras, stages, running, options)
-    stills = StillPipeline(
-        detector,
-        engines(config.cameras[0].reader, config.cameras[0].plates.formats),
-        stores.checks,
-        config.cameras[0],
-        vehicles,
-    )
+    first = config.cameras[0]
+    reader = engines(first.reader, first.plates.formats)
+    stills = StillPipeline(detector, reader, stores.checks, first, vehicles)
     api = Api(
         config, stills, stores.dues, stores.lists, history, deployment, metrics, running.snapshots
     )
