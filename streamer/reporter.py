@@ -5,10 +5,10 @@ final when its track ends.
 A camera's :class:`TrackReporter` runs in its reading task, apart from detection. Its
 :class:`Deduplicator` merges a repeat of the same plate seen within the configured window
 into the first event, so a vehicle that stops, is hidden and reappears gives one event,
-not two. The vehicle model runs once per track, on the frame of its best crop. A track
-whose plate no read agrees on is reported as ``unreadable`` once it is overdue (or when it
-ends), and a vehicle the watch found without a plate box as ``no plate``
-(:mod:`streamer.unread`).
+not two. The vehicle model runs on the frame of the track's best crop for its first event,
+and again for its final event if the best crop changed. A track whose plate no read agrees
+on is reported as ``unreadable`` once it is overdue (or when it ends), and a vehicle the
+watch found without a plate box as ``no plate`` (:mod:`streamer.unread`).
 """
 
 from __future__ import annotations
@@ -98,12 +98,12 @@ class Skipped(StrEnum):
 class _Vehicle:
     """What the reporter knows of an open track: each crop's read (each crop is read once),
     its early event, whether its plate was a repeat of a recent vehicle, and the vehicle
-    holding it (looked for once)."""
+    holding it and the crop it was looked for on."""
 
     reads: dict[PlateCrop, TextRead] = field(default_factory=dict)
     early: PlateEvent | None = None
     merged: bool = False
-    looked: bool = False
+    looked: PlateCrop | None = None
     vehicle: Vehicle | None = None
 
 
@@ -246,13 +246,16 @@ class TrackReporter:
         has ended)."""
         return self.unread.finish()
 
-    def _vehicle(self, state: _Vehicle, track: Track) -> Vehicle | None:
-        """The vehicle holding the track's plate, on the frame of its best crop: looked
-        for once per track."""
-        if not state.looked:
+    def _vehicle(self, state: _Vehicle, track: Track, final: bool = False) -> Vehicle | None:
+        """The vehicle holding the track's plate, on the frame of its best crop: looked for
+        when the track's first event is made, and again for its final event when the best
+        crop has changed since (a vehicle further in view is told apart better)."""
+        best = track.best
+        if state.looked is None or (final and state.looked is not best):
             started = time.perf_counter()
-            state.vehicle = vehicle_of(self.vehicles, track.best.frame.image, track.best.bbox)
-            state.looked = True
+            found = vehicle_of(self.vehicles, best.frame.image, best.bbox)
+            state.vehicle = found or state.vehicle
+            state.looked = best
             if self.timer is not None and not isinstance(self.vehicles, NoVehicles):
                 self.timer.observe("vehicle", self.camera, time.perf_counter() - started)
         return state.vehicle
@@ -268,7 +271,7 @@ class TrackReporter:
         """The event of ``read``, with its dues and evidence; a final one keeps the event id
         of its ``early`` event (and names the early plate where it changed)."""
         checked = self.checks.check(read.text)
-        vehicle = self._vehicle(state, track)
+        vehicle = self._vehicle(state, track, final=phase is Phase.FINAL)
         direction = track.direction
         event = PlateEvent(
             camera=self.camera,

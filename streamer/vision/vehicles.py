@@ -2,9 +2,9 @@
 
 Ultralytics' COCO YOLOv8n (the ONNX file :data:`~streamer.vision.models.VEHICLE_MODEL`,
 fetched at set-up) finds cars, motorcycles, buses and trucks. It costs several plate
-detections, so it runs where it pays: once per track, on the frame of its best plate crop;
-on photos; and now and then while something moves with no plate in view
-(:mod:`streamer.vision.watch`), never on every frame. Its input shape is fixed, so frames
+detections, so it runs where it pays: on the frame of a track's best plate crop (again for
+its final event if that crop changed); on photos; and now and then while something moves
+with no plate in view (:mod:`streamer.vision.watch`), never on every frame. Its input shape is fixed, so frames
 are letterboxed to a square.
 """
 
