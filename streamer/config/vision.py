@@ -169,8 +169,8 @@ class TrackerConfig(Section):
 
 class VehiclesConfig(Section):
     """The vehicle around each plate (its type, colour and box), and vehicles whose plate
-    cannot be read: found by a COCO vehicle model that runs once or twice per track, on photos, and
-    now and then while something moves in view with no plate tracked."""
+    cannot be read: found by a COCO vehicle model that runs once or twice per track, on
+    photos, and now and then while something moves in view with no plate tracked."""
 
     enabled: bool = Field(
         True,
