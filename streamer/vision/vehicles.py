@@ -4,8 +4,8 @@ Ultralytics' COCO YOLOv8n (the ONNX file :data:`~streamer.vision.models.VEHICLE_
 fetched at set-up) finds cars, motorcycles, buses and trucks. It costs several plate
 detections, so it runs where it pays: on the frame of a track's best plate crop (again for
 its final event if that crop changed); on photos; and now and then while something moves
-with no plate in view (:mod:`streamer.vision.watch`), never on every frame. Its input shape is fixed, so frames
-are letterboxed to a square.
+with no plate in view (:mod:`streamer.vision.watch`), never on every frame. Its input shape
+is fixed, so frames are letterboxed to a square.
 """
 
 from __future__ import annotations
