@@ -51,6 +51,15 @@ fi
 if $with_test && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need_apt+=(postgresql)  # the cluster tests' database (they initdb their own, on a free port)
 fi
+# The fonts the plate recogniser's training draws synthetic plates in (streamer/training/
+# draw.py FONT_PACKAGES): its tests train a tiny model; `make setup` users who train get
+# the list from the training command's error.
+if $with_test; then
+    for font in fonts-dejavu-core fonts-dejavu-extra fonts-liberation fonts-urw-base35 \
+            fonts-freefont-ttf fonts-roboto-unhinted fonts-open-sans fonts-b612; do
+        dpkg-query -W -f='${Status}' "$font" 2>/dev/null | grep -q "ok installed" || need_apt+=("$font")
+    done
+fi
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then
         echo "bootstrap: installing ${need_apt[*]} from Debian"

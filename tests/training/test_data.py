@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from streamer.reading.plates import PRESETS, matches_format
 from streamer.reading.recogniser import row_split
 from streamer.training.data import held_out, synthetic, synthetic_sample
 from streamer.training.designs import DESIGNS, render_plate
+from streamer.training.draw import FONT_PACKAGES
 from streamer.training.scene import photograph, rephotograph
 from streamer.training.texts import REGIONS, fill, label_of
 
@@ -80,3 +83,9 @@ def test_a_tenth_of_the_brazilian_crops_is_held_out() -> None:
     share = sum(map(held_out, names)) / len(names)
     assert 0.08 <= share <= 0.12
     assert held_out(names[0]) == held_out(names[0])
+
+
+def test_the_test_set_up_installs_every_plate_font_package() -> None:
+    """`make setup-test` installs the Debian packages the renderer draws plates in."""
+    bootstrap = (Path(__file__).resolve().parents[2] / "scripts" / "bootstrap.sh").read_text()
+    assert all(package in bootstrap for package in FONT_PACKAGES.split())
