@@ -66,7 +66,6 @@ def replay_here(video: Path, work: Path) -> Replay:
 
     import streamer
     from streamer.config import Config
-    from streamer.reading.engines import engine_named
     from streamer.service import Service
     from streamer.vision.detect import YoloDetector
 
@@ -77,7 +76,14 @@ def replay_here(video: Path, work: Path) -> Replay:
 
     defaults = Config()
     detector = YoloDetector(defaults.model)
-    engine = engine_named(defaults.reader.engine, formats=FORMATS)
+    try:
+        from streamer.reading.engines import engine_named
+
+        engine = engine_named(defaults.reader.engine, formats=FORMATS)
+    except ImportError:  # a checkout from before the plate recogniser: PP-OCRv4 only
+        from streamer.reading.ocr import engine_named
+
+        engine = engine_named(defaults.reader.engine)
     config = bench_config(
         work, cameras=[{"name": "bench", "source": str(video)}], plates={"formats": FORMATS}
     )
