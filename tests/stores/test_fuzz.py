@@ -180,6 +180,22 @@ def csv_case(rng: random.Random, number: int) -> CsvCase:
     return CsvCase(f"mutated ({steps})", data)
 
 
+def check_refusal(
+    case: CsvCase, csv_path: Path, message: str, changed: bool, tally: Tally, name: str
+) -> None:
+    """A refused CSV import changed nothing, and its error names the line that broke it."""
+    if changed:
+        tally.fail(name, "the failed import changed what was stored")
+    match = re.match(rf"{re.escape(str(csv_path))}:(\d+): ", message)
+    if match is None:
+        tally.fail(name, f"its error names no line: {shorten(message)}")
+    elif case.bad_line is not None and int(match.group(1)) != case.bad_line:
+        tally.fail(
+            name,
+            f"its error names line {match.group(1)}, not {case.bad_line}: {shorten(message)}",
+        )
+
+
 def check_import(case: CsvCase, folder: Path, seed_db: Path, tally: Tally, name: str) -> None:
     """Import one CSV into a copy of ``seed_db`` and check what happened against ``case``."""
     database, csv_path = folder / "dues.sqlite", folder / "dues.csv"
@@ -196,17 +212,7 @@ def check_import(case: CsvCase, folder: Path, seed_db: Path, tally: Tally, name:
             imported = dues.import_csv(csv_path)
     except DuesError as error:
         tally.count("DuesError")
-        message = str(error)
-        if dues.records() != before:
-            tally.fail(name, "the failed import changed the database")
-        match = re.match(rf"{re.escape(str(csv_path))}:(\d+): ", message)
-        if match is None:
-            tally.fail(name, f"its error names no line: {shorten(message)}")
-        elif case.bad_line is not None and int(match.group(1)) != case.bad_line:
-            tally.fail(
-                name,
-                f"its error names line {match.group(1)}, not {case.bad_line}: {shorten(message)}",
-            )
+        check_refusal(case, csv_path, str(error), dues.records() != before, tally, name)
         return
     except Exception as error:
         tally.count(type(error).__name__)
@@ -344,17 +350,8 @@ def check_list_import(case: CsvCase, folder: Path, seed_db: Path, tally: Tally, 
             )
     except ListError as error:
         tally.count("ListError")
-        message = str(error)
-        if lists.entries("banned") != before:
-            tally.fail(name, "the failed import changed the list")
-        match = re.match(rf"{re.escape(str(csv_path))}:(\d+): ", message)
-        if match is None:
-            tally.fail(name, f"its error names no line: {shorten(message)}")
-        elif case.bad_line is not None and int(match.group(1)) != case.bad_line:
-            tally.fail(
-                name,
-                f"its error names line {match.group(1)}, not {case.bad_line}: {shorten(message)}",
-            )
+        changed = lists.entries("banned") != before
+        check_refusal(case, csv_path, str(error), changed, tally, name)
         return
     except Exception as error:
         tally.count(type(error).__name__)
