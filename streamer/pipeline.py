@@ -224,6 +224,8 @@ class CameraPipeline:
                 detections = await oldest.detecting
                 self.stats.detected += 1
                 finished = self.tracker.update(oldest.frame, detections)
+                if self.tracker.untracked:
+                    self.schedule.follow()
                 if self._look_due(oldest):
                     boxes = tuple(tuple(round(v) for v in box) for box in detections.xyxy)
                     await self._reports.put(VehicleProbe(oldest.frame, boxes))

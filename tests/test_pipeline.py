@@ -301,3 +301,38 @@ def test_a_final_event_follows_its_early_one_across_a_sigkill(
     assert final["plate_number"] == early["plate_number"] == CAR.plate
     (vehicle,) = vehicles(read_log(config))
     assert vehicle["event_id"] == early["event_id"]
+
+
+@pytest.fixture(scope="module")
+def appearing_clip(tmp_path_factory: pytest.TempPathFactory, standing_clip: DemoManifest) -> Path:
+    """An empty scene for 2 s, then the car standing at the barrier from one frame to the
+    next, for 20 s: what a live stream shows after it froze for a few seconds (below the
+    watchdog) while a car drove up, or after an infrared switch."""
+    import cv2
+
+    path = tmp_path_factory.mktemp("appearing") / "appearing.mp4"
+    empty = frame_at(standing_clip.path, standing_clip.appearances[0][1] + 0.6)
+    car = frame_at(standing_clip.path, 1.0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 25.0, (1280, 720))
+    for index in range(22 * 25):
+        writer.write(empty if index < 2 * 25 else car)
+    writer.release()
+    return path
+
+
+def test_a_car_that_appears_between_two_frames_and_stands_is_read_while_it_stands(
+    tmp_path: Path, appearing_clip: Path, detector: YoloDetector, engine: OcrEngine
+) -> None:
+    config = make_config(tmp_path, cameras=[{"name": "gate", "source": str(appearing_clip)}])
+    stats = run(config, detector, engine).node.cameras.running[0].stats
+    records = read_log(config)
+    (vehicle,) = vehicles(records)
+    assert vehicle["plate_number"] == CAR.plate
+    (early,) = [r for r in records if r["type"] == "plate" and r["phase"] == "early"]
+    assert early["plate_number"] == CAR.plate
+    # Early: the crop it was read from is from the car's first seconds (it appears at
+    # 2 s), and the event came within max_event_delay_s of the first sighting.
+    assert 2.0 <= float(early["media_time_s"]) <= 5.0
+    seen, reported = (datetime.fromisoformat(str(early[k])) for k in ("first_seen", "last_seen"))
+    assert (reported - seen).total_seconds() <= 3.5
+    assert stats.detected < 0.2 * stats.frames  # and not by detecting every frame

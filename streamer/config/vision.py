@@ -86,9 +86,11 @@ class DetectionConfig(Section):
         5,
         ge=0,
         le=1000,
-        description="Frames detected after the camera starts or reconnects, whether or not "
-        "anything moves, so a vehicle already standing in view is found (a still scene "
-        "never trips the motion gate). At least tracker.min_frames.",
+        description="Frames detected after the camera starts or reconnects, and after a "
+        "detection finds a plate that no track holds yet, whether or not anything moves, "
+        "so a vehicle already standing in view, or one that appeared from one frame to "
+        "the next and stands, is found (a still scene never trips the motion gate). At "
+        "least tracker.min_frames.",
     )
     unread_rate_fps: float = Field(
         1.0,
@@ -97,6 +99,14 @@ class DetectionConfig(Section):
         description="While an open track's plate is not read with confidence yet, frames "
         "are detected at least this often even when nothing moves, so a vehicle that "
         "stopped before it could be read still is. 0: only on motion.",
+    )
+    idle_rate_fps: float = Field(
+        0.2,
+        ge=0,
+        le=120,
+        description="Frames detected per second when nothing moves and no plate is "
+        "unread: a vehicle that crept in below motion_threshold is still found within "
+        "1 / idle_rate_fps seconds. 0: only on motion.",
     )
     roi: tuple[float, float, float, float] | None = Field(
         None,

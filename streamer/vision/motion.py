@@ -56,8 +56,11 @@ class MotionGate:
 
 class DetectionSchedule:
     """Which of a camera's examined frames are detected: those where something moved
-    (with the motion gate on), the first ``start_frames`` after the source (re)connects,
-    and one every ``1 / unread_rate_fps`` seconds while an open track's plate is unread.
+    (with the motion gate on), the first ``start_frames`` after the source (re)connects
+    and after a detection that found a plate no open track holds yet (a new track needs a
+    second sighting, which a vehicle standing still since it appeared never gives the
+    motion gate), one every ``1 / unread_rate_fps`` seconds while an open track's plate is
+    unread, and one every ``1 / idle_rate_fps`` seconds whatever happens.
 
     Example:
         >>> schedule = DetectionSchedule(DetectionConfig())
@@ -85,13 +88,20 @@ class DetectionSchedule:
 
     def due(self, frame: Frame, moved: bool, unread: bool) -> bool:
         """Whether to detect ``frame`` (and count it as detected): it moved, it is one of
-        the first frames of a connection, or an unread plate is due another look."""
+        the frames that follow a connection or a new plate, an unread plate is due another
+        look, or the idle rate is."""
         detect = moved or self._start_frames_left > 0
         self._start_frames_left = max(0, self._start_frames_left - 1)
-        rate = self.config.unread_rate_fps
-        if not detect and unread and rate > 0:
+        if not detect:
             since = None if self._last_detected is None else frame.clock_s - self._last_detected
-            detect = since is None or since >= 1 / rate
+            rates = (self.config.unread_rate_fps if unread else 0, self.config.idle_rate_fps)
+            detect = any(rate > 0 and (since is None or since >= 1 / rate) for rate in rates)
         if detect:
             self._last_detected = frame.clock_s
         return detect
+
+    def follow(self) -> None:
+        """A detection found a plate that no open track holds yet: detect the next
+        ``start_frames`` frames too, so it becomes a track and is read even if nothing
+        moves after it appeared."""
+        self._start_frames_left = max(self._start_frames_left, self.config.start_frames)

@@ -195,6 +195,9 @@ class PlateTracker:
         self._tiebreak = itertools.count()
         # The clock of the last update or hold: tracks seen then are the ones still in view.
         self._last_clock: float | None = None
+        #: Boxes of the last update that no track holds yet: a new plate becomes a track
+        #: at its second sighting.
+        self.untracked = 0
 
     @property
     def active(self) -> int:
@@ -206,10 +209,12 @@ class PlateTracker:
         tracked = self._tracker.update(detections, timestamp=frame.clock_s)
         height, width = frame.image.shape[:2]
         confidences = tracked.confidence if tracked.confidence is not None else None
+        self.untracked = 0
         for index, tracker_id in enumerate(
             tracked.tracker_id if tracked.tracker_id is not None else []
         ):
             if tracker_id < 0:
+                self.untracked += 1
                 continue
             x1, y1, x2, y2 = (round(v) for v in tracked.xyxy[index])
             x1, y1 = max(0, x1), max(0, y1)

@@ -101,3 +101,18 @@ def test_an_unread_plate_is_looked_at_again_at_the_unread_rate() -> None:
     assert detected(schedule, frames[:1]) == [0]  # the first frame: a new connection moved
     assert detected(schedule, frames[1:], unread=True) == [5, 10]
     assert detected(schedule, [still_frame(i) for i in range(12, 20)], unread=False) == []
+
+
+def test_a_new_plate_is_followed_though_nothing_moves_after_it_appeared() -> None:
+    schedule = DetectionSchedule(DetectionConfig(start_frames=3, unread_rate_fps=0))
+    assert detected(schedule, [still_frame(i) for i in range(5)]) == [0, 1, 2]
+    schedule.follow()  # frame 2's detection found a plate no track holds
+    assert detected(schedule, [still_frame(i) for i in range(5, 12)]) == [5, 6, 7]
+
+
+def test_a_quiet_scene_is_still_looked_at_at_the_idle_rate() -> None:
+    config = DetectionConfig(start_frames=1, unread_rate_fps=0, idle_rate_fps=0.5)
+    frames = [still_frame(i) for i in range(26)]  # 5 a second for 5 s, nothing moves
+    assert detected(DetectionSchedule(config), frames) == [0, 10, 20]
+    off = config.model_copy(update={"idle_rate_fps": 0})
+    assert detected(DetectionSchedule(off), frames) == [0]
