@@ -4,6 +4,7 @@ live in a scratch folder, and the frame of a video at a given time."""
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -54,3 +55,16 @@ def tests_helper(name: str) -> ModuleType:
     if folder not in sys.path:
         sys.path.append(folder)
     return importlib.import_module(f"support.{name}")
+
+
+def describe(checkout: Path) -> str:
+    """``<short commit>``, with ``+ uncommitted changes`` when its working tree has some."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(checkout), *args], capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    commit = git("log", "-1", "--format=%h") or "?"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "streamer")
+    return f"{commit} + uncommitted changes" if dirty else commit

@@ -64,7 +64,7 @@ from streamer.vision.hardware import this_machine
 from streamer.vision.track import PlateTracker, cut_crop
 from streamer.vision.yolo import OpenVinoYolo, filter_detections
 
-from capacity import HELD, Trial, capacity, find_capacity, resample, try_counts
+from capacity import HELD, Trial, capacity, find_capacity, resample, trials_table, try_counts
 from common import ROOT, SHARED_VIDEOS, bench_config, write_section
 
 #: The settings that turn the speed-ups off: every frame detected, no motion gate.
@@ -378,24 +378,15 @@ def render(
             "",
             f"Each camera replays the same 1280x720 clip at 25 fps in real time "
             f"(`realtime: true`), {trials[0].seconds:.0f} s; frames the daemon has no time "
-            f"for are dropped, as with a live camera. Held: each camera reads at least "
-            f"{HELD:.0%} of the plates one camera reads. Capacity: **{capacity(trials)} "
+            f"for are dropped, as with a live camera. Each count is run {trials[0].runs} "
+            "times; the table shows the median run and the range of plates read. Held: in "
+            f"the median run each camera reads at least {HELD:.0%} of the plates one "
+            f"camera reads. Capacity: **{capacity(trials)} "
             "cameras**. CPU is the daemon's process time over the wall time (200% = both "
             "cores); RSS is the peak of that daemon's own process.",
             "",
-            "| cameras | plates read per camera | held | frames dropped | frames detected "
-            "| ms per detection | CPU | peak RSS |",
-            "|---|---|---|---|---|---|---|---|",
+            *trials_table(trials),
         ]
-        for t in trials:
-            lines.append(
-                f"| {t.cameras} | {t.plates_per_camera:.2f} | "
-                f"{'yes' if t.held(trials[0]) else 'no'} | "
-                f"{100 * t.dropped / max(t.frames, 1):.1f}% | "
-                f"{100 * t.detected / max(t.frames, 1):.0f}% | {t.ms_detect:.1f} | "
-                f"{t.cpu_percent:.0f}% | "
-                f"{t.peak_rss_mb:.0f} MB |"
-            )
     return "\n".join(lines) + "\n"
 
 
@@ -427,6 +418,7 @@ def main() -> int:
         "own stream (cheaper to decode than the original H.264)",
     )
     parser.add_argument("--most", type=int, default=32, help="most cameras tried")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each number of cameras")
     parser.add_argument(
         "--cameras", type=int, nargs="+", help="try these numbers of cameras instead of searching"
     )
@@ -460,9 +452,9 @@ def main() -> int:
             clip = resample(parkpow, work / "parkpow-25fps.mp4", 25.0, args.seconds)
             plates = video_labels(SHARED_VIDEOS / "events.csv")[parkpow.name]
             if args.cameras:
-                trials = try_counts(clip, plates, ["vn"], args.cameras)
+                trials = try_counts(clip, plates, ["vn"], args.cameras, args.runs)
             else:
-                trials = find_capacity(clip, plates, ["vn"], args.most)
+                trials = find_capacity(clip, plates, ["vn"], args.most, args.runs)
     table = render(rows, trials, detector, engine, args.seconds)
     write_section(args.out, "performance", table)
     print(table)

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import ROOT, SHARED_VIDEOS, bench_config
+from common import ROOT, SHARED_VIDEOS, bench_config, describe
 
 #: The plate formats ``bench/performance.py`` reads its recorded videos with.
 FORMATS = ["vn"]
@@ -115,19 +115,6 @@ def replay_in(checkout: Path, video: Path, work: Path) -> Replay:
     if Path(replay.package) != checkout.resolve() / "streamer":
         raise SystemExit(f"{checkout}: the child imported streamer from {replay.package}")
     return replay
-
-
-def describe(checkout: Path) -> str:
-    """``<short commit>``, with ``+ uncommitted changes`` when its working tree has some."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(checkout), *args], capture_output=True, text=True, check=False
-        ).stdout.strip()
-
-    commit = git("log", "-1", "--format=%h") or "?"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "streamer")
-    return f"{commit} + uncommitted changes" if dirty else commit
 
 
 def table(
