@@ -5,9 +5,8 @@ short ``_build_*`` function from the parts before it, passed by constructor, and
 set on a part afterwards. Whether the daemon is alone or a node of a cluster is chosen
 once (:func:`~streamer.cluster.deployment.open_deployment`) and asked of the deployment
 wherever the two differ. Each part that must be stopped registers its teardown on the
-service's ``AsyncExitStack`` as it starts, so whatever started is stopped again, in
-reverse order, however the run ends (:mod:`streamer.service` drives the lifecycle).
-"""
+service's ``AsyncExitStack`` as it starts, so whatever started is stopped again, in reverse
+order, however the run ends (:mod:`streamer.service` drives the lifecycle)."""
 
 from __future__ import annotations
 
@@ -54,6 +53,7 @@ from streamer.stores.records import StoreError
 from streamer.vision.detect import Detector, YoloDetector
 from streamer.vision.models import ModelError
 from streamer.vision.vehicles import NoVehicles, OpenVinoVehicles, VehicleDetector
+from streamer.vision.watch import WatchBudget
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,8 @@ async def start_node(
     events_log = _build_events_log(outbox, log, deliveries)
     sinks: list[Sink] = [events_log, rules, history, *deployment.sinks(), *options.extra_sinks]
     _guarded(_finish_orphans, outbox, stores.checks, [s for s in sinks if s is not rules])
-    stages = Stages(detector, engines, stores.checks, sinks, evidence, metrics, vehicles)
+    looks = WatchBudget(config.cameras[0].vehicles.watch_looks_per_s)
+    stages = Stages(detector, engines, stores.checks, sinks, evidence, metrics, vehicles, looks)
     runner = _build_runner(deployment, cameras, stages, running, options)
     first = config.cameras[0]
     reader = engines(first.reader, first.plates.formats)

@@ -43,6 +43,7 @@ from streamer.vision.motion import DetectionSchedule
 from streamer.vision.region import region, to_frame
 from streamer.vision.track import FinishedTrack, OpenTrack, PlateTracker
 from streamer.vision.vehicles import NoVehicles, VehicleDetector
+from streamer.vision.watch import WatchBudget
 from streamer.vision.yolo import filter_detections
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ logger = logging.getLogger(__name__)
 class Stages:
     """The components every camera shares: one plate detector, the OCR engines (one per
     reader setting, see :class:`~streamer.reading.ocr.EnginePool`), the dues and lists, the
-    sinks, and the vehicle detector."""
+    sinks, the vehicle detector, and the budget of the watch's looks that the live
+    cameras share."""
 
     detector: Detector
     engines: Callable[[ReaderConfig, Sequence[str]], OcrEngine]
@@ -61,6 +63,7 @@ class Stages:
     evidence: EvidenceWriter | None
     timer: StageTimer | None = None
     vehicles: VehicleDetector = field(default_factory=NoVehicles)
+    watch: WatchBudget = field(default_factory=WatchBudget)
 
 
 #: Frames of a recorded file in detection at once. With one inference per core (see
@@ -133,6 +136,9 @@ class CameraPipeline:
             and camera.events.unreadable
             and not isinstance(stages.vehicles, NoVehicles)
         )
+        # A camera in real time shares the daemon's budget of looks; a file replayed as
+        # fast as it decodes looks by its own clock alone, the same looks in every run.
+        self._budgeted = camera.realtime or is_live(camera.source)
         self._in_flight: deque[_InFlight] = deque()
         self._status_puts: set[asyncio.Task[None]] = set()
         # Tracks that gave an early event: their final event is the same vehicle's.
@@ -247,7 +253,8 @@ class CameraPipeline:
     def _look_due(self, examined: _InFlight) -> bool:
         """Whether the vehicle model should look at this detected frame for vehicles that
         show no plate: something moved (or such a vehicle is being followed), no plate is
-        tracked (or one is followed), and ``vehicles.watch_interval_s`` has passed."""
+        tracked (or one is followed), ``vehicles.watch_interval_s`` has passed, and (in real
+        time) the daemon's budget of looks allows one."""
         if not self._looks:
             return False
         following = self._following
@@ -256,6 +263,8 @@ class CameraPipeline:
         clock = examined.frame.clock_s
         interval = self.camera.vehicles.watch_interval_s
         if self._last_look is not None and 0 <= clock - self._last_look < interval:
+            return False
+        if self._budgeted and not self.stages.watch.take():
             return False
         self._last_look = clock
         return True

@@ -207,6 +207,22 @@ class VehiclesConfig(Section):
         "all show plates, pays almost nothing. 0: never (only plates found but unreadable "
         "are reported).",
     )
+    precision: Literal["auto", "f32", "bf16"] = Field(
+        "auto",
+        description="What the vehicle model computes in. auto: bfloat16 where the CPU has "
+        "it and it measures faster than float32 on this machine (once, cached), else "
+        "float32.",
+    )
+    watch_looks_per_s: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="Looks of that watch a second for all the live cameras of the daemon "
+        "together (the first camera's setting counts): each camera still looks at most "
+        "once every watch_interval_s, but with many cameras each looks less often, so the "
+        "watch's cost does not grow with their number. 0: no limit. Recorded files "
+        "replayed as fast as they decode are not counted.",
+    )
     min_width: int = Field(
         200,
         ge=1,

@@ -22,6 +22,7 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -159,6 +160,18 @@ def _time(model: OpenVinoYolo, frames: list[np.ndarray]) -> float:
         return 1000 * (time.perf_counter() - started) / len(frames)
 
 
+def timings(
+    candidates: dict[str, OpenVinoYolo], frames: list[np.ndarray], passes: int = 3
+) -> dict[str, float]:
+    """Each candidate's best wall milliseconds per frame with every inference stream busy,
+    over ``passes`` interleaved, so a busy moment does not favour one candidate."""
+    speeds: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(passes):
+        for name, model in candidates.items():
+            speeds[name].append(_time(model, frames))
+    return {name: min(times) for name, times in speeds.items()}
+
+
 def measure(weights: Path, image_size: int, passes: int = 3) -> Choice:
     """Time and check every candidate on this machine; the fastest acceptable is chosen.
 
@@ -187,10 +200,7 @@ def measure(weights: Path, image_size: int, passes: int = 3) -> Choice:
     results = {
         name: [model.detect(image) for image in frames] for name, model in candidates.items()
     }
-    speeds: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(passes):  # interleaved, so a busy moment does not favour one candidate
-        for name, model in candidates.items():
-            speeds[name].append(_time(model, frames))
+    speeds = timings(candidates, frames, passes)
     trials = []
     for name in PRECISIONS:
         if name not in candidates:
@@ -205,7 +215,7 @@ def measure(weights: Path, image_size: int, passes: int = 3) -> Choice:
             if accepted
             else f"differs from f32 (IoU {min_iou:.3f}, same plates: {same})"
         )
-        trials.append(Trial(name, min(speeds[name]), round(min_iou, 4), same, accepted, note))
+        trials.append(Trial(name, speeds[name], round(min_iou, 4), same, accepted, note))
     best = min((t for t in trials if t.accepted), key=lambda t: t.ms_per_frame)
     reference = next(t for t in trials if t.precision == "f32")
     reason = (
@@ -227,6 +237,28 @@ def _cache_file(weights: Path) -> Path:
     return weights.with_name(f"{weights.stem}_precision.json")
 
 
+def cached_measure(
+    weights: Path, key: str, make: Callable[[], dict[str, Any]], remeasure: bool = False
+) -> dict[str, Any]:
+    """What ``make`` measured for ``weights`` on this machine (its CPU, OpenVINO version and
+    the weights' digest, with ``key``), from the cache beside the weights; measured (and
+    cached) first when there is none or ``remeasure`` asks for it."""
+    key = f"{this_machine().key()} | weights {sha256_of(weights)[:16]} | {key}"
+    path = _cache_file(weights)
+    try:
+        cached: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cached = {}
+    if not remeasure and isinstance(cached.get(key), dict):
+        return dict(cached[key])
+    measured = make()
+    cached[key] = measured
+    staged = path.with_suffix(".part")
+    staged.write_text(json.dumps(cached, indent=1))
+    staged.replace(path)
+    return measured
+
+
 def choose(weights: Path, image_size: int, remeasure: bool = False) -> Choice:
     """The cached choice for this machine, OpenVINO, weights and size; measured first
     (and cached) when there is none or ``remeasure`` asks for it.
@@ -234,21 +266,12 @@ def choose(weights: Path, image_size: int, remeasure: bool = False) -> Choice:
     Raises:
         ModelError: when the models cannot be made.
     """
-    key = f"{this_machine().key()} | weights {sha256_of(weights)[:16]} | size {image_size}"
-    path = _cache_file(weights)
+
+    def make() -> dict[str, Any]:
+        logger.info("choosing the detector's precision on this machine (once; about 20 s)")
+        return measure(weights, image_size).to_json()
+
     try:
-        cached: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cached = {}
-    if not remeasure and key in cached:
-        try:
-            return Choice.from_json(cached[key])
-        except (KeyError, TypeError):
-            pass
-    logger.info("choosing the detector's precision on this machine (once; about 20 s)")
-    choice = measure(weights, image_size)
-    cached[key] = choice.to_json()
-    staged = path.with_suffix(".part")
-    staged.write_text(json.dumps(cached, indent=1))
-    staged.replace(path)
-    return choice
+        return Choice.from_json(cached_measure(weights, f"size {image_size}", make, remeasure))
+    except (KeyError, TypeError):  # written by another version: measured again
+        return Choice.from_json(cached_measure(weights, f"size {image_size}", make, True))

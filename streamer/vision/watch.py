@@ -10,13 +10,18 @@ and at least ``vehicles.min_width`` pixels wide (near enough for its plate to be
 found by then), never holding a plate box, and driving towards or away from the camera
 (one driving across shows its side, where no plate is). Owned by one camera's reporting task:
 not thread-safe.
+
+The looks of every live camera of a daemon share one :class:`WatchBudget`
+(``vehicles.watch_looks_per_s``), so the watch's cost stays the same however many cameras
+there are.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -178,3 +183,35 @@ class VehicleWatch:
             return False
         direction = watched.direction
         return direction is not None and direction.travel in {"approaching", "receding"}
+
+
+class WatchBudget:
+    """How many looks of the watch the daemon's live cameras may take between them: a
+    token bucket of ``per_s`` looks a second (at most ``per_s``, or one, at once) on the
+    wall clock; 0 sets no limit. A camera refused waits for its next detected frame.
+    Used from the event loop only: not thread-safe.
+
+    Example:
+        >>> budget = WatchBudget(2.0)
+        >>> budget.take(), budget.take(), budget.take()
+        (True, True, False)
+    """
+
+    def __init__(self, per_s: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_s = per_s
+        self._clock = clock
+        self._most = max(1.0, per_s)
+        self._tokens = self._most
+        self._at = clock()
+
+    def take(self) -> bool:
+        """Whether a look may be taken now (and count it)."""
+        if self.per_s <= 0:
+            return True
+        now = self._clock()
+        self._tokens = min(self._most, self._tokens + (now - self._at) * self.per_s)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True

@@ -11,7 +11,7 @@ from streamer.config import VehiclesConfig
 from streamer.sources.frame import Frame
 from streamer.vision.direction import Box
 from streamer.vision.vehicles import Vehicle
-from streamer.vision.watch import VehicleWatch
+from streamer.vision.watch import VehicleWatch, WatchBudget
 
 T0 = datetime(2026, 1, 1, 12, tzinfo=UTC)
 IMAGE = np.zeros((720, 1280, 3), np.uint8)
@@ -58,3 +58,14 @@ def test_a_far_vehicle_or_one_driving_across_is_never_due() -> None:
     across = [(100 + 150 * s, 300, 400 + 150 * s, 500) for s in range(6)]
     assert looks(far) == ([], [])
     assert looks(across) == ([], [])
+
+
+def test_the_watch_budget_is_shared_and_refills_with_time() -> None:
+    now = [0.0]
+    budget = WatchBudget(2.0, clock=lambda: now[0])
+    assert [budget.take() for _ in range(3)] == [True, True, False]
+    now[0] = 0.5  # one look's worth
+    assert [budget.take() for _ in range(2)] == [True, False]
+    now[0] = 10.0  # never more than a second's worth at once
+    assert [budget.take() for _ in range(3)] == [True, True, False]
+    assert all(WatchBudget(0).take() for _ in range(100))  # 0: no limit
