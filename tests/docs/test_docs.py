@@ -125,6 +125,23 @@ def test_reference_notes_the_sections_a_camera_overrides() -> None:
         assert f"under `cameras[].{section}`" in text, section
 
 
+#: A row of a page's table of the main keys: | `section.key` | default | meaning |
+KNOB = re.compile(r"^\| `([a-z_]+)\.([a-z_]+)` \| ([^|]+?) \|", re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    "page", [p for p in PAGES if p != REFERENCE], ids=lambda page: str(page.relative_to(ROOT))
+)
+def test_the_defaults_pages_give_are_the_models(page: Path) -> None:
+    camera = Config().cameras[0].model_dump(mode="json")
+    for section, key, default in KNOB.findall(page.read_text(encoding="utf-8")):
+        if section not in camera or key not in (camera[section] or {}):
+            continue  # not a camera's key (or a table of something else)
+        value = camera[section][key]
+        given = yaml.safe_load(default.strip("`"))
+        assert given == value, f"{section}.{key}: the page says {default}, the model {value}"
+
+
 # --- links and anchors -------------------------------------------------------------------
 
 
