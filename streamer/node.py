@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +38,7 @@ from streamer.delivery.rules import Publish, RuleRunner, no_broker
 from streamer.delivery.senders import OutboxSender
 from streamer.delivery.sinks import FanOut, Sink
 from streamer.delivery.webhooks import WebhookSender
-from streamer.pipeline import FILE_IN_FLIGHT, CameraPipeline, FrameCallback, Stages
+from streamer.pipeline import CameraPipeline, FrameCallback, Stages, size_executor
 from streamer.reading.engines import EnginePool
 from streamer.reading.ocr import OcrEngine, OcrError
 from streamer.reporter import finals_of
@@ -151,7 +149,9 @@ async def start_node(
     sinks: list[Sink] = [events_log, rules, history, *deployment.sinks(), *options.extra_sinks]
     _guarded(_finish_orphans, outbox, stores.checks, [s for s in sinks if s is not rules])
     looks = WatchBudget(config.cameras[0].vehicles.watch_looks_per_s)
-    stages = Stages(detector, engines, stores.checks, sinks, evidence, metrics, vehicles, looks)
+    stages = Stages(
+        detector, engines, stores.checks, sinks, evidence, metrics, vehicles, looks, outbox.passes
+    )
     runner = _build_runner(deployment, cameras, stages, running, options)
     first = config.cameras[0]
     reader = engines(first.reader, first.plates.formats)
@@ -159,7 +159,7 @@ async def start_node(
     api = Api(
         config, stills, stores.dues, stores.lists, history, deployment, metrics, running.snapshots
     )
-    _size_threads(loop, len(cameras))
+    size_executor(loop, len(cameras))
     for sender in senders:
         _background(exit, sender.run(), f"deliver-{sender.label}")
     _background(exit, deliveries.relay.run(), "relay")
@@ -330,15 +330,6 @@ def _finish_orphans(outbox: Outbox, checks: PlateChecks, sinks: Sequence[Sink]) 
     deliver = FanOut(sinks, "restart")
     for final in finals_of(outbox.orphans(), checks):
         deliver.send(final)
-
-
-def _size_threads(loop: asyncio.AbstractEventLoop, cameras: int) -> None:
-    """Each camera may have frames in detection (FILE_IN_FLIGHT for a file, one for a live
-    source), one in its motion gate and a track in reading at once, on top of the default
-    pool the HTTP API uses; otherwise reading would queue behind other cameras' detection.
-    Threads start only when needed."""
-    threads = (FILE_IN_FLIGHT + 2) * cameras + min(32, (os.cpu_count() or 1) + 4)
-    loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="streamer"))
 
 
 async def _first_mqtt_attempt(mqtt: Sequence[MqttSender]) -> None:

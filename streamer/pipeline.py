@@ -16,9 +16,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +29,7 @@ import supervision as sv
 
 from streamer.cameras import CameraStats
 from streamer.config import CameraConfig, ReaderConfig, mask_url
+from streamer.delivery.passes import FilePasses
 from streamer.delivery.recordings import EvidenceWriter
 from streamer.delivery.sinks import FanOut, Sink
 from streamer.events import CameraSnapshot, CameraStatus, Phase, PlateEvent
@@ -53,8 +56,8 @@ logger = logging.getLogger(__name__)
 class Stages:
     """The components every camera shares: one plate detector, the OCR engines (one per
     reader setting, see :class:`~streamer.reading.ocr.EnginePool`), the dues and lists, the
-    sinks, the vehicle detector, and the budget of the watch's looks that the live
-    cameras share."""
+    sinks, the vehicle detector, the budget of the watch's looks that the live cameras
+    share, and the passes over recorded files."""
 
     detector: Detector
     engines: Callable[[ReaderConfig, Sequence[str]], OcrEngine]
@@ -64,6 +67,7 @@ class Stages:
     timer: StageTimer | None = None
     vehicles: VehicleDetector = field(default_factory=NoVehicles)
     watch: WatchBudget = field(default_factory=WatchBudget)
+    passes: FilePasses = field(default_factory=FilePasses)
 
 
 #: Frames of a recorded file in detection at once. With one inference per core (see
@@ -170,16 +174,19 @@ class CameraPipeline:
         Finished tracks and camera status changes share one queue to the reporting task,
         so the sinks see them in order.
         """
-        reporting = asyncio.create_task(self._report_loop(), name=f"report-{self.camera.name}")
+        name = self.camera.name
+        reporting = asyncio.create_task(self._report_loop(), name=f"report-{name}")
         source: Source | None = None
+        identity = None
         try:
             on_status = functools.partial(self._on_status, asyncio.get_running_loop())
             source = self.source or open_source(self.camera, on_status)
             if not is_live(self.camera.source):  # a live source reports its own state
                 self.state = CameraState.FILE
                 with contextlib.suppress(OSError):  # the source says why it cannot read
-                    path = Path(self.camera.source)
-                    self.reporter.file_identity = await asyncio.to_thread(file_identity, path)
+                    identity = await asyncio.to_thread(file_identity, Path(self.camera.source))
+                    number = await asyncio.to_thread(self.stages.passes.begin, name, identity)
+                    self.reporter.file_identity = identity + (f":{number}" if number > 1 else "")
             # A file keeps FILE_IN_FLIGHT frames in detection at once, so it uses every
             # core; a live source one, so it always detects the newest frame.
             depth = 1 if source.live else FILE_IN_FLIGHT
@@ -193,7 +200,7 @@ class CameraPipeline:
             await self._track_oldest(keep=0)  # a damaged file's last frames still count
             self.stats.error = mask_url(str(error))
             self.state = CameraState.FAILED
-            logger.error("camera %s: %s", self.camera.name, self.stats.error)
+            logger.error("camera %s: %s", name, self.stats.error)
         finally:
             if source is not None:
                 self.stats.frames = max(self.stats.frames, source.decoded)
@@ -207,6 +214,8 @@ class CameraPipeline:
                 await self._reports.put(track)
             await self._reports.put(None)
             await reporting
+        if identity is not None and self.state == CameraState.FINISHED and not self.stop.is_set():
+            await asyncio.to_thread(self.stages.passes.finish, name, identity)
         return self.stats
 
     async def _examine(self, frame: Frame, decoded: int) -> None:
@@ -361,3 +370,12 @@ class CameraPipeline:
                     self.stats.count_vehicle(result)
                 self.stats.events_list.append(result)
         await self._looked(None)
+
+
+def size_executor(loop: asyncio.AbstractEventLoop, cameras: int) -> None:
+    """Give ``loop`` a default executor for ``cameras``: each may have frames in detection
+    (:data:`FILE_IN_FLIGHT` for a file, one for a live source), one in its motion gate and
+    a track in reading at once, on top of the default pool the HTTP API uses; otherwise
+    reading would queue behind other cameras' detection. Threads start only when needed."""
+    threads = (FILE_IN_FLIGHT + 2) * cameras + min(32, (os.cpu_count() or 1) + 4)
+    loop.set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="streamer"))

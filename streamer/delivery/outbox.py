@@ -30,6 +30,7 @@ from streamer.delivery.outbox_file import (
     delivery_of,
     readable_payload,
 )
+from streamer.delivery.passes import FilePasses
 from streamer.delivery.queue import (
     DEAD,
     DELIVERED,
@@ -88,6 +89,8 @@ class Outbox:
         #: Whether this start made the file (a first start, or one moved aside).
         self.fresh = not config.database.exists()
         self.file = OutboxFile(config.database, create)
+        #: The passes over recorded files, kept beside the keys they concern.
+        self.passes = FilePasses(self.file)
 
     def close(self) -> None:
         """Let go of the file (the daemon, when it stops)."""

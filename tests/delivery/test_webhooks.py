@@ -314,6 +314,27 @@ def test_a_file_read_again_after_sigkill_keeps_its_event_ids(
     assert set(before) <= set(receiver.delivered)
 
 
+def test_a_file_processed_again_after_its_pass_ended_is_delivered_again(
+    tmp_path: Path,
+    short_clip: DemoManifest,
+    receiver: Receiver,
+    detector: YoloDetector,
+    engine: OcrEngine,
+) -> None:
+    """The same recording run twice on purpose, with the same outbox: the second pass's
+    vehicles are new events (the pass number is in their ids), and they are delivered."""
+    config = config_for(tmp_path, short_clip, [{"url": receiver.url, **FAST_RETRY}])
+    run_daemon(config, detector, engine)
+    first = dict(receiver.delivered)
+    run_daemon(config, detector, engine)
+    second = {key: event for key, event in receiver.delivered.items() if key not in first}
+    plates = sorted(str(event["plate_number"]) for event in first.values())
+    assert plates == sorted(str(event["plate_number"]) for event in second.values())
+    assert {v.plate for v in short_clip.vehicles} <= set(plates)
+    assert not {e["event_id"] for e in first.values()} & {e["event_id"] for e in second.values()}
+    assert len(logged_events(config)) == len(first) + len(second)
+
+
 def test_signature_is_hmac_of_timestamp_and_body() -> None:
     # printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac secret
     assert sign("secret", "1700000000", b'{"a":1}') == (
