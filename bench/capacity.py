@@ -9,10 +9,11 @@ process, so its CPU and peak RSS are its own.
 
 Used by ``bench/performance.py``. On its own, it compares checkouts run by run (each
 trial's ``streamer`` package is that checkout's, through ``PYTHONPATH``), in turns, so
-other load falls on all alike; it prints a table and writes it to ``--out``:
+other load falls on all alike; it prints a table and writes it to the ``capacity``
+section of ``--out`` (such as ``docs/PERFORMANCE.md``):
 
     .venv/bin/python bench/capacity.py --cameras 12 16 --runs 3 --seconds 60 \
-        [--baseline /tmp/streamer-base] [--out capacity.md]
+        [--baseline /tmp/streamer-base] [--out docs/PERFORMANCE.md]
 
 One trial alone (what each child runs):
 
@@ -38,7 +39,7 @@ import cv2
 from streamer.node import ServiceOptions
 from streamer.service import Service
 
-from common import bench_config, describe
+from common import bench_config, describe, write_section
 
 #: A number of cameras is held when each reads at least this share of the plates one
 #: camera reads.
@@ -296,7 +297,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each count")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each trial")
     parser.add_argument("--baseline", type=Path, help="a checkout to compare with")
-    parser.add_argument("--out", type=Path, help="also write the table to this file")
+    parser.add_argument("--out", type=Path, help="write the table to this page's capacity section")
     args = parser.parse_args()
     if args.trial is not None:
         trial = run_trial(args.video, args.trial, args.plates, args.formats)
@@ -332,7 +333,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out is not None:
-        args.out.write_text(text)
+        write_section(args.out, "capacity", text)
     return 0
 
 
