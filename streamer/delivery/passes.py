@@ -48,7 +48,7 @@ class FilePasses:
     def begin(self, camera: str, identity: str) -> int:
         """The number of the pass ``camera`` starts over the file: the last one again if
         it did not reach the end, else the next (blocking). Where the outbox cannot be
-        written, the first, as before (said in one line)."""
+        written, the first, as before (a warning: the outbox's own error says why)."""
         if self.file is None:
             return 1
         try:
@@ -66,7 +66,7 @@ class FilePasses:
                     (camera, identity, number),
                 )
         except StoreError as error:
-            logger.error("camera %s: pass over the file not counted: %s", camera, error)
+            logger.warning("camera %s: pass over the file not counted: %s", camera, error)
             return 1
         return number
 
@@ -82,4 +82,4 @@ class FilePasses:
                     (camera, identity),
                 )
         except StoreError as error:
-            logger.error("camera %s: end of the pass over the file not kept: %s", camera, error)
+            logger.warning("camera %s: end of the pass over the file not kept: %s", camera, error)
