@@ -212,8 +212,11 @@ def test_a_rules_retained_message_is_not_published_again(tmp_path: Path) -> None
             await asyncio.wait_for(sender.settle(), 10)
             await asyncio.to_thread(broker.stop)
             await asyncio.to_thread(broker.start)
-            with Subscriber(broker, "streamer/availability") as online:
-                await asyncio.to_thread(online.wait_for, lambda m: bool(m), 10)
+            # Its own state published again: the availability, then the last plate.
+            with Subscriber(broker, "streamer/#") as state:
+                await asyncio.to_thread(
+                    state.wait_for, lambda _: bool(state.messages("streamer/gate/last_plate")), 10
+                )
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
