@@ -195,8 +195,8 @@ class PlateTracker:
         self._tiebreak = itertools.count()
         # The clock of the last update or hold: tracks seen then are the ones still in view.
         self._last_clock: float | None = None
-        #: Boxes of the last update that no track holds yet: a new plate becomes a track
-        #: at its second sighting.
+        #: Boxes of the last update that could start a track (``activation_threshold``)
+        #: but no track holds yet: a new plate becomes a track at its second sighting.
         self.untracked = 0
 
     @property
@@ -213,8 +213,10 @@ class PlateTracker:
         for index, tracker_id in enumerate(
             tracked.tracker_id if tracked.tracker_id is not None else []
         ):
+            confidence = float(confidences[index]) if confidences is not None else 1.0
             if tracker_id < 0:
-                self.untracked += 1
+                # A weak box (a sign, a far plate) never starts a track: not followed.
+                self.untracked += confidence >= self.config.activation_threshold
                 continue
             x1, y1, x2, y2 = (round(v) for v in tracked.xyxy[index])
             x1, y1 = max(0, x1), max(0, y1)
@@ -222,7 +224,6 @@ class PlateTracker:
             if x2 - x1 < 2 or y2 - y1 < 2:
                 continue
             bbox = (x1, y1, x2, y2)
-            confidence = float(confidences[index]) if confidences is not None else 1.0
             image = cut_crop(frame.image, bbox)
             quality = crop_quality(image, bbox, confidence, (width, height))
             track = self._live.get(int(tracker_id))

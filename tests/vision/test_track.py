@@ -193,3 +193,17 @@ def test_a_track_offered_to_the_reader_ends_as_a_vehicle_before_it_is_settled() 
     (offered,) = tracker.progress(min_frames=2)
     assert offered.frames < 5
     assert [t.track_id for t in tracker.finish_all()] == [offered.track_id]
+
+
+def test_a_new_plate_is_untracked_until_its_second_sighting_and_a_weak_box_never_is() -> None:
+    tracker = PlateTracker("cam", TrackerConfig())
+    box = (100, 180, 180, 210)
+    tracker.update(make_frame(0), make_detections(box))
+    assert (tracker.untracked, tracker.active) == (1, 0)  # a track from its second frame
+    tracker.update(make_frame(1), make_detections(box, (400, 180, 480, 210)))
+    assert (tracker.untracked, tracker.active) == (1, 1)  # and a second plate appears
+    tracker.update(make_frame(2), make_detections(box, (400, 180, 480, 210)))
+    assert (tracker.untracked, tracker.active) == (0, 2)
+    weak = TrackerConfig().activation_threshold - 0.05
+    tracker.update(make_frame(3), make_detections((250, 100, 330, 130), confidence=weak))
+    assert tracker.untracked == 0  # below the activation threshold: it starts no track
